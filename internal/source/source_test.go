@@ -1,0 +1,134 @@
+package source
+
+import (
+	"strings"
+	"testing"
+)
+
+const twoGamesAndABadOne = `[Event "a"]
+[Result "1-0"]
+
+1. e4 e5 2. Nf3 {a comment} Nc6 (2... d6 3. d4) 3. Bb5 1-0
+
+[Event "bad"]
+
+1. e4 e5 2. Nf9 Nc6 *
+
+[Event "c"]
+[SetUp "1"]
+[FEN "4k3/8/8/8/8/8/4P3/4K3 w - - 0 1"]
+
+1. e4 Kd7 *
+`
+
+func collect(t *testing.T, input string, typ Type, plies string) ([]*Item, []*Bad) {
+	t.Helper()
+	p, err := ParsePlies(plies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var items []*Item
+	var bads []*Bad
+	err = Walk(strings.NewReader(input), "x", typ, p, func(it *Item) error {
+		cp := *it
+		cp.History = nil
+		items = append(items, &cp)
+		return nil
+	}, func(b *Bad) error { bads = append(bads, b); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return items, bads
+}
+
+func TestWalkPGN(t *testing.T) {
+	items, bads := collect(t, twoGamesAndABadOne, PGN, "all")
+	// Game 0: 5 plies -> 6 positions; game 2: 2 plies -> 3 positions.
+	if len(items) != 9 {
+		t.Fatalf("%d positions, want 9", len(items))
+	}
+	if len(bads) != 1 || bads[0].Record != 1 || !strings.Contains(bads[0].Reason, "Nf9") {
+		t.Fatalf("bad records %+v, want record 1 naming Nf9", bads)
+	}
+	last := items[5]
+	if last.Record != 0 || last.Ply != 5 || last.Next != nil {
+		t.Errorf("final position of game 0: %+v", last)
+	}
+	if items[0].Next == nil || items[0].Next.UCI() != "e2e4" {
+		t.Errorf("first move should be e2e4")
+	}
+	g2 := items[6]
+	if g2.Record != 2 || g2.Ply != 0 || g2.Pos.FEN() != "4k3/8/8/8/8/8/4P3/4K3 w - - 0 1" {
+		t.Errorf("SetUp game start: %+v %s", g2, g2.Pos.FEN())
+	}
+}
+
+func TestPlies(t *testing.T) {
+	for _, tt := range []struct {
+		plies string
+		want  []int // plies of game 0 then game 2
+	}{
+		{"first:2", []int{0, 1, 0, 1}},
+		{"last", []int{5, 2}},
+		{"every:2", []int{0, 2, 4, 0, 2}},
+	} {
+		items, _ := collect(t, twoGamesAndABadOne, PGN, tt.plies)
+		var got []int
+		for _, it := range items {
+			got = append(got, it.Ply)
+		}
+		if len(got) != len(tt.want) {
+			t.Fatalf("%s: plies %v, want %v", tt.plies, got, tt.want)
+		}
+		for i := range got {
+			if got[i] != tt.want[i] {
+				t.Fatalf("%s: plies %v, want %v", tt.plies, got, tt.want)
+			}
+		}
+	}
+	for _, bad := range []string{"first:0", "every:x", "some"} {
+		if _, err := ParsePlies(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestWalkLines(t *testing.T) {
+	fen := "# a comment\nrnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBNR w KQkq -\n\nnot a fen\n4k3/8/8/8/8/8/8/4K3 b - - bm Kd7; id \"x\";\n"
+	items, bads := collect(t, fen, FEN, "all")
+	if len(items) != 2 || len(bads) != 1 || bads[0].Line != 4 || bads[0].Record != 1 || items[1].Record != 2 {
+		t.Fatalf("fen list: %d items, bads %+v", len(items), bads)
+	}
+	jsonl := `{"fen":"startpos","moves":"e2e4 e7e5"}
+{"moves":["d2d4","d7d5","c2c4"]}
+{"fen":"startpos","moves":"e2e5"}
+{"fen":
+`
+	items, bads = collect(t, jsonl, JSONL, "all")
+	if len(items) != 2 || len(bads) != 2 {
+		t.Fatalf("jsonl: %d items %d bads", len(items), len(bads))
+	}
+	if items[0].Ply != 2 || items[1].Ply != 3 || items[1].Pos.FEN() != "rnbqkbnr/ppp1pppp/8/3p4/2PP4/8/PP2PPPP/RNBQKBNR b KQkq - 0 2" {
+		t.Errorf("jsonl positions: %+v / %s", items[1], items[1].Pos.FEN())
+	}
+	if !strings.Contains(bads[0].Reason, "e2e5") {
+		t.Errorf("illegal move reason %q", bads[0].Reason)
+	}
+}
+
+func TestDetectType(t *testing.T) {
+	for in, want := range map[string]Type{"a.pgn": PGN, "b.EPD": FEN, "c.fen": FEN, "d.txt": FEN, "e.jsonl": JSONL} {
+		if got, err := DetectType(in, ""); err != nil || got != want {
+			t.Errorf("%s: %v %v", in, got, err)
+		}
+	}
+	if _, err := DetectType("-", ""); err == nil {
+		t.Error("stdin without --input-type accepted")
+	}
+	if _, err := DetectType("x.bin", ""); err == nil {
+		t.Error("unknown extension accepted")
+	}
+	if got, _ := DetectType("-", "jsonl"); got != JSONL {
+		t.Error("explicit type ignored")
+	}
+}
