@@ -1,0 +1,49 @@
+package store
+
+import (
+	"path/filepath"
+	"testing"
+)
+
+// BenchmarkWriterAdd measures writing positions with an activation-sized
+// result (64x8x8) and an input-gradient-sized one (112x8x8), committing
+// every 1024 positions as the batch command does.
+func BenchmarkWriterAdd(b *testing.B) {
+	for _, format := range []Format{FormatNPY, FormatJSON} {
+		b.Run(string(format), func(b *testing.B) {
+			w, err := Open(filepath.Join(b.TempDir(), "out"), testOptions(format))
+			if err != nil {
+				b.Fatal(err)
+			}
+			res := []Result{
+				{Key: "block5/conv2/relu", Shape: []int{64, 8, 8}, Data: make([]float32, 64*8*8)},
+				{Key: "input_grad", Shape: []int{112, 8, 8}, Data: make([]float32, 112*8*8)},
+			}
+			for _, r := range res {
+				for i := range r.Data {
+					r.Data[i] = float32(i%997)*0.0123 - 3.7
+				}
+			}
+			mv := "e2e4"
+			m := PositionMeta{Source: "games.pgn", Game: 12, Ply: 30, FEN: "r1bqkbnr/pppp1ppp/2n5/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R w KQkq - 2 3", Move: &mv}
+			b.SetBytes(int64(len(res[0].Data)+len(res[1].Data)) * 4)
+			b.ReportAllocs()
+			n := 0
+			for b.Loop() {
+				if err := w.Add(m, res); err != nil {
+					b.Fatal(err)
+				}
+				if n++; n%1024 == 0 {
+					w.SetRecords(n)
+					if err := w.Commit(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			w.SetRecords(n)
+			if err := w.Close(); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
