@@ -344,3 +344,57 @@ func NewModel(g *pb.GraphProto, opset int64) *pb.ModelProto {
 		Graph:        g,
 	}
 }
+
+// Float64Tensor builds a DOUBLE initializer stored as raw little-endian bytes.
+func Float64Tensor(name string, dims []int64, data []float64) *pb.TensorProto {
+	raw := make([]byte, 8*len(data))
+	for i, v := range data {
+		binary.LittleEndian.PutUint64(raw[8*i:], math.Float64bits(v))
+	}
+	return &pb.TensorProto{Name: proto.String(name), Dims: dims, DataType: proto.Int32(int32(pb.TensorProto_DOUBLE)), RawData: raw}
+}
+
+// Float64s decodes a FLOAT, FLOAT16 or DOUBLE tensor's values as float64, keeping doubles exact.
+func Float64s(t *pb.TensorProto) ([]float64, error) {
+	if pb.TensorProto_DataType(t.GetDataType()) != pb.TensorProto_DOUBLE {
+		f, err := Float32s(t)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]float64, len(f))
+		for i, v := range f {
+			out[i] = float64(v)
+		}
+		return out, nil
+	}
+	n := NumElements(t.GetDims())
+	if raw := t.GetRawData(); len(raw) > 0 {
+		if len(raw) != 8*n {
+			return nil, fmt.Errorf("onnx: tensor %q: %d raw bytes for %d doubles", t.GetName(), len(raw), n)
+		}
+		out := make([]float64, n)
+		for i := range out {
+			out[i] = math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:]))
+		}
+		return out, nil
+	}
+	if len(t.GetDoubleData()) != n {
+		return nil, fmt.Errorf("onnx: tensor %q: %d doubles for shape %v", t.GetName(), len(t.GetDoubleData()), t.GetDims())
+	}
+	return append([]float64(nil), t.GetDoubleData()...), nil
+}
+
+// FloatTensor builds a FLOAT or DOUBLE initializer (chosen by elem) from float64 values.
+func FloatTensor(name string, elem pb.TensorProto_DataType, dims []int64, data []float64) (*pb.TensorProto, error) {
+	switch elem {
+	case pb.TensorProto_DOUBLE:
+		return Float64Tensor(name, dims, data), nil
+	case pb.TensorProto_FLOAT:
+		f := make([]float32, len(data))
+		for i, v := range data {
+			f[i] = float32(v)
+		}
+		return Float32Tensor(name, dims, f), nil
+	}
+	return nil, fmt.Errorf("onnx: tensor %q: element type %v is not float or double", name, elem)
+}
