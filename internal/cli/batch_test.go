@@ -1,0 +1,337 @@
+package cli
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lczerolens/lczerolens/internal/board"
+)
+
+// TestMain lets tests re-run this binary as the CLI (for SIGKILL and memory tests).
+func TestMain(m *testing.M) {
+	if os.Getenv("LCZEROLENS_TEST_CLI") == "1" {
+		code := Main(os.Args[1:])
+		// Peak RSS of this process image: rusage's maxrss would include the parent's, inherited at exec.
+		if f := os.Getenv("LCZEROLENS_TEST_RSS_FILE"); f != "" {
+			if status, err := os.ReadFile("/proc/self/status"); err == nil {
+				for _, line := range strings.Split(string(status), "\n") {
+					if strings.HasPrefix(line, "VmHWM:") {
+						_ = os.WriteFile(f, []byte(strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(line, "VmHWM:"), "kB"))), 0o644)
+					}
+				}
+			}
+		}
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+// cliProcess prepares this test binary to run as the CLI with args.
+func cliProcess(t testing.TB, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "LCZEROLENS_TEST_CLI=1", "LCZEROLENS_ORT_LIB="+ortLib(t), "HOME="+t.TempDir())
+	return cmd
+}
+
+// pgnCounts reads a PGN with the board package and returns its games and positions (plies + 1 per game).
+func pgnCounts(t testing.TB, path string) (games, positions, bad int) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := board.NewPGNReader(f)
+	for {
+		g, err := r.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			bad++
+			continue
+		}
+		games++
+		positions += len(g.Moves) + 1
+	}
+}
+
+func readLines(t testing.TB, path string) []string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.TrimSuffix(string(raw), "\n")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+type manifest struct {
+	Count int `json:"count"`
+	Keys  map[string]struct {
+		File  string `json:"file"`
+		Shape []int  `json:"shape"`
+	} `json:"keys"`
+	Complete bool `json:"complete"`
+}
+
+func readManifest(t testing.TB, dir string) manifest {
+	t.Helper()
+	var m manifest
+	raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// checkNumpy loads every NPY file of a batch directory with numpy and checks its shape against the manifest.
+func checkNumpy(t *testing.T, dir string) {
+	t.Helper()
+	if err := exec.Command("/usr/bin/python3", "-c", "import numpy").Run(); err != nil {
+		t.Skip("skipping numpy check: /usr/bin/python3 with numpy not available (apt-get install python3-numpy)")
+	}
+	script := `
+import json, sys, numpy as np
+d = sys.argv[1]
+m = json.load(open(d + "/manifest.json"))
+for key, k in m["keys"].items():
+    a = np.load(d + "/" + k["file"])
+    assert a.dtype == np.float32, (key, a.dtype)
+    assert list(a.shape) == [m["count"]] + k["shape"], (key, a.shape, k["shape"])
+    assert np.isfinite(a).all(), key
+print("ok", len(m["keys"]))
+`
+	out, err := exec.Command("/usr/bin/python3", "-c", script, dir).CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "ok") {
+		t.Fatalf("numpy check failed: %v\n%s", err, out)
+	}
+}
+
+// TestBatchRealPGN runs the activation lens over 1,000 real games (demo network) and checks the counts,
+// the positions index and that numpy loads every file with the manifest's shapes.
+func TestBatchRealPGN(t *testing.T) {
+	pgn := sharedPath(t, "data/pgn/corentings-lichess-big.pgn")
+	lib := ortLib(t)
+	games, positions, _ := pgnCounts(t, pgn)
+	if games < 1000 {
+		t.Fatalf("expected >= 1000 games, got %d", games)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	code, _, stderr := runCLI(t, map[string]string{"LCZEROLENS_ORT_LIB": lib}, "batch", pgn, "-o", out, "--lens", "activation", "--quiet", "--batch-size", "512")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	m := readManifest(t, out)
+	if m.Count != positions || !m.Complete {
+		t.Fatalf("manifest count %d complete %v, want %d positions (%d games)", m.Count, m.Complete, positions, games)
+	}
+	rows := readLines(t, filepath.Join(out, "positions.jsonl"))
+	if len(rows) != positions {
+		t.Fatalf("positions.jsonl has %d rows, want %d", len(rows), positions)
+	}
+	// Row 0 is game 0's start position; the last row of a game has move null.
+	var first, last struct {
+		Game int     `json:"game"`
+		Ply  int     `json:"ply"`
+		Move *string `json:"move"`
+	}
+	_ = json.Unmarshal([]byte(rows[0]), &first)
+	_ = json.Unmarshal([]byte(rows[len(rows)-1]), &last)
+	if first.Game != 0 || first.Ply != 0 || first.Move == nil || last.Move != nil || last.Game != games-1 {
+		t.Errorf("first row %+v, last row %+v", first, last)
+	}
+	checkNumpy(t, out)
+}
+
+// TestBatchBadRecords checks that a malformed game goes to errors.jsonl and the run goes on, and that
+// --strict stops with exit code 1 keeping what was done.
+func TestBatchBadRecords(t *testing.T) {
+	lib := ortLib(t)
+	dir := t.TempDir()
+	pgn := filepath.Join(dir, "g.pgn")
+	body := "[Event \"a\"]\n\n1. e4 e5 2. Nf3 *\n\n[Event \"b\"]\n\n1. e4 e5 2. Qh5 Ke7 3. Qxf9 *\n\n[Event \"c\"]\n\n1. d4 d5 *\n"
+	if err := os.WriteFile(pgn, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"LCZEROLENS_ORT_LIB": lib}
+	out := filepath.Join(dir, "out")
+	code, _, stderr := runCLI(t, env, "batch", pgn, "-o", out, "--lens", "activation", "--format", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	errs := readLines(t, filepath.Join(out, "errors.jsonl"))
+	if len(errs) != 1 || !strings.Contains(errs[0], "Qxf9") {
+		t.Fatalf("errors.jsonl: %q", errs)
+	}
+	if n := len(readLines(t, filepath.Join(out, "results.jsonl"))); n != 4+3 {
+		t.Fatalf("results.jsonl has %d rows, want 7", n)
+	}
+	if !strings.Contains(stderr, "1 bad records") {
+		t.Errorf("summary does not count the bad record: %q", stderr)
+	}
+	// Rerunning into the same directory needs --resume or --force.
+	if code, _, stderr = runCLI(t, env, "batch", pgn, "-o", out, "--lens", "activation"); code != ExitUsage || !strings.Contains(stderr, "--resume") {
+		t.Errorf("non-empty output dir: exit %d %q", code, stderr)
+	}
+	out2 := filepath.Join(dir, "strict")
+	code, _, stderr = runCLI(t, env, "batch", pgn, "-o", out2, "--lens", "activation", "--strict")
+	if code != ExitFailure || !strings.Contains(stderr, "Qxf9") {
+		t.Fatalf("--strict: exit %d %q", code, stderr)
+	}
+	if n := len(readLines(t, filepath.Join(out2, "positions.jsonl"))); n != 4 {
+		t.Errorf("--strict kept %d positions, want the 4 before the bad game", n)
+	}
+}
+
+// TestBatchKillResume SIGKILLs a batch run midway, resumes it, and compares every file with an
+// uninterrupted run byte for byte.
+func TestBatchKillResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping in -short mode")
+	}
+	pgn := sharedPath(t, "data/pgn/educhess-Morphy.pgn")
+	dir := t.TempDir()
+	args := func(out string, extra ...string) []string {
+		return append([]string{"batch", pgn, "-o", out, "--lens", "activation,saliency", "--batch-size", "16", "--plies", "every:3", "--quiet"}, extra...)
+	}
+	clean := filepath.Join(dir, "clean")
+	if out, err := cliProcess(t, args(clean)...).CombinedOutput(); err != nil {
+		t.Fatalf("clean run: %v\n%s", err, out)
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	killed := filepath.Join(dir, "killed")
+	kills := 0
+	for attempt := 0; attempt < 3; attempt++ {
+		extra := []string{}
+		if attempt > 0 {
+			extra = append(extra, "--resume")
+		}
+		cmd := cliProcess(t, args(killed, extra...)...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Kill once some rows are on disk, at a random moment.
+		target := 100 + rng.IntN(3000)
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			if fi, err := os.Stat(filepath.Join(killed, "positions.jsonl")); err == nil && fi.Size() > int64(target*40) {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		err := cmd.Wait()
+		if err == nil {
+			break // finished before the kill
+		}
+		kills++
+	}
+	if kills == 0 {
+		t.Log("note: the run finished before any kill landed")
+	}
+	if out, err := cliProcess(t, args(killed, "--resume")...).CombinedOutput(); err != nil {
+		t.Fatalf("resume: %v\n%s", err, out)
+	}
+	t.Logf("killed %d times, then resumed", kills)
+	entries, err := os.ReadDir(clean)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() == "manifest.json" || e.Name() == "progress.json" {
+			continue // hold timestamps-free but path-specific fields; data files are what must match
+		}
+		a, b := fileSum(t, filepath.Join(clean, e.Name())), fileSum(t, filepath.Join(killed, e.Name()))
+		if a != b {
+			t.Errorf("%s differs after kill and resume (%s vs %s)", e.Name(), a, b)
+		}
+	}
+	if readManifest(t, killed).Count != readManifest(t, clean).Count {
+		t.Error("manifest counts differ")
+	}
+}
+
+// fileSum is a file's size and sha256, read as a stream.
+func fileSum(t testing.TB, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%d bytes sha256 %x", n, h.Sum(nil))
+}
+
+// TestBatchMemoryBounded runs the same input at 1x and 10x size in subprocesses and compares peak RSS.
+func TestBatchMemoryBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping in -short mode")
+	}
+	dir := t.TempDir()
+	write := func(name string, n int) string {
+		p := filepath.Join(dir, name)
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := bufio.NewWriter(f)
+		moves := []string{"e2e4", "e7e5", "g1f3", "b8c6", "f1b5", "a7a6", "b5a4", "g8f6"}
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(w, "{\"fen\":\"startpos\",\"moves\":%q}\n", strings.Join(moves[:i%len(moves)], " "))
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		return p
+	}
+	peak := func(input string) int64 {
+		out := filepath.Join(dir, filepath.Base(input)+".out")
+		rssFile := out + ".rss"
+		cmd := cliProcess(t, "batch", input, "-o", out, "--lens", "activation", "--quiet", "--batch-size", "256")
+		cmd.Env = append(cmd.Env, "LCZEROLENS_TEST_RSS_FILE="+rssFile)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, b)
+		}
+		raw, err := os.ReadFile(rssFile)
+		if err != nil {
+			t.Skipf("skipping: no VmHWM reading (%v)", err)
+		}
+		kib, err := strconv.ParseInt(string(raw), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kib
+	}
+	small := peak(write("small.jsonl", 10_000))
+	large := peak(write("large.jsonl", 100_000))
+	t.Logf("peak RSS: 10k positions %d KiB, 100k positions %d KiB", small, large)
+	if large > small+small/4+8*1024 {
+		t.Errorf("peak memory grows with input size: %d KiB for 10k positions, %d KiB for 100k", small, large)
+	}
+}

@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// repoRoot is the module root (two levels up from internal/cli).
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	abs, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+// sharedPath returns ../shared/<rel> beside the checkout, skipping the test when it is absent.
+func sharedPath(t testing.TB, rel string) string {
+	t.Helper()
+	p := filepath.Join(repoRoot(t), "..", "shared", rel)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("skipping: %s not found (../shared is only present in CI and the dev sandbox)", p)
+	}
+	return p
+}
+
+// ortLib returns the ONNX Runtime library, skipping when `make ort` was not run.
+func ortLib(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(repoRoot(t), "third_party", "onnxruntime", "libonnxruntime.so")
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("skipping: %s missing (run `make ort`)", p)
+	}
+	return p
+}
+
+// runCLI runs the CLI in-process with an environment holding only env.
+func runCLI(t testing.TB, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	io, _, out, errOut := TestIO()
+	if env == nil {
+		env = map[string]string{}
+	}
+	if _, ok := env["HOME"]; !ok {
+		env["HOME"] = t.TempDir() // no user config file leaks in
+	}
+	code = Run(args, io, envFunc(env))
+	return code, out.String(), errOut.String()
+}
+
+func TestExitCodesAndOneLineErrors(t *testing.T) {
+	lib := ortLib(t)
+	env := map[string]string{"LCZEROLENS_ORT_LIB": lib}
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		code int
+		want string
+	}{
+		{"unknown command", env, []string{"frobnicate"}, ExitUsage, "unknown command"},
+		{"unknown flag", env, []string{"encode", "--frob"}, ExitUsage, "unknown flag"},
+		{"bad fen field", env, []string{"encode", "--fen", "8/8/8/8/8/8/8/8 x - - 0 1"}, ExitUsage, "fen"},
+		{"illegal move names move and ply", env, []string{"encode", "--startpos", "--moves", "e2e4 e7e5 e1e3"}, ExitUsage, "e1e3"},
+		{"unknown lens lists known", env, []string{"analyse", "--lens", "nosuch", "--startpos"}, ExitUsage, "activation"},
+		{"pattern matching nothing", env, []string{"analyse", "--lens", "activation", "--pattern", "^nosuchmodule$", "--startpos"}, ExitUsage, "nosuchmodule"},
+		{"invalid pattern", env, []string{"analyse", "--lens", "activation", "--pattern", "([", "--startpos"}, ExitUsage, "regular expression"},
+		{"stray lens option", env, []string{"analyse", "--lens", "activation", "--target", "value", "--startpos"}, ExitUsage, "--target"},
+		{"missing model file", env, []string{"analyse", "--model", "/nonexistent/net.onnx", "--startpos"}, ExitUsage, "/nonexistent/net.onnx"},
+		{"model not onnx", env, []string{"analyse", "--model", "root_test_notonnx", "--startpos"}, ExitUsage, "root_test_notonnx"},
+		{"missing ort library", map[string]string{"LCZEROLENS_ORT_LIB": "/nonexistent/libonnxruntime.so"}, []string{"analyse", "--startpos"}, ExitFailure, "make ort"},
+		{"bad config key", env, []string{"version", "--config", "root_test_badcfg.yaml"}, ExitUsage, "unknown key"},
+		{"bad device", env, []string{"analyse", "--device", "tpu", "--startpos"}, ExitUsage, "tpu"},
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "root_test_notonnx"), []byte("this is not a network"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "root_test_badcfg.yaml"), []byte("batchsize: 3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, tt.env, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit code %d, want %d (stderr %q)", code, tt.code, stderr)
+			}
+			if !strings.Contains(stderr, tt.want) {
+				t.Errorf("stderr %q lacks %q", stderr, tt.want)
+			}
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			last := lines[len(lines)-1]
+			if !strings.HasPrefix(last, "lczerolens: ") || strings.Contains(stderr, "goroutine ") {
+				t.Errorf("error is not one clean line: %q", stderr)
+			}
+		})
+	}
+}

@@ -1,0 +1,161 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/lczerolens/lczerolens/internal/model"
+)
+
+// Factory hands commands their dependencies, built lazily so that commands which need no network (encode,
+// lenses list, version) never load ONNX Runtime.
+type Factory struct {
+	IO      *IOStreams
+	Version string
+	Getenv  func(string) string
+
+	// ConfigFile is the --config flag, set by the root command before any command runs.
+	ConfigFile string
+
+	mu      sync.Mutex
+	cfg     *Config
+	runtime *model.Runtime
+	nets    map[string]*model.Network
+	logger  *slog.Logger
+}
+
+// NewFactory returns a Factory over the given streams.
+func NewFactory(io *IOStreams, version string) *Factory {
+	return &Factory{IO: io, Version: version, Getenv: os.Getenv, nets: map[string]*model.Network{}}
+}
+
+// Config returns the loaded configuration; the root command loads it before the command runs.
+func (f *Factory) Config() *Config {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cfg == nil {
+		cfg, _, err := LoadConfig("", nil, func(string) string { return "" })
+		if err != nil {
+			panic(err) // defaults are valid by construction
+		}
+		f.cfg = cfg
+	}
+	return f.cfg
+}
+
+func (f *Factory) setConfig(cfg *Config) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cfg = cfg
+	level := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}[cfg.LogLevel]
+	f.logger = slog.New(slog.NewTextHandler(f.IO.ErrOut, &slog.HandlerOptions{Level: level}))
+}
+
+// Logger returns the logger writing to stderr at the configured level.
+func (f *Factory) Logger() *slog.Logger {
+	f.Config()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.logger == nil {
+		f.logger = slog.New(slog.NewTextHandler(f.IO.ErrOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return f.logger
+}
+
+// ORTLibraryCandidates lists where the ONNX Runtime library is looked for, in order: the configured path
+// (flag, environment or file) alone when set; else third_party/onnxruntime/libonnxruntime.so in the current
+// directory or any parent (a checkout), then beside the binary and in the checkout the binary was built in.
+func (f *Factory) ORTLibraryCandidates() []string {
+	if p := f.Config().ORTLib; p != "" {
+		return []string{p}
+	}
+	const rel = "third_party/onnxruntime/libonnxruntime.so"
+	var out []string
+	seen := map[string]bool{}
+	add := func(p string) {
+		if p = filepath.Clean(p); !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	if wd, err := os.Getwd(); err == nil {
+		for dir := wd; ; dir = filepath.Dir(dir) {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				add(filepath.Join(dir, rel))
+				break
+			}
+			if filepath.Dir(dir) == dir {
+				add(filepath.Join(wd, rel))
+				break
+			}
+		}
+	}
+	if exe, err := os.Executable(); err == nil {
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+		dir := filepath.Dir(exe)
+		add(filepath.Join(dir, "libonnxruntime.so"))
+		add(filepath.Join(dir, "..", rel))
+	}
+	return out
+}
+
+// Runtime initialises ONNX Runtime once and returns the session cache for the configured device and threads.
+func (f *Factory) Runtime() (*model.Runtime, error) {
+	cfg := f.Config()
+	candidates := f.ORTLibraryCandidates()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.runtime != nil {
+		return f.runtime, nil
+	}
+	if _, err := model.InitRuntime(candidates); err != nil {
+		return nil, err
+	}
+	rt, err := model.NewRuntime(model.SessionOptions{Device: model.Device(cfg.Device), Threads: cfg.Threads})
+	if err != nil {
+		return nil, err
+	}
+	f.runtime = rt
+	return rt, nil
+}
+
+// Network loads the configured model (or the embedded demo network, with a notice) once per path.
+func (f *Factory) Network() (*model.Network, error) {
+	path := f.Config().Model
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n, ok := f.nets[path]; ok {
+		return n, nil
+	}
+	var n *model.Network
+	if path == "" {
+		fmt.Fprintln(f.IO.ErrOut, "notice: no --model given: using the built-in demo network (material-count toy, not a chess engine)")
+		n = model.Demo()
+	} else {
+		var err error
+		if n, err = model.Load(path); err != nil {
+			return nil, inputError(err)
+		}
+	}
+	f.nets[path] = n
+	return n, nil
+}
+
+// Close releases ONNX Runtime sessions; safe to call when nothing was built.
+func (f *Factory) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var errs []error
+	if f.runtime != nil {
+		errs = append(errs, f.runtime.Close())
+		f.runtime = nil
+		errs = append(errs, model.ShutdownRuntime())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lczerolens/lczerolens/internal/lens"
+)
+
+// lensFlags are the flags that choose lenses (--lens, or the config's list) and set their options: every
+// option of every registered lens is a flag, so `analyse` and `batch` accept the same lens options.
+type lensFlags struct {
+	cmd        *cobra.Command
+	savePlanes bool
+}
+
+func (lf *lensFlags) register(cmd *cobra.Command) {
+	lf.cmd = cmd
+	fl := cmd.Flags()
+	fl.StringSlice("lens", nil, "lens(es) to run, comma-separated, in one model pass (default from config: activation); see `lczerolens lenses list`")
+	fl.BoolVar(&lf.savePlanes, "save-planes", false, "also return the encoded input planes as result \"planes\"")
+	for _, o := range lens.Lenses.Options() {
+		help := fmt.Sprintf("%s [lens %s]", o.Help, strings.Join(lensesWith(o.Name), ", "))
+		if o.Kind == lens.Enum {
+			help += " (" + strings.Join(o.Choices, "|") + ")"
+		}
+		if o.Kind == lens.Bool {
+			fl.Bool(o.Name, false, help)
+			continue
+		}
+		// Lenses sharing an option may default differently, so the flag's own default is empty: unset means
+		// each lens's default.
+		if o.Default != "" && len(lensesWith(o.Name)) == 1 {
+			help += fmt.Sprintf(" (default %q)", o.Default)
+		}
+		fl.String(o.Name, "", help)
+	}
+}
+
+// lensesWith lists the lenses that have an option.
+func lensesWith(option string) []string {
+	var out []string
+	for _, l := range lens.Lenses {
+		for _, o := range l.Options {
+			if o.Name == option {
+				out = append(out, l.Name)
+			}
+		}
+	}
+	return out
+}
+
+// specs resolves the chosen lenses and their options; an option set on the command line that none of the
+// chosen lenses has is a usage error rather than silently ignored.
+func (lf *lensFlags) specs(names []string) ([]lens.Spec, error) {
+	if len(names) == 0 {
+		return nil, usageErrorf("lens: no lens given: pass --lens NAME (see `lczerolens lenses list`)")
+	}
+	raw := map[string]string{}
+	for _, o := range lens.Lenses.Options() {
+		if f := lf.cmd.Flags().Lookup(o.Name); f != nil && f.Changed {
+			raw[o.Name] = f.Value.String()
+		}
+	}
+	used := map[string]bool{}
+	var specs []lens.Spec
+	for _, name := range names {
+		l, err := lens.Lenses.Get(name)
+		if err != nil {
+			return nil, inputError(err)
+		}
+		v, err := l.Resolve(raw)
+		if err != nil {
+			return nil, inputError(err)
+		}
+		for _, o := range l.Options {
+			used[o.Name] = true
+		}
+		specs = append(specs, lens.Spec{Lens: l, Values: v})
+	}
+	var stray []string
+	for name := range raw {
+		if !used[name] {
+			stray = append(stray, "--"+name)
+		}
+	}
+	if len(stray) > 0 {
+		sort.Strings(stray)
+		return nil, usageErrorf("lens: %s not an option of lens %s (see `lczerolens lenses describe NAME`)", strings.Join(stray, ", "), strings.Join(names, ","))
+	}
+	return specs, nil
+}
+
+// lensInfo describes the lenses and their options for manifests and envelopes.
+func lensInfo(specs []lens.Spec) (string, map[string]any) {
+	names := make([]string, len(specs))
+	opts := map[string]any{}
+	for i, s := range specs {
+		names[i] = s.Lens.Name
+		for k, v := range s.Values {
+			if len(specs) == 1 {
+				opts[k] = v
+			} else {
+				opts[s.Lens.Name+"."+k] = v
+			}
+		}
+	}
+	return strings.Join(names, ","), opts
+}

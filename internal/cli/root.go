@@ -1,0 +1,137 @@
+// Package cli wires lczerolens's commands to the packages that do the work: flags and configuration in,
+// board/model/lens calls, results out. It holds no chess, ONNX or analysis logic of its own.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// Version is the tool version, set at build time with -ldflags "-X .../internal/cli.Version=v1.2.3".
+var Version = "dev"
+
+// toolVersion adds the VCS revision when the binary was built from a checkout.
+func toolVersion() string {
+	v := Version
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += "+" + s.Value[:12]
+			}
+		}
+	}
+	return v
+}
+
+// NewCmdRoot builds the root command with every subcommand.
+func NewCmdRoot(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "lczerolens",
+		Short: "Interpretability lenses for Leela Chess Zero networks",
+		Long: `lczerolens runs lc0 networks through ONNX Runtime and applies lenses to them: named analyses
+(activations, gradients, saliency, ...) that select network modules by a regular expression and return
+named tensors per position, as JSON or NPY.`,
+		Example: `  lczerolens encode --startpos --moves "e2e4 e7e5"
+  lczerolens predict --model maia-1100.onnx --fen "r1bqkbnr/pppp1ppp/2n5/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R w KQkq - 2 3"
+  lczerolens analyse --lens saliency --startpos
+  lczerolens batch games.pgn --lens activation -o out/
+  lczerolens lenses list`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, path, err := LoadConfig(f.ConfigFile, cmd.Flags(), f.Getenv)
+			if err != nil {
+				return err
+			}
+			f.setConfig(cfg)
+			if path != "" {
+				f.Logger().Debug("config loaded", "file", path)
+			}
+			return nil
+		},
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&f.ConfigFile, "config", "", "config file (default $XDG_CONFIG_HOME/lczerolens/config.yaml if present)")
+	pf.String("model", "", "lc0 network (.onnx); empty = the built-in demo network")
+	pf.String("device", "cpu", "execution device: cpu, cuda or auto (cuda if available, else cpu)")
+	pf.String("ort-lib", "", "path to libonnxruntime.so (default: third_party/onnxruntime/ of the checkout; run \"make ort\")")
+	pf.Int("threads", 0, "intra-op threads for ONNX Runtime (0 = one per core)")
+	pf.String("log-level", "info", "log level: debug, info, warn or error")
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &UsageError{Err: fmt.Errorf("%w (see %q)", err, c.CommandPath()+" --help")}
+	})
+
+	// The command set, listed explicitly.
+	cmd.AddCommand(
+		NewCmdVersion(f),
+		NewCmdEncode(f),
+		NewCmdPredict(f),
+		NewCmdAnalyse(f),
+		NewCmdBatch(f),
+		NewCmdLenses(f),
+		NewCmdModel(f),
+	)
+	return cmd
+}
+
+// NewCmdVersion builds `lczerolens version`.
+func NewCmdVersion(f *Factory) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the tool version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintf(f.IO.Out, "lczerolens %s\n", toolVersion())
+			return err
+		},
+	}
+}
+
+// Main runs the CLI with the process's streams and arguments and returns the exit code. It is the one place
+// where errors become exit codes and one-line messages.
+func Main(args []string) int {
+	return Run(args, SystemIO(), os.Getenv)
+}
+
+// Run is Main over given streams and environment (tests call it directly).
+func Run(args []string, io *IOStreams, getenv func(string) string) (code int) {
+	f := NewFactory(io, toolVersion())
+	f.Getenv = getenv
+	defer func() {
+		// A bug must still end as one line, not a stack trace; results already written stay on disk.
+		if r := recover(); r != nil {
+			fmt.Fprintf(io.ErrOut, "lczerolens: internal error: %v (please report it)\n", r)
+			code = ExitFailure
+		}
+	}()
+	root := NewCmdRoot(f)
+	root.SetArgs(args)
+	root.SetIn(io.In)
+	root.SetOut(io.Out)
+	root.SetErr(io.ErrOut)
+	err := root.Execute()
+	err = errors.Join(err, f.Close())
+	if err != nil {
+		if isCobraUsage(err) {
+			err = &UsageError{Err: err}
+		}
+		fmt.Fprintf(io.ErrOut, "lczerolens: %s\n", oneLine(err.Error()))
+	}
+	return ExitCode(err)
+}
+
+// isCobraUsage recognises cobra's own argument errors, which it returns as plain errors.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "requires at most", "invalid argument", "flag needs an argument", "required flag"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,74 @@
+package lens
+
+import (
+	"fmt"
+
+	"github.com/lczerolens/lczerolens/internal/model"
+)
+
+// DefaultActivationPattern selects the output of every residual block (SE-ResNet bodies) or encoder layer
+// (attention bodies), the places interpretability work usually reads.
+const DefaultActivationPattern = `^block\d+/conv2/relu$|^block\d+/conv2/mish$|^encoder\d+/ln2$`
+
+// Activation captures module outputs (and optionally inputs) selected by a pattern.
+var Activation = &Lens{
+	Name: "activation",
+	Doc:  "Capture the activations of modules selected by --pattern (default: every residual block or encoder layer output).",
+	Options: []Option{
+		{Name: "pattern", Kind: Regexp, Default: "", Help: "Go regexp over module names (see `lczerolens model modules`); default " + DefaultActivationPattern},
+		{Name: "save-inputs", Kind: Bool, Default: "false", Help: "also return each module's input tensors as <module>_input"},
+	},
+	Prepare: prepareActivation,
+}
+
+func prepareActivation(n *model.Network, v Values) (*Prep, error) {
+	pattern := v.String("pattern")
+	if pattern == "" {
+		pattern = DefaultActivationPattern
+	}
+	mods, err := n.Select(pattern)
+	if err != nil {
+		return nil, err
+	}
+	type capture struct{ key, tensor string }
+	var caps []capture
+	var hooks []string
+	for _, m := range mods {
+		caps = append(caps, capture{moduleKey(m.Tensor) + "_output", m.Tensor})
+		hooks = append(hooks, m.Tensor)
+		if v.Bool("save-inputs") {
+			ins := n.ModuleInputs(m)
+			for i, in := range ins {
+				key := moduleKey(m.Tensor) + "_input"
+				if len(ins) > 1 {
+					key += fmt.Sprint(i)
+				}
+				caps = append(caps, capture{key, in})
+				hooks = append(hooks, in)
+			}
+		}
+	}
+	return &Prep{
+		Hooks: hooks,
+		Produce: func(b *Batch, out *Outputs) ([]Result, error) {
+			rs := make([]Result, 0, len(caps))
+			for _, c := range caps {
+				t, ok := out.Tensors[c.tensor]
+				if !ok {
+					return nil, fmt.Errorf("module %s was not returned by the run", c.tensor)
+				}
+				rs = append(rs, Result{Key: c.key, Shape: rowShape(t.Shape), Data: t.Data})
+			}
+			return rs, nil
+		},
+	}, nil
+}
+
+// rowShape drops the batch axis.
+func rowShape(shape []int64) []int {
+	out := make([]int, 0, len(shape))
+	for _, d := range shape[1:] {
+		out = append(out, int(d))
+	}
+	return out
+}

@@ -1,0 +1,210 @@
+package lens
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/lczerolens/lczerolens/internal/board"
+	"github.com/lczerolens/lczerolens/internal/model"
+)
+
+// Batch is a batch of positions with their encoded planes ([len(Positions),112,8,8], side-to-move frame).
+type Batch struct {
+	Positions []*board.Position
+	Planes    []float32
+}
+
+// Len is the number of positions.
+func (b *Batch) Len() int { return len(b.Positions) }
+
+// Outputs is what one model pass returned for a batch.
+type Outputs struct {
+	Heads   *model.HeadOutputs
+	Tensors map[string]model.Tensor // hooked tensors by tensor name
+	Grads   map[string]model.Tensor // gradients by the tensor they are taken w.r.t.
+}
+
+// Spec is one lens with its resolved options.
+type Spec struct {
+	Lens   *Lens
+	Values Values
+}
+
+// Engine runs one or several lenses over batches in one model pass per batch: analysing one position and
+// analysing a stream are the same code path.
+type Engine struct {
+	net        *model.Network
+	rt         *model.Runtime
+	specs      []Spec
+	preps      []*Prep
+	plan       *model.Plan
+	fetch      []string
+	hooks      []string
+	grad       *GradientNeed
+	gradIO     *model.GradientIO
+	savePlanes bool
+}
+
+// EngineOptions are the engine-wide options (not tied to a lens).
+type EngineOptions struct {
+	// SavePlanes adds the encoded input planes as result "planes".
+	SavePlanes bool
+}
+
+// NewEngine checks every lens against the network, prepares them and builds one plan for all of them.
+func NewEngine(rt *model.Runtime, n *model.Network, specs []Spec, opts EngineOptions) (*Engine, error) {
+	if len(specs) == 0 {
+		return nil, errors.New("lens: no lens given")
+	}
+	e := &Engine{net: n, rt: rt, specs: specs, savePlanes: opts.SavePlanes}
+	hookSet := map[string]bool{}
+	for _, s := range specs {
+		if s.Lens.Compatible != nil {
+			if err := s.Lens.Compatible(n, s.Values); err != nil {
+				return nil, fmt.Errorf("lens %s: incompatible with %s: %w", s.Lens.Name, n.Path, err)
+			}
+		}
+		p, err := s.Lens.Prepare(n, s.Values)
+		if err != nil {
+			return nil, fmt.Errorf("lens %s: %w", s.Lens.Name, err)
+		}
+		e.preps = append(e.preps, p)
+		for _, h := range p.Hooks {
+			if !hookSet[h] {
+				hookSet[h] = true
+				e.hooks = append(e.hooks, h)
+			}
+		}
+		if p.Gradient != nil {
+			if e.grad != nil && e.grad.Target != p.Gradient.Target {
+				return nil, fmt.Errorf("lens %s: target %s differs from another lens's target %s: lenses in one pass share one target", s.Lens.Name, p.Gradient.Target, e.grad.Target)
+			}
+			if e.grad == nil {
+				e.grad = &GradientNeed{Target: p.Gradient.Target}
+			}
+			e.grad.Wrt = appendUnique(e.grad.Wrt, p.Gradient.Wrt...)
+		}
+	}
+	var err error
+	if e.grad != nil {
+		if err := e.grad.Target.Check(n); err != nil {
+			return nil, err
+		}
+		e.plan, e.gradIO, err = model.GradientPlan(n, e.hooks, e.grad.Target.seedTensors(n), e.grad.Wrt)
+	} else {
+		e.plan, err = n.HookPlan(e.hooks)
+	}
+	if err != nil {
+		return nil, err
+	}
+	e.fetch = appendUnique(nil, headTensors(n)...)
+	e.fetch = appendUnique(e.fetch, e.hooks...)
+	if e.gradIO != nil {
+		for _, w := range e.grad.Wrt {
+			e.fetch = appendUnique(e.fetch, e.gradIO.Grads[w])
+		}
+	}
+	return e, nil
+}
+
+// Lenses returns the engine's lens specs.
+func (e *Engine) Lenses() []Spec { return e.specs }
+
+func headTensors(n *model.Network) []string {
+	var out []string
+	for _, t := range []string{n.Heads.Policy, n.Heads.WDL, n.Heads.Value, n.Heads.MLH} {
+		if t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func appendUnique(dst []string, xs ...string) []string {
+	for _, x := range xs {
+		found := false
+		for _, d := range dst {
+			if d == x {
+				found = true
+				break
+			}
+		}
+		if !found {
+			dst = append(dst, x)
+		}
+	}
+	return dst
+}
+
+// Run analyses one batch: one model pass (two for the policy:best target, whose seed needs the forward
+// policy first), then every lens's results, keys prefixed by lens name where two lenses share a key.
+func (e *Engine) Run(b *Batch) (*Outputs, []Result, error) {
+	bn := b.Len()
+	if bn == 0 {
+		return nil, nil, errors.New("lens: empty batch")
+	}
+	inputs := map[string]model.Tensor{e.net.Input: {Shape: []int64{int64(bn), board.NumPlanes, 8, 8}, Data: b.Planes}}
+	if e.grad != nil {
+		var fwd *model.HeadOutputs
+		if e.grad.Target.Kind == TargetPolicyBest {
+			var err error
+			if fwd, err = e.net.Forward(e.rt, b.Planes, bn); err != nil {
+				return nil, nil, err
+			}
+		}
+		seeds, err := e.grad.Target.seeds(e.net, b, fwd)
+		if err != nil {
+			return nil, nil, err
+		}
+		for tensor, data := range seeds {
+			inputs[e.gradIO.SeedInputs[tensor]] = data
+		}
+	}
+	raw, err := e.rt.Run(e.plan, inputs, e.fetch)
+	if err != nil {
+		return nil, nil, err
+	}
+	heads, err := e.net.DecodeHeads(raw, bn)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := &Outputs{Heads: heads, Tensors: map[string]model.Tensor{}, Grads: map[string]model.Tensor{}}
+	for _, h := range e.hooks {
+		out.Tensors[h] = raw[h]
+	}
+	if e.gradIO != nil {
+		for _, w := range e.grad.Wrt {
+			out.Grads[w] = raw[e.gradIO.Grads[w]]
+		}
+	}
+
+	perLens := make([][]Result, len(e.preps))
+	count := map[string]int{}
+	for i, p := range e.preps {
+		rs, err := p.Produce(b, out)
+		if err != nil {
+			return nil, nil, fmt.Errorf("lens %s: %w", e.specs[i].Lens.Name, err)
+		}
+		perLens[i] = rs
+		for _, r := range rs {
+			count[r.Key]++
+		}
+	}
+	var results []Result
+	if e.savePlanes {
+		results = append(results, Result{Key: "planes", Shape: []int{board.NumPlanes, 8, 8}, Data: b.Planes})
+	}
+	for i, rs := range perLens {
+		for _, r := range rs {
+			if count[r.Key] > 1 {
+				r.Key = e.specs[i].Lens.Name + "." + r.Key
+			}
+			results = append(results, r)
+		}
+	}
+	return out, results, nil
+}
+
+// moduleKey is a module's name as used in result keys (the tensor name without its leading '/').
+func moduleKey(tensor string) string { return strings.TrimPrefix(tensor, "/") }

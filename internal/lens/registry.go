@@ -1,0 +1,8 @@
+package lens
+
+// Lenses is the registry: every lens lczerolens knows, in the order `lenses list` shows them.
+var Lenses = Registry{
+	Activation,
+	Gradient,
+	Saliency,
+}
