@@ -1,0 +1,25 @@
+// Command gen writes the demo network built by internal/demonet to a file; internal/model runs it through
+// go generate to refresh the embedded demo.onnx.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/lczerolens/lczerolens/internal/demonet"
+)
+
+func main() {
+	out := flag.String("o", "demo.onnx", "output file")
+	flag.Parse()
+	raw, err := demonet.Bytes()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gen:", err)
+		os.Exit(1)
+	}
+	if err := os.WriteFile(*out, raw, 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "gen:", err)
+		os.Exit(1)
+	}
+}
