@@ -90,7 +90,7 @@ type positionJSON struct {
 	FEN      string   `json:"fen"`
 }
 
-func runAnalyse(opts *AnalyseOptions) error {
+func runAnalyse(opts *AnalyseOptions) (err error) {
 	f := opts.Factory
 	cfg := f.Config()
 	switch {
@@ -163,12 +163,12 @@ func runAnalyse(opts *AnalyseOptions) error {
 			return fmt.Errorf("analyse: %w", err)
 		}
 		w = file
-		defer file.Close()
+		defer closeFile(file, &err)
 	}
 	if err := json.NewEncoder(w).Encode(env); err != nil {
 		return fmt.Errorf("analyse: write json: %w", err)
 	}
-	return closeOutput(w)
+	return nil
 }
 
 // resultsJSON renders row i of every result as {"key":{"dtype","shape","data"}} in result order.

@@ -183,16 +183,38 @@ func runBatch(opts *BatchOptions) (err error) {
 	prog := newProgress(f.IO, opts.Quiet, size, f.Logger())
 	start := time.Now()
 	positions, bad := skipPos, skipBad
-	for p := range batches {
-		if err := writeBatch(eng, w, p); err != nil {
-			drain(batches)
-			return err
+	// Three stages overlap: reading+encoding, the model run, and writing+committing the previous batch.
+	toWrite := make(chan analysed, 1)
+	writeErr := make(chan error, 1)
+	go func() {
+		var err error
+		for a := range toWrite {
+			if err != nil {
+				continue // keep draining so the analyser never blocks
+			}
+			if err = commitBatch(w, a.p, a.results); err == nil {
+				positions += a.p.batch.Len()
+				bad += len(a.p.bads)
+				prog.update(a.p.bytes, positions, bad)
+			}
 		}
-		positions += p.batch.Len()
-		bad += len(p.bads)
-		prog.update(p.bytes, positions, bad)
+		writeErr <- err
+	}()
+	var runErr error
+	for p := range batches {
+		if runErr != nil {
+			continue // drain so the reader can finish
+		}
+		var results []lens.Result
+		if p.batch.Len() > 0 {
+			_, results, runErr = eng.Run(&p.batch)
+		}
+		if runErr == nil {
+			toWrite <- analysed{p: p, results: results}
+		}
 	}
-	if err := <-readErr; err != nil {
+	close(toWrite)
+	if err := errors.Join(runErr, <-writeErr, <-readErr); err != nil {
 		prog.finish()
 		return err
 	}
@@ -209,16 +231,15 @@ func runBatch(opts *BatchOptions) (err error) {
 	return nil
 }
 
-// writeBatch analyses one batch and commits it. The commit mark is set after the positions of complete
-// records only, so a resume never repeats or loses part of a game.
-func writeBatch(eng *lens.Engine, w *store.Writer, p *pending) error {
-	var results []lens.Result
-	if p.batch.Len() > 0 {
-		var err error
-		if _, results, err = eng.Run(&p.batch); err != nil {
-			return err
-		}
-	}
+// analysed is a batch with its lens results, waiting to be written.
+type analysed struct {
+	p       *pending
+	results []lens.Result
+}
+
+// commitBatch writes one analysed batch and commits it. The commit mark is set after the positions of
+// complete records only, so a resume never repeats or loses part of a game.
+func commitBatch(w *store.Writer, p *pending, results []lens.Result) error {
 	for _, b := range p.bads {
 		if err := w.AddError(b); err != nil {
 			return err
@@ -240,13 +261,7 @@ func writeBatch(eng *lens.Engine, w *store.Writer, p *pending) error {
 	return w.Commit()
 }
 
-// drain empties the channel so the reader goroutine can finish after a failure.
-func drain(ch <-chan *pending) {
-	for range ch {
-	}
-}
-
-// errStrict stops reading at the first bad record under --strict.
+// strictError stops reading at the first bad record under --strict.
 type strictError struct{ bad store.ErrorRecord }
 
 func (e *strictError) Error() string {

@@ -60,7 +60,7 @@ type legalMoveJSON struct {
 	Index int    `json:"index"`
 }
 
-func runEncode(opts *EncodeOptions) error {
+func runEncode(opts *EncodeOptions) (err error) {
 	if opts.Format != "json" && opts.Format != "npy" {
 		return usageErrorf("encode: format %q: want json or npy", opts.Format)
 	}
@@ -81,14 +81,14 @@ func runEncode(opts *EncodeOptions) error {
 		if err != nil {
 			return fmt.Errorf("encode: %w", err)
 		}
-		defer file.Close()
+		defer closeFile(file, &err)
 		out = file
 	}
 	if opts.Format == "npy" {
 		if err := npy.Write(out, []int{1, board.NumPlanes, 8, 8}, planes); err != nil {
 			return fmt.Errorf("encode: write npy: %w", err)
 		}
-		return closeOutput(out)
+		return nil
 	}
 	doc := encodedJSON{FEN: g.Current().FEN(), HistoryFill: hf.String(), Planes: nestPlanes(planes)}
 	moves, idx := board.LegalIndices(g.Current())
@@ -100,17 +100,14 @@ func runEncode(opts *EncodeOptions) error {
 	if err := enc.Encode(doc); err != nil {
 		return fmt.Errorf("encode: write json: %w", err)
 	}
-	return closeOutput(out)
+	return nil
 }
 
-// closeOutput closes a file output so a failed flush is reported rather than lost.
-func closeOutput(w io.Writer) error {
-	if f, ok := w.(*os.File); ok && f != os.Stdout {
-		if err := f.Close(); err != nil {
-			return fmt.Errorf("close %s: %w", f.Name(), err)
-		}
+// closeFile closes an output file once, reporting a failed close (a lost write) unless an error came first.
+func closeFile(f *os.File, err *error) {
+	if cerr := f.Close(); cerr != nil && *err == nil {
+		*err = fmt.Errorf("close %s: %w", f.Name(), cerr)
 	}
-	return nil
 }
 
 // nestPlanes turns [112*64] into [112][8][8] for JSON.
