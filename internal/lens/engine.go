@@ -23,6 +23,24 @@ type Outputs struct {
 	Heads   *model.HeadOutputs
 	Tensors map[string]model.Tensor // hooked tensors by tensor name
 	Grads   map[string]model.Tensor // gradients by the tensor they are taken w.r.t.
+	// Runner lets a lens run the network again (edited positions, patched graphs) after the shared pass.
+	Runner *Runner
+}
+
+// Runner runs the engine's network for lenses that need more than the shared pass.
+type Runner struct {
+	Net *model.Network
+	rt  *model.Runtime
+}
+
+// Forward runs the heads on n positions' planes.
+func (r *Runner) Forward(planes []float32, n int) (*model.HeadOutputs, error) {
+	return r.Net.Forward(r.rt, planes, n)
+}
+
+// Run runs a plan (a rewritten graph of the network) with the given inputs.
+func (r *Runner) Run(p *model.Plan, inputs map[string]model.Tensor, outputs []string) (map[string]model.Tensor, error) {
+	return r.rt.Run(p, inputs, outputs)
 }
 
 // Spec is one lens with its resolved options.
@@ -169,7 +187,7 @@ func (e *Engine) Run(b *Batch) (*Outputs, []Result, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	out := &Outputs{Heads: heads, Tensors: map[string]model.Tensor{}, Grads: map[string]model.Tensor{}}
+	out := &Outputs{Heads: heads, Tensors: map[string]model.Tensor{}, Grads: map[string]model.Tensor{}, Runner: &Runner{Net: e.net, rt: e.rt}}
 	for _, h := range e.hooks {
 		out.Tensors[h] = raw[h]
 	}
