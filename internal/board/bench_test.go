@@ -86,3 +86,27 @@ func BenchmarkLegalMoves(b *testing.B) {
 		_ = p.genLegal(buf[:0])
 	}
 }
+
+// BenchmarkEncodeFormat encodes with input format 3 (canonical): a
+// middlegame with castling rights (no transform, history cut at the last
+// pawn move) and a transposed pawnless endgame with 8 history slots.
+func BenchmarkEncodeFormat(b *testing.B) {
+	for _, bc := range []struct{ name, fen, moves string }{
+		{"middlegame", "startpos", "e2e4 c7c5 g1f3 d7d6 d2d4 c5d4 f3d4 g8f6 b1c3 a7a6 f1e2 e7e5 d4b3 f8e7 e1g1 e8g8"},
+		{"endgame-transposed", "8/5k2/8/8/3R4/8/2K5/3r4 w - - 40 60", "c2b3 d1b1 b3c4 b1c1 c4b4 c1b1 b4c4 b1c1"},
+	} {
+		g, err := ParseGame(bc.fen, bc.moves)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if bc.name == "endgame-transposed" && Transform(g, InputCanonical) == 0 {
+			b.Fatal("endgame position is not transformed")
+		}
+		planes := make([]float32, NumPlanes*64)
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				g.EncodeFormat(InputCanonical, FillFENOnly, planes)
+			}
+		})
+	}
+}

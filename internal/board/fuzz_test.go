@@ -40,6 +40,21 @@ func FuzzParseFEN(f *testing.F) {
 		mask := make([]float32, PolicySize)
 		for _, fill := range []HistoryFill{FillFENOnly, FillAlways, FillNo, FillCurrent} {
 			g.Encode(fill, planes)
+			for f := InputClassical; f <= InputCanonicalV2; f++ {
+				if tr := g.EncodeFormat(f, fill, planes); tr != Transform(g, f) {
+					t.Fatalf("%s: format %s: EncodeFormat transform %d, Transform %d", fen, f, tr, Transform(g, f))
+				}
+			}
+		}
+		tr := Transform(g, InputCanonical)
+		for _, m := range p.LegalMoves() {
+			idx, err := PolicyIndexT(p, m, tr)
+			if err != nil {
+				t.Fatalf("%s: %s under transform %d: %v", fen, m, tr, err)
+			}
+			if back, err := MoveFromIndexT(p, idx, tr); err != nil || back != m {
+				t.Fatalf("%s: %s -> %d -> %v, %v (transform %d)", fen, m, idx, back, err, tr)
+			}
 		}
 		LegalMask(p, mask)
 		for _, m := range p.LegalMoves() {
