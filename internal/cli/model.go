@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lczerolens/lczerolens/internal/lc0"
 	"github.com/lczerolens/lczerolens/internal/model"
 )
 
@@ -70,6 +72,8 @@ type modelInfoJSON struct {
 	Nodes     int            `json:"nodes"`
 	Ops       map[string]int `json:"ops"`
 	Params    int64          `json:"params"`
+	// Lc0 describes the lc0 weight file a converted network came from (absent for .onnx files).
+	Lc0 *lc0.Description `json:"lc0_weights,omitempty"`
 }
 
 func runModelInfo(opts *ModelInfoOptions) error {
@@ -83,6 +87,7 @@ func runModelInfo(opts *ModelInfoOptions) error {
 		Heads: headNames(in.Heads), Body: in.Body, SE: in.SE, Blocks: in.Blocks, Filters: in.Filters,
 		Nodes: in.Nodes, Ops: in.OpCounts, Params: in.Params,
 	}
+	doc.Lc0 = weightsDescription(in.Path)
 	for _, v := range in.Inputs {
 		doc.Inputs = append(doc.Inputs, ioJSON(v))
 	}
@@ -124,10 +129,40 @@ func runModelInfo(opts *ModelInfoOptions) error {
 		ops = append(ops, fmt.Sprintf("%s %d", c.Op, c.Count))
 	}
 	fmt.Fprintf(&b, "nodes     %d (%s)\n", in.Nodes, strings.Join(ops, ", "))
+	if doc.Lc0 != nil {
+		b.WriteString("lc0 weights (converted on load)\n")
+		for _, l := range doc.Lc0.Lines() {
+			fmt.Fprintf(&b, "  %-21s %s\n", l[0]+":", l[1])
+		}
+	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("model info: write: %w", err)
 	}
 	return nil
+}
+
+// weightsDescription describes path like lc0's describenet when it is an lc0 weight file, else nil.
+func weightsDescription(path string) *lc0.Description {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	head := make([]byte, 5)
+	_, err = io.ReadFull(f, head)
+	f.Close()
+	if err != nil || !lc0.LooksLikeWeights(head) {
+		return nil
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	n, err := lc0.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	d := n.Describe()
+	return &d
 }
 
 func headNames(h model.Heads) []string {

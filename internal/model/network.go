@@ -1,7 +1,6 @@
 package model
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/lczerolens/lczerolens/internal/lc0"
 	"github.com/lczerolens/lczerolens/internal/onnxgraph"
 	pb "github.com/lczerolens/lczerolens/internal/onnxpb"
 )
@@ -35,8 +35,12 @@ const (
 // Network is a loaded lc0 ONNX network: the graph, what its input and heads are called, and its modules.
 type Network struct {
 	Path   string // file path, or the name given to LoadBytes
-	SHA256 string // of the file bytes
+	SHA256 string // of the file bytes (the weight file for converted nets)
 	Proto  *pb.ModelProto
+
+	// InputFormat is lc0's input format number from a weight file (1 classical, 3-5 canonical, ...); 0 for
+	// .onnx files, which do not record it.
+	InputFormat int
 
 	Input   string // graph input holding the [batch,112,8,8] planes
 	Heads   Heads
@@ -63,38 +67,56 @@ type Module struct {
 	DType  string  // element type, e.g. "float32"
 }
 
-// Load reads an lc0 network from an .onnx file.
+// Load reads an lc0 network from an .onnx file, or from an lc0 weight file (.pb, .pb.gz) converted as lc0's
+// leela2onnx would.
 func Load(path string) (*Network, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("model: load %s: no such file; pass the path of an lc0 network in onnx format (or omit --model for the demo network)", path)
+			return nil, fmt.Errorf("model: load %s: no such file; pass the path of an lc0 network (.pb, .pb.gz or .onnx), or omit --model for the demo network", path)
 		}
 		return nil, fmt.Errorf("model: load %s: %s", path, oneLine(err.Error()))
 	}
 	return LoadBytes(path, raw)
 }
 
-// LoadBytes parses an lc0 network from the bytes of an .onnx file; name is used in messages and as Path.
+// LoadBytes parses an lc0 network from the bytes of an .onnx file or of an lc0 weight file (gzipped or not),
+// which it converts; name is used in messages and as Path.
 func LoadBytes(name string, raw []byte) (*Network, error) {
+	if lc0.LooksLikeWeights(raw) {
+		return loadWeights(name, raw)
+	}
 	m, err := onnxgraph.Unmarshal(raw)
 	if err != nil {
-		if looksLikeLc0Weights(raw) {
-			return nil, fmt.Errorf("model: load %s: an lc0 weights file, not onnx; convert it with `lc0 leela2onnx --input=%s --output=NET.onnx`", name, name)
-		}
-		return nil, fmt.Errorf("model: load %s: not an onnx model; pass an lc0 network converted with `lc0 leela2onnx`", name)
+		return nil, fmt.Errorf("model: load %s: not an onnx model or lc0 weights file; pass an lc0 network (.pb, .pb.gz or .onnx)", name)
 	}
-	sum := sha256.Sum256(raw)
-	n := &Network{Path: name, SHA256: hex.EncodeToString(sum[:]), Proto: m, raw: raw, plans: map[string]*Plan{}}
+	return newNetwork(name, raw, m, raw, 0)
+}
+
+// loadWeights converts an lc0 weight file; SHA256 stays that of the file, so it names the file the user gave.
+func loadWeights(name string, raw []byte) (*Network, error) {
+	w, err := lc0.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("model: load %s: %w", name, err)
+	}
+	m, err := lc0.Convert(w, lc0.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("model: load %s: %w", name, err)
+	}
+	onnxRaw, err := onnxgraph.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("model: load %s: %w", name, err)
+	}
+	return newNetwork(name, raw, m, onnxRaw, w.InputFormat())
+}
+
+func newNetwork(name string, file []byte, m *pb.ModelProto, onnxRaw []byte, inputFormat int) (*Network, error) {
+	sum := sha256.Sum256(file)
+	n := &Network{Path: name, SHA256: hex.EncodeToString(sum[:]), Proto: m, InputFormat: inputFormat, raw: onnxRaw, plans: map[string]*Plan{}}
 	if err := n.inspect(); err != nil {
 		return nil, fmt.Errorf("model: load %s: not an lc0 network: %w", name, err)
 	}
 	return n, nil
-}
-
-// looksLikeLc0Weights spots gzip data or lc0's protobuf weights (field 1 = magic 0x1c0) to give a better hint.
-func looksLikeLc0Weights(raw []byte) bool {
-	return bytes.HasPrefix(raw, []byte{0x1f, 0x8b}) || bytes.HasPrefix(raw, []byte{0x0d, 0xc0, 0x01, 0x00, 0x00})
 }
 
 // inspect finds the planes input and the heads, and lists the modules.

@@ -52,7 +52,7 @@ func TestLoadErrors(t *testing.T) {
 		{"missing", filepath.Join(dir, "nope.onnx"), "no such file"},
 		{"text", write("notes.onnx", []byte("hello, this is not a network\n")), "not an onnx model"},
 		{"empty", write("empty.onnx", nil), "not an onnx model"},
-		{"lc0 weights", write("net.pb.gz", []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0}), "lc0 leela2onnx"},
+		{"lc0 weights", write("net.pb.gz", []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0}), "truncated lc0 weights file"},
 		{"image net", notLc0("image.onnx", relu), "not an lc0 network: no float input of shape [batch,112,8,8]"},
 		{"no policy", notLc0("nopolicy.onnx", noPolicy), "not an lc0 network: no policy output"},
 	} {

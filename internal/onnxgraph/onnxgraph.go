@@ -398,3 +398,12 @@ func FloatTensor(name string, elem pb.TensorProto_DataType, dims []int64, data [
 	}
 	return nil, fmt.Errorf("onnx: tensor %q: element type %v is not float or double", name, elem)
 }
+
+// Int32Tensor builds an INT32 initializer (gather indices, slice bounds) stored as raw little-endian bytes.
+func Int32Tensor(name string, dims []int64, data []int32) *pb.TensorProto {
+	raw := make([]byte, 4*len(data))
+	for i, v := range data {
+		binary.LittleEndian.PutUint32(raw[4*i:], uint32(v))
+	}
+	return &pb.TensorProto{Name: proto.String(name), Dims: dims, DataType: proto.Int32(int32(pb.TensorProto_INT32)), RawData: raw}
+}
