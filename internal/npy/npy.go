@@ -166,6 +166,13 @@ func Read(r io.Reader) (shape []int, data []float32, err error) {
 	return shape, data, nil
 }
 
+// ReadHeader reads the header of an NPY file holding a little-endian float32
+// C-order array and returns its shape and the offset of its data, leaving r
+// there, so that callers can stream the rows instead of reading them all.
+func ReadHeader(r io.Reader) (shape []int, dataOffset int64, err error) {
+	return readHeader(r)
+}
+
 // readHeader reads and checks the magic, version and header dictionary and
 // returns the shape and the total header length (the data offset).
 func readHeader(r io.Reader) (shape []int, dataOffset int64, err error) {

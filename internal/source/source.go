@@ -114,48 +114,106 @@ type Bad struct {
 	Reason string
 }
 
-// Walk reads every record of r, calling item for each selected position and bad for each record that fails
-// to parse (the walk continues). It returns the first error either callback returns, or a read error.
-func Walk(r io.Reader, name string, typ Type, plies Plies, item func(*Item) error, bad func(*Bad) error) error {
-	switch typ {
-	case PGN:
-		return walkPGN(r, name, plies, item, bad)
-	case FEN, JSONL:
-		return walkLines(r, name, typ, item, bad)
-	}
-	return fmt.Errorf("source: unknown input type %q", typ)
+// Shard selects one part of a deterministic partition of the input by record: record r belongs to shard
+// r % Count. Records are dealt round-robin so that shards are balanced and need no coordination, and a game
+// or line is never split. The zero value holds every record.
+type Shard struct {
+	Index, Count int
 }
 
-func walkPGN(r io.Reader, name string, plies Plies, item func(*Item) error, bad func(*Bad) error) error {
+// ParseShard parses the flag form i/n (0 <= i < n).
+func ParseShard(s string) (Shard, error) {
+	is, ns, ok := strings.Cut(s, "/")
+	i, ierr := strconv.Atoi(is)
+	n, nerr := strconv.Atoi(ns)
+	if !ok || ierr != nil || nerr != nil {
+		return Shard{}, fmt.Errorf("source: shard %q: want i/n, e.g. 0/4 (i counts from 0)", s)
+	}
+	if n < 1 || i < 0 || i >= n {
+		return Shard{}, fmt.Errorf("source: shard %q: want 0 <= i < n", s)
+	}
+	return Shard{Index: i, Count: n}, nil
+}
+
+// String is the flag form, or "" for the zero value.
+func (s Shard) String() string {
+	if s.Count == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d/%d", s.Index, s.Count)
+}
+
+// Holds reports whether record belongs to the shard.
+func (s Shard) Holds(record int) bool {
+	return s.Count <= 1 || record%s.Count == s.Index
+}
+
+// Records returns how many of the records 0..total-1 the shard holds.
+func (s Shard) Records(total int) int {
+	if s.Count <= 1 {
+		return total
+	}
+	if total <= s.Index {
+		return 0
+	}
+	return (total-s.Index-1)/s.Count + 1
+}
+
+// Options selects what Walk reports; the zero value reports every position of every record.
+type Options struct {
+	Plies Plies
+	Shard Shard
+}
+
+// Walk reads every record of r, calling item for each selected position and bad for each record that fails
+// to parse (the walk continues); records outside opts.Shard are read, so that numbering stays global, but
+// not reported. It returns the number of records in the input, and the first error either callback returns
+// or a read error.
+func Walk(r io.Reader, name string, typ Type, opts Options, item func(*Item) error, bad func(*Bad) error) (records int, err error) {
+	switch typ {
+	case PGN:
+		return walkPGN(r, name, opts, item, bad)
+	case FEN, JSONL:
+		return walkLines(r, name, typ, opts.Shard, item, bad)
+	}
+	return 0, fmt.Errorf("source: unknown input type %q", typ)
+}
+
+func walkPGN(r io.Reader, name string, opts Options, item func(*Item) error, bad func(*Bad) error) (int, error) {
 	pr := board.NewPGNReader(r)
 	record := 0
-	for {
+	for ; ; record++ {
+		// Every game is parsed, even outside the shard: only parsing finds where a game ends.
 		g, err := pr.Next()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return record, nil
 		}
 		var ge *board.GameError
 		if errors.As(err, &ge) {
-			if err := bad(&Bad{Record: record, Game: ge.Game, Line: ge.Line, Reason: ge.Error()}); err != nil {
-				return err
+			if !opts.Shard.Holds(record) {
+				continue
 			}
-			record++
+			if err := bad(&Bad{Record: record, Game: ge.Game, Line: ge.Line, Reason: ge.Error()}); err != nil {
+				return record, err
+			}
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("source: %s: %w", name, err)
+			return record, fmt.Errorf("source: %s: %w", name, err)
+		}
+		if !opts.Shard.Holds(record) {
+			continue
 		}
 		total := len(g.Moves)
 		err = g.Positions(func(gm *board.Game, ply int, next *board.Move) error {
-			if !plies.keep(ply, total) {
+			if !opts.Plies.keep(ply, total) {
 				return nil
 			}
 			return item(&Item{Record: record, Game: g.Index, Ply: ply, Source: name, History: gm, Pos: gm.Current(), Next: next})
 		})
 		if err != nil {
-			return err
+			return record, err
 		}
-		record++
 	}
 }
 
@@ -165,35 +223,37 @@ type lineRecord struct {
 	Moves json.RawMessage `json:"moves"`
 }
 
-func walkLines(r io.Reader, name string, typ Type, item func(*Item) error, bad func(*Bad) error) error {
+func walkLines(r io.Reader, name string, typ Type, shard Shard, item func(*Item) error, bad func(*Bad) error) (int, error) {
 	br := bufio.NewReaderSize(r, 1<<16)
 	line, record := 0, 0
 	for {
 		text, err := br.ReadString('\n')
 		if text == "" && err != nil {
 			if errors.Is(err, io.EOF) {
-				return nil
+				return record, nil
 			}
-			return fmt.Errorf("source: %s: %w", name, err)
+			return record, fmt.Errorf("source: %s: %w", name, err)
 		}
 		line++
 		text = strings.TrimSpace(text)
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
+		record++
+		if !shard.Holds(record - 1) {
+			continue
+		}
 		g, perr := parseLine(text, typ)
 		if perr != nil {
-			if err := bad(&Bad{Record: record, Game: -1, Line: line, Reason: perr.Error()}); err != nil {
-				return err
+			if err := bad(&Bad{Record: record - 1, Game: -1, Line: line, Reason: perr.Error()}); err != nil {
+				return record, err
 			}
-			record++
 			continue
 		}
 		// A line is one position, the one after its moves; --plies applies to games only.
-		if err := item(&Item{Record: record, Game: -1, Ply: g.Ply(), Source: name, History: g, Pos: g.Current()}); err != nil {
-			return err
+		if err := item(&Item{Record: record - 1, Game: -1, Ply: g.Ply(), Source: name, History: g, Pos: g.Current()}); err != nil {
+			return record, err
 		}
-		record++
 	}
 }
 

@@ -1,6 +1,7 @@
 package source
 
 import (
+	"maps"
 	"strings"
 	"testing"
 )
@@ -27,9 +28,16 @@ func collect(t *testing.T, input string, typ Type, plies string) ([]*Item, []*Ba
 	if err != nil {
 		t.Fatal(err)
 	}
+	items, bads, _ := collectOpts(t, input, typ, Options{Plies: p})
+	return items, bads
+}
+
+// collectOpts walks input and returns its positions, bad records and record count.
+func collectOpts(t *testing.T, input string, typ Type, opts Options) ([]*Item, []*Bad, int) {
+	t.Helper()
 	var items []*Item
 	var bads []*Bad
-	err = Walk(strings.NewReader(input), "x", typ, p, func(it *Item) error {
+	records, err := Walk(strings.NewReader(input), "x", typ, opts, func(it *Item) error {
 		cp := *it
 		cp.History = nil
 		items = append(items, &cp)
@@ -38,7 +46,7 @@ func collect(t *testing.T, input string, typ Type, plies string) ([]*Item, []*Ba
 	if err != nil {
 		t.Fatal(err)
 	}
-	return items, bads
+	return items, bads, records
 }
 
 func TestWalkPGN(t *testing.T) {
@@ -130,5 +138,92 @@ func TestDetectType(t *testing.T) {
 	}
 	if got, _ := DetectType("-", "jsonl"); got != JSONL {
 		t.Error("explicit type ignored")
+	}
+}
+
+func TestParseShard(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want Shard
+		ok   bool
+	}{
+		{"0/1", Shard{0, 1}, true},
+		{"3/4", Shard{3, 4}, true},
+		{"4/4", Shard{}, false},
+		{"-1/4", Shard{}, false},
+		{"0/0", Shard{}, false},
+		{"1", Shard{}, false},
+		{"a/b", Shard{}, false},
+		{"1/2/3", Shard{}, false},
+	} {
+		got, err := ParseShard(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("ParseShard(%q) = %v, %v", tt.in, got, err)
+		}
+		if tt.ok && got.String() != tt.in {
+			t.Errorf("String() = %q, want %q", got.String(), tt.in)
+		}
+	}
+}
+
+// TestWalkShard checks that the shards of an input partition its records: each shard reports exactly the
+// records r with r%n == i, with the positions and bad records of the unsharded walk and its global numbers.
+func TestWalkShard(t *testing.T) {
+	fen := "# c\nrnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBNR w KQkq -\nnot a fen\n\n4k3/8/8/8/8/8/8/4K3 b - -\nbad\n8/8/8/8/8/8/8/K1k5 w - -\n"
+	jsonl := "{\"moves\":\"e2e4\"}\n{\"moves\":\"e2e5\"}\n{\"fen\":\n{\"moves\":[\"d2d4\",\"d7d5\"]}\n"
+	type key struct{ record, ply int }
+	for _, tt := range []struct {
+		name  string
+		input string
+		typ   Type
+		total int
+	}{
+		{"pgn", twoGamesAndABadOne + "\n" + twoGamesAndABadOne, PGN, 6},
+		{"fen", fen, FEN, 5},
+		{"jsonl", jsonl, JSONL, 4},
+	} {
+		all, allBad, total := collectOpts(t, tt.input, tt.typ, Options{})
+		if total != tt.total {
+			t.Fatalf("%s: %d records, want %d", tt.name, total, tt.total)
+		}
+		want := map[key]string{}
+		for _, it := range all {
+			want[key{it.Record, it.Ply}] = it.Pos.FEN()
+		}
+		wantBad := map[int]string{}
+		for _, b := range allBad {
+			wantBad[b.Record] = b.Reason
+		}
+		for _, n := range []int{1, 2, 3, 7} {
+			got, gotBad := map[key]string{}, map[int]string{}
+			for i := range n {
+				sh := Shard{Index: i, Count: n}
+				items, bads, records := collectOpts(t, tt.input, tt.typ, Options{Shard: sh})
+				if records != total {
+					t.Errorf("%s shard %v: %d records, want %d", tt.name, sh, records, total)
+				}
+				held := map[int]bool{}
+				for _, it := range items {
+					if it.Record%n != i {
+						t.Errorf("%s shard %v holds record %d", tt.name, sh, it.Record)
+					}
+					held[it.Record] = true
+					got[key{it.Record, it.Ply}] = it.Pos.FEN()
+				}
+				for _, b := range bads {
+					if b.Record%n != i {
+						t.Errorf("%s shard %v holds bad record %d", tt.name, sh, b.Record)
+					}
+					held[b.Record] = true
+					gotBad[b.Record] = b.Reason
+				}
+				if len(held) != sh.Records(total) {
+					t.Errorf("%s shard %v: %d records reported, Records(%d) = %d", tt.name, sh, len(held), total, sh.Records(total))
+				}
+			}
+			if !maps.Equal(got, want) || !maps.Equal(gotBad, wantBad) {
+				t.Errorf("%s in %d shards: positions %v bad %v, want %v and %v", tt.name, n, got, gotBad, want, wantBad)
+			}
+		}
 	}
 }

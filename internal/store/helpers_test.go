@@ -97,7 +97,7 @@ func results(p int) []Result {
 }
 
 func meta(r, j int) PositionMeta {
-	m := PositionMeta{Source: "games.pgn", Game: r, Ply: j, FEN: fmt.Sprintf("fen %d/%d \"quoted\"\t\u00e9\x01", r, j)}
+	m := PositionMeta{Source: "games.pgn", Record: r, Game: r, Ply: j, FEN: fmt.Sprintf("fen %d/%d \"quoted\"\t\u00e9\x01", r, j)}
 	if j < recordPositions(r)-1 {
 		mv := fmt.Sprintf("m%d", j)
 		m.Move = &mv
@@ -240,14 +240,14 @@ func checkOutput(t *testing.T, dir string, format Format, records int, complete 
 		for j := range recordPositions(r) {
 			want := meta(r, j)
 			var got struct {
-				Source, FEN string
-				Game, Ply   int
-				Move        *string
+				Source, FEN       string
+				Record, Game, Ply int
+				Move              *string
 			}
 			if err := json.Unmarshal(lines[p], &got); err != nil {
 				t.Fatal(err)
 			}
-			if got.Source != want.Source || got.FEN != want.FEN || got.Game != want.Game || got.Ply != want.Ply ||
+			if got.Source != want.Source || got.Record != want.Record || got.FEN != want.FEN || got.Game != want.Game || got.Ply != want.Ply ||
 				(got.Move == nil) != (want.Move == nil) || got.Move != nil && *got.Move != *want.Move {
 				t.Fatalf("position %d: %s", p, lines[p])
 			}

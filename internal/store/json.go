@@ -112,6 +112,8 @@ func appendShape(b []byte, shape []int) []byte {
 func appendMeta(b []byte, m PositionMeta) []byte {
 	b = append(b, `{"source":`...)
 	b = appendString(b, m.Source)
+	b = append(b, `,"record":`...)
+	b = strconv.AppendInt(b, int64(m.Record), 10)
 	b = append(b, `,"game":`...)
 	b = strconv.AppendInt(b, int64(m.Game), 10)
 	b = append(b, `,"ply":`...)
@@ -139,6 +141,15 @@ func appendError(b []byte, e ErrorRecord) []byte {
 	b = strconv.AppendInt(b, int64(e.Line), 10)
 	b = append(b, `,"reason":`...)
 	b = appendString(b, e.Reason)
+	return append(b, '}')
+}
+
+// AppendJSONResult appends `"KEY":{"dtype":"json","data":VALUE}`, the form of a JSON-only result (value is
+// valid JSON, written as it is).
+func AppendJSONResult(b []byte, key string, value []byte) []byte {
+	b = appendString(b, key)
+	b = append(b, `:{"dtype":"json","data":`...)
+	b = append(b, value...)
 	return append(b, '}')
 }
 

@@ -2,13 +2,14 @@
 // analyse commands: per-key NPY files (or one JSON Lines file of results), a
 // positions index, an errors log and a manifest, committed in chunks so that a
 // killed run resumes where its last commit left off and finishes with files
-// byte-identical to an uninterrupted run.
+// byte-identical to an uninterrupted run. Merge joins the directories of the
+// shards of one run into the directory the whole run writes.
 //
 // Layout of a directory (see Writer for the commit protocol):
 //
 //	manifest.json    what the directory holds; "complete" is false until Close
 //	progress.json    committed counts and byte lengths, the source of truth on resume
-//	positions.jsonl  one {"source","game","ply","fen","move"} object per position, row i = position i
+//	positions.jsonl  one {"source","record","game","ply","fen","move"} object per position, row i = position i
 //	errors.jsonl     one {"source","record","game","line","reason"} object per bad input record
 //	KEY.npy          format npy: one float32 file per result key, positions stacked on axis 0
 //	results.jsonl    format json: one {"position":{...},"results":{KEY:{"dtype","shape","data"}}} per position
@@ -24,6 +25,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -94,6 +96,7 @@ type LensInfo struct {
 // PositionMeta says where an analysed position came from.
 type PositionMeta struct {
 	Source string
+	Record int // 0-based input record (game or line); Merge orders rows by it
 	Game   int // -1 when not from a game
 	Ply    int
 	FEN    string
@@ -101,11 +104,26 @@ type PositionMeta struct {
 }
 
 // Result is one named tensor of a position's analysis; Shape excludes the
-// position axis.
+// position axis. A JSON-only result (records rather than a tensor) has JSON
+// set and no Shape or Data: the json format writes it among the results as
+// {"dtype":"json","data":JSON}, the npy format leaves it out, and neither
+// lists it among the keys.
 type Result struct {
 	Key   string
 	Shape []int
 	Data  []float32
+	JSON  json.RawMessage
+}
+
+// tensors returns the results that are tensors, reusing buf.
+func tensors(results []Result, buf []Result) []Result {
+	out := buf[:0]
+	for _, r := range results {
+		if r.JSON == nil {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // ErrorRecord describes an input record that could not be analysed.
@@ -152,6 +170,7 @@ type Writer struct {
 	count, nerrors, nonfinite int // everything added so far
 	records                   int
 	mark                      mark // state at the last SetRecords
+	marked                    bool // mark was set by SetRecords or a resume
 	done                      mark // state committed when opened
 
 	line   []byte // reused encoding buffer
@@ -221,6 +240,7 @@ func Open(dir string, opts Options) (*Writer, error) {
 			return nil, fmt.Errorf("store: extra manifest field %q: %w", k, err)
 		}
 	}
+	opts.Extra = maps.Clone(opts.Extra) // SetExtra must not write to the caller's map
 	w := &Writer{dir: dir, format: opts.Format, opts: opts, lensOpts: lensOpts}
 
 	entries, err := os.ReadDir(dir)
@@ -423,7 +443,7 @@ func (w *Writer) resume(entries []os.DirEntry) (_ *Writer, err error) {
 		}
 	}
 	w.count, w.nerrors, w.nonfinite, w.records = m.positions, m.errors, m.nonfinite, m.records
-	w.mark, w.done = m, m
+	w.mark, w.done, w.marked = m, m, true
 	// Rewrites a manifest that a crash may have left one commit behind.
 	if err := w.Commit(); err != nil {
 		return nil, err
@@ -560,6 +580,22 @@ func (w *Writer) fixKeys(results []keyInfo) error {
 	return nil
 }
 
+// SetExtra sets or replaces the extra manifest field name (see Options.Extra) from the next commit on: for
+// values known only at the end of a run, such as a checksum of the input.
+func (w *Writer) SetExtra(name string, value any) error {
+	if slices.Contains(manifestFields, name) {
+		return fmt.Errorf("store: extra manifest field %q collides with a field of the manifest", name)
+	}
+	if _, err := json.Marshal(value); err != nil {
+		return fmt.Errorf("store: extra manifest field %q: %w", name, err)
+	}
+	if w.opts.Extra == nil {
+		w.opts.Extra = map[string]any{}
+	}
+	w.opts.Extra[name] = value
+	return nil
+}
+
 // Done returns what was committed when the Writer was opened: positions and
 // error records already written, and input records fully consumed. A
 // resuming caller skips that many input records.
@@ -577,9 +613,13 @@ func (w *Writer) usable() error {
 // Add appends one position's results. The first Add (or the resumed
 // output) fixes the keys, their order and shapes; a position that differs is
 // refused without writing anything.
-func (w *Writer) Add(meta PositionMeta, results []Result) error {
+func (w *Writer) Add(meta PositionMeta, all []Result) error {
 	if err := w.usable(); err != nil {
 		return err
+	}
+	results := all
+	if slices.ContainsFunc(all, func(r Result) bool { return r.JSON != nil }) {
+		results = tensors(all, nil)
 	}
 	first := !w.keysFixed
 	if first {
@@ -625,9 +665,13 @@ func (w *Writer) Add(meta PositionMeta, results []Result) error {
 		b := append(w.line[:0], `{"position":`...)
 		b = appendMeta(b, meta)
 		b = append(b, `,"results":{`...)
-		for i, r := range results {
+		for i, r := range all {
 			if i > 0 {
 				b = append(b, ',')
+			}
+			if r.JSON != nil {
+				b = AppendJSONResult(b, r.Key, r.JSON)
+				continue
 			}
 			b = AppendResultJSON(b, r.Key, r.Shape, r.Data)
 		}
@@ -706,9 +750,16 @@ func (w *Writer) AddError(e ErrorRecord) error {
 // everything added so far belongs to them. The next Commit records this
 // point; positions added after it are written but not counted as committed
 // until the next SetRecords, so a resume never repeats or skips a position.
+//
+// Repeating the last n changes nothing: positions added since belong to record n, which is still open (a
+// game longer than a batch spans several commits).
 func (w *Writer) SetRecords(n int) {
+	if w.marked && n == w.records {
+		return
+	}
 	w.records = n
 	w.mark = w.current()
+	w.marked = true
 }
 
 func (w *Writer) current() mark {

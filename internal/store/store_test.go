@@ -179,12 +179,12 @@ func TestAddRefusesInconsistentResults(t *testing.T) {
 		{"reordered", nil, func() []Result { r := good(); r[0], r[1] = r[1], r[0]; return r }, `result 0 is "policy"`},
 		{"shape", nil, func() []Result { r := good(); r[1].Shape = []int{1, 5}; return r }, "has shape [1 5], want [5]"},
 		{"short data", nil, func() []Result { r := good(); r[1].Data = r[1].Data[:4]; return r }, "has 4 values, shape [5] needs 5"},
-		{"duplicate key", []Result{{"a", nil, []float32{1}}, {"a", nil, []float32{1}}}, nil, `result key "a" appears twice`},
-		{"file collision", []Result{{"a/b", nil, []float32{1}}, {"a.b", nil, []float32{1}}}, nil, "both map to file a.b.npy"},
-		{"case collision", []Result{{"Policy", nil, []float32{1}}, {"policy", nil, []float32{1}}}, nil, "both map to file"},
-		{"empty key", []Result{{"", nil, []float32{1}}}, nil, "empty key"},
-		{"zero dimension", []Result{{"a", []int{0, 3}, nil}}, nil, "every dimension must be positive"},
-		{"first data short", []Result{{"a", []int{3}, []float32{1}}}, nil, "has 1 values"},
+		{"duplicate key", []Result{{Key: "a", Shape: nil, Data: []float32{1}}, {Key: "a", Shape: nil, Data: []float32{1}}}, nil, `result key "a" appears twice`},
+		{"file collision", []Result{{Key: "a/b", Shape: nil, Data: []float32{1}}, {Key: "a.b", Shape: nil, Data: []float32{1}}}, nil, "both map to file a.b.npy"},
+		{"case collision", []Result{{Key: "Policy", Shape: nil, Data: []float32{1}}, {Key: "policy", Shape: nil, Data: []float32{1}}}, nil, "both map to file"},
+		{"empty key", []Result{{Key: "", Shape: nil, Data: []float32{1}}}, nil, "empty key"},
+		{"zero dimension", []Result{{Key: "a", Shape: []int{0, 3}, Data: nil}}, nil, "every dimension must be positive"},
+		{"first data short", []Result{{Key: "a", Shape: []int{3}, Data: []float32{1}}}, nil, "has 1 values"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -467,5 +467,43 @@ func TestResumeRefusesDamage(t *testing.T) {
 				t.Fatalf("error %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestSetRecordsRepeatedKeepsMark: a record longer than a commit interval calls SetRecords with the same n
+// at several commits; the positions added in between belong to the open record and must not count as
+// committed, or a resume would repeat them.
+func TestSetRecordsRepeatedKeepsMark(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Open(dir, testOptions(FormatNPY))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetRecords(0)
+	for j := 0; j < 3; j++ { // record 0's first positions, committed mid-record
+		if err := w.Add(meta(0, j), results(j)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	w.SetRecords(0) // the next batch starts inside record 0 still
+	if err := w.Add(meta(0, 3), results(3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// Crash here (no Close), then resume: nothing of the open record counts.
+	opts := testOptions(FormatNPY)
+	opts.Resume = true
+	w2, err := Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+	if p, e, r := w2.Done(); p != 0 || e != 0 || r != 0 {
+		t.Fatalf("after resume Done() = %d positions, %d errors, %d records; want 0, 0, 0", p, e, r)
 	}
 }
