@@ -1,7 +1,9 @@
 package model
 
 import (
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -21,7 +23,7 @@ var gradCache sync.Map // key string -> *gradEntry
 
 type gradEntry struct {
 	plan *Plan
-	io   *GradientIO
+	ios  []*GradientIO
 }
 
 // resolveTensors maps module or tensor names to tensor names (the model input is accepted as is).
@@ -41,47 +43,133 @@ func (n *Network) resolveTensors(names []string) ([]string, error) {
 	return out, nil
 }
 
+// RuleKind says what a backward pass propagates.
+type RuleKind int
+
+// The rule kinds.
+const (
+	RuleGradient   RuleKind = iota // gradients
+	RuleLRPEpsilon                 // layer-wise relevance propagation, epsilon rule
+	RuleLRPZPlus                   // layer-wise relevance propagation, z+ rule
+)
+
+// Rule is how a backward pass propagates. The zero value is plain gradients.
+type Rule struct {
+	Kind    RuleKind
+	Epsilon float64 // the LRP stabiliser, > 0 (LRP rules only)
+}
+
+// String names the rule as flags and keys do ("gradient", "lrp-epsilon(1e-06)").
+func (r Rule) String() string {
+	m := r.mode()
+	if r.Kind == RuleGradient {
+		return m.String()
+	}
+	return m.String() + "(" + strconv.FormatFloat(r.Epsilon, 'g', -1, 64) + ")"
+}
+
+func (r Rule) mode() autograd.Mode {
+	switch r.Kind {
+	case RuleLRPEpsilon:
+		return autograd.ModeLRPEpsilon
+	case RuleLRPZPlus:
+		return autograd.ModeLRPZPlus
+	}
+	return autograd.ModeGradient
+}
+
+// Backward is one backward pass: the gradients of L = sum_k <seed_k, tensor_k> w.r.t. each tensor of Wrt
+// (the model input or modules), or under an LRP rule their relevances, which start as seed_k * tensor_k at
+// the seeds and sum to about L.
+type Backward struct {
+	Seeds, Wrt []string
+	Rule       Rule
+}
+
+func (p Backward) spec(n *Network) (autograd.Spec, error) {
+	w, err := n.resolveTensors(p.Wrt)
+	if err != nil {
+		return autograd.Spec{}, err
+	}
+	if p.Rule.Kind < RuleGradient || p.Rule.Kind > RuleLRPZPlus {
+		return autograd.Spec{}, fmt.Errorf("model: backward pass: unknown rule kind %d", p.Rule.Kind)
+	}
+	eps := p.Rule.Epsilon
+	if p.Rule.Kind == RuleGradient {
+		eps = 0
+	}
+	return autograd.Spec{Seeds: p.Seeds, Wrt: w, Mode: p.Rule.mode(), Epsilon: eps}, nil
+}
+
 // CheckGradient reports whether gradients of seeds w.r.t. wrt can be built for n, naming the first op on
 // the way that has no gradient rule.
 func CheckGradient(n *Network, seeds, wrt []string) error {
-	w, err := n.resolveTensors(wrt)
+	return CheckBackward(n, Backward{Seeds: seeds, Wrt: wrt})
+}
+
+// CheckBackward reports whether the pass can be built for n, naming the first op on the way that has no
+// rule of the pass's kind.
+func CheckBackward(n *Network, p Backward) error {
+	spec, err := p.spec(n)
 	if err != nil {
 		return err
 	}
-	return autograd.Check(n.Proto, autograd.Spec{Seeds: seeds, Wrt: w})
+	return autograd.Check(n.Proto, spec)
 }
 
 // GradientPlan prepares one graph that returns the heads, the hooked tensors, and the gradient of
 // sum_k <seed_k, tensor_k> w.r.t. each tensor of wrt (the model input or modules). Seeds are fed per run.
 func GradientPlan(n *Network, hooks, seeds, wrt []string) (*Plan, *GradientIO, error) {
+	p, ios, err := BackwardPlan(n, hooks, []Backward{{Seeds: seeds, Wrt: wrt}})
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, ios[0], nil
+}
+
+// BackwardPlan prepares one graph that returns the heads, the hooked tensors and the outputs of every
+// backward pass, so a single run shares the forward computation between them (e.g. a gradient and an LRP
+// pass). Each pass has its own seed inputs and outputs, named in its GradientIO. Plans are cached.
+func BackwardPlan(n *Network, hooks []string, passes []Backward) (*Plan, []*GradientIO, error) {
+	if len(passes) == 0 {
+		return nil, nil, errors.New("model: backward plan: no pass")
+	}
 	h, err := n.resolveTensors(hooks)
 	if err != nil {
 		return nil, nil, err
 	}
-	w, err := n.resolveTensors(wrt)
-	if err != nil {
-		return nil, nil, err
+	specs := make([]autograd.Spec, len(passes))
+	key := n.SHA256 + "\x01" + strings.Join(h, "\x00")
+	for i, p := range passes {
+		if specs[i], err = p.spec(n); err != nil {
+			return nil, nil, err
+		}
+		key += "\x01" + strings.Join(p.Seeds, "\x00") + "\x01" + strings.Join(specs[i].Wrt, "\x00") + "\x01" + p.Rule.String()
 	}
-	key := n.SHA256 + "\x01" + strings.Join(h, "\x00") + "\x01" + strings.Join(seeds, "\x00") + "\x01" + strings.Join(w, "\x00")
 	if e, ok := gradCache.Load(key); ok {
 		ge := e.(*gradEntry)
-		return ge.plan, ge.io, nil
+		return ge.plan, ge.ios, nil
 	}
 	hp, err := n.HookPlan(h)
 	if err != nil {
 		return nil, nil, err
 	}
-	m, res, err := autograd.Build(onnxgraph.Clone(hp.Model), autograd.Spec{Seeds: seeds, Wrt: w})
-	if err != nil {
-		return nil, nil, fmt.Errorf("model: gradient plan for %s: %w", n.Path, err)
+	m := onnxgraph.Clone(hp.Model)
+	ios := make([]*GradientIO, len(passes))
+	for i, spec := range specs {
+		// Each Build appends a backward graph; earlier ones are off the new paths, so passes do not interfere.
+		var res *autograd.Result
+		if m, res, err = autograd.Build(m, spec); err != nil {
+			return nil, nil, fmt.Errorf("model: %s plan for %s: %w", passes[i].Rule.mode(), n.Path, err)
+		}
+		ios[i] = &GradientIO{SeedInputs: res.SeedInputs, Grads: res.Grads}
 	}
 	p, err := NewPlan(m)
 	if err != nil {
 		return nil, nil, err
 	}
-	gio := &GradientIO{SeedInputs: res.SeedInputs, Grads: res.Grads}
-	gradCache.Store(key, &gradEntry{plan: p, io: gio})
-	return p, gio, nil
+	gradCache.Store(key, &gradEntry{plan: p, ios: ios})
+	return p, ios, nil
 }
 
 // ModuleInputs lists the float tensors a module's node reads from other modules (weights, constants, shape

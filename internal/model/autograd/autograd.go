@@ -3,6 +3,7 @@ package autograd
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 
@@ -17,6 +18,44 @@ type Spec struct {
 	Seeds []string
 	// Wrt are the tensors (graph inputs or any node output) to return gradients for.
 	Wrt []string
+	// Mode selects the propagation rules: gradients (the zero value) or layer-wise relevance propagation.
+	Mode Mode
+	// Epsilon is the LRP stabiliser (LRP modes only; must be > 0).
+	Epsilon float64
+}
+
+// Mode is what a backward graph propagates.
+type Mode int
+
+// The modes. In the LRP modes the seed inputs hold coefficients c_k and the backward graph starts from the
+// relevance c_k * tensor_k, so the returned "gradients" are relevances that sum to about L itself.
+const (
+	ModeGradient   Mode = iota // reverse-mode gradients of L
+	ModeLRPEpsilon             // LRP, epsilon rule for linear ops
+	ModeLRPZPlus               // LRP, z+ rule for Conv/MatMul/Gemm with constant weights
+)
+
+// String names the mode.
+func (m Mode) String() string {
+	switch m {
+	case ModeGradient:
+		return "gradient"
+	case ModeLRPEpsilon:
+		return "lrp-epsilon"
+	case ModeLRPZPlus:
+		return "lrp-zplus"
+	}
+	return fmt.Sprintf("mode(%d)", int(m))
+}
+
+func (m Mode) lrp() bool { return m == ModeLRPEpsilon || m == ModeLRPZPlus }
+
+// ruleSet returns the rules of a mode.
+func ruleSet(m Mode) map[string]rule {
+	if m.lrp() {
+		return lrpRules
+	}
+	return rules
 }
 
 // Result names what Build added to the graph.
@@ -30,14 +69,19 @@ type Result struct {
 type UnsupportedOpError struct {
 	Op, Node string
 	Input    string // the input the path needs a gradient for, when the op has rules for its other inputs only
+	Mode     Mode   // the rule set that lacks the op
 }
 
 // Error implements error.
 func (e *UnsupportedOpError) Error() string {
-	if e.Input != "" {
-		return fmt.Sprintf("autograd: no gradient rule for op %q (node %q) w.r.t. input %q", e.Op, e.Node, e.Input)
+	what := "gradient"
+	if e.Mode.lrp() {
+		what = "relevance (LRP)"
 	}
-	return fmt.Sprintf("autograd: no gradient rule for op %q (node %q)", e.Op, e.Node)
+	if e.Input != "" {
+		return fmt.Sprintf("autograd: no %s rule for op %q (node %q) w.r.t. input %q", what, e.Op, e.Node, e.Input)
+	}
+	return fmt.Sprintf("autograd: no %s rule for op %q (node %q)", what, e.Op, e.Node)
 }
 
 // ErrSpec reports a Spec that does not fit the model (unknown tensor, non-float tensor, duplicates, ...).
@@ -74,6 +118,8 @@ func NonDifferentiableOps() []string {
 
 // plan is the analysis shared by Check and Build.
 type plan struct {
+	spec   Spec
+	rules  map[string]rule // the mode's rule set
 	g      *pb.GraphProto
 	opset  int64
 	ix     *onnxgraph.Index
@@ -105,7 +151,7 @@ func newPlan(m *pb.ModelProto, spec Spec) (*plan, error) {
 	if m.GetGraph() == nil {
 		return nil, fmt.Errorf("%w: model has no graph", ErrSpec)
 	}
-	p := &plan{g: m.GetGraph(), opset: onnxgraph.OpsetVersion(m)}
+	p := &plan{spec: spec, rules: ruleSet(spec.Mode), g: m.GetGraph(), opset: onnxgraph.OpsetVersion(m)}
 	if p.opset != 0 && p.opset < minOpset {
 		return nil, fmt.Errorf("autograd: opset %d not supported (need >= %d)", p.opset, minOpset)
 	}
@@ -184,6 +230,12 @@ func newPlan(m *pb.ModelProto, spec Spec) (*plan, error) {
 func (p *plan) checkSpec(spec Spec) error {
 	if len(spec.Seeds) == 0 || len(spec.Wrt) == 0 {
 		return fmt.Errorf("%w: need at least one seed and one wrt tensor", ErrSpec)
+	}
+	switch {
+	case spec.Mode.lrp() && (!(spec.Epsilon > 0) || math.IsInf(spec.Epsilon, 1)):
+		return fmt.Errorf("%w: %s needs a finite epsilon > 0, got %g", ErrSpec, spec.Mode, spec.Epsilon)
+	case spec.Mode != ModeGradient && !spec.Mode.lrp():
+		return fmt.Errorf("%w: unknown mode %d", ErrSpec, int(spec.Mode))
 	}
 	inputs := p.inputs
 	check := func(kind, name string, seen map[string]bool) error {
@@ -283,13 +335,14 @@ func nodeLabel(n *pb.NodeProto) string {
 
 // unsupported returns the first active node (in forward order) that lacks a rule for an input it needs.
 func (p *plan) unsupported() error {
+	mode := p.spec.Mode
 	for _, n := range p.active {
-		r, ok := rules[n.GetOpType()]
+		r, ok := p.rules[n.GetOpType()]
 		if !ok || r.grad == nil {
-			return &UnsupportedOpError{Op: n.GetOpType(), Node: nodeLabel(n)}
+			return &UnsupportedOpError{Op: n.GetOpType(), Node: nodeLabel(n), Mode: mode}
 		}
 		if d := n.GetDomain(); d != "" && d != "ai.onnx" {
-			return &UnsupportedOpError{Op: d + "." + n.GetOpType(), Node: nodeLabel(n)}
+			return &UnsupportedOpError{Op: d + "." + n.GetOpType(), Node: nodeLabel(n), Mode: mode}
 		}
 		if need := max(r.arity, 1); len(n.GetInput()) < need || len(n.GetOutput()) == 0 {
 			return fmt.Errorf("autograd: node %q (%s): %d inputs and %d outputs, need %d and 1",
@@ -297,7 +350,7 @@ func (p *plan) unsupported() error {
 		}
 		for i, need := range p.need[n] {
 			if need && r.supports != nil && !r.supports(n, i) {
-				return &UnsupportedOpError{Op: n.GetOpType(), Node: nodeLabel(n), Input: n.GetInput()[i]}
+				return &UnsupportedOpError{Op: n.GetOpType(), Node: nodeLabel(n), Input: n.GetInput()[i], Mode: mode}
 			}
 		}
 	}
@@ -317,6 +370,8 @@ func Check(m *pb.ModelProto, spec Spec) error {
 
 // Build returns a copy of m with the backward graph of L = sum_k <seed_k, tensor_k> appended, the seed inputs
 // added and each gradient dL/d(wrt) exposed as a graph output of the wrt tensor's shape. Forward outputs stay.
+// In an LRP mode the outputs are the relevances of the wrt tensors instead (see lrp.go). Build can be applied
+// again to its own result for another spec: the earlier backward nodes are off every new path.
 func Build(m *pb.ModelProto, spec Spec) (*pb.ModelProto, *Result, error) {
 	return build(m, spec, defaultOptions())
 }
@@ -350,7 +405,12 @@ func build(m *pb.ModelProto, spec Spec, opt options) (*pb.ModelProto, *Result, e
 		name := b.uniqueName(s + "/seed")
 		res.SeedInputs[s] = name
 		g.Input = append(g.Input, b.valueInfo(name, s))
-		b.addGrad(s, contrib{name: name})
+		if spec.Mode.lrp() {
+			// Relevance starts as the seeded share of the output itself, not as a unit cotangent.
+			b.addGrad(s, full(b.op("Mul", []string{name, s})))
+		} else {
+			b.addGrad(s, contrib{name: name})
+		}
 	}
 	for i := len(p.active) - 1; i >= 0; i-- {
 		n := p.active[i]
@@ -366,7 +426,7 @@ func build(m *pb.ModelProto, spec Spec, opt options) (*pb.ModelProto, *Result, e
 			continue
 		}
 		b.cur = n
-		cs, err := rules[n.GetOpType()].grad(b, n, gy)
+		cs, err := p.rules[n.GetOpType()].grad(b, n, gy)
 		if err != nil {
 			return nil, nil, fmt.Errorf("autograd: node %q (%s): %w", nodeLabel(n), n.GetOpType(), err)
 		}

@@ -40,6 +40,36 @@
 //   - A Wrt tensor's gradient is the total derivative of L through the tensor's consumers, holding its own
 //     inputs fixed.
 //
+// # Layer-wise relevance propagation
+//
+// With Spec.Mode set to ModeLRPEpsilon or ModeLRPZPlus, Build appends a relevance graph instead (LRP, Bach et
+// al. 2015; Montavon et al. 2019): what flows backwards is relevance R, starting at each seeded tensor as
+// seed_k * tensor_k, so that the Wrt outputs sum to about L itself rather than to its derivative. The graph
+// walked, the seeds and the outputs are those of a gradient pass; only the rules differ (lrp.go):
+//
+//	linear (Conv, MatMul, Gemm, ReduceMean, ReduceSum, GlobalAveragePool):
+//	               epsilon rule R_x = x * W^T (R / (z + eps*sign(z))), sign(0) = 1, z the node's output bias
+//	               included, so a bias keeps its share. ModeLRPZPlus uses the z+ rule (alpha=1, beta=0) for
+//	               constant weights instead: only positive contributions count (x+ with W+, x- with W-),
+//	               biases are ignored, denominators get + eps. A MatMul/Gemm of two varying tensors gives each
+//	               half of the epsilon share.
+//	sums (Add, Sub, Sum): terms share by contribution, x_i / (y + eps*sign(y)); a constant term is a bias
+//	               and keeps its share. This covers the residual add. Under z+ only positive contributions of
+//	               varying terms count and a bias add passes relevance through.
+//	products (Mul): by a constant, or a tensor off the path, relevance passes; between a gate (the output of
+//	               Sigmoid, HardSigmoid or Softmax) and a signal, the signal takes all (squeeze-excitation's
+//	               channel gating); other products of two varying tensors split it equally.
+//	Div:           the numerator takes all; the denominator is a normaliser.
+//	identity:      Identity, Dropout, Cast, Neg, Abs, Exp, Log, Sqrt, Reciprocal, Pow (base), Clip, Relu,
+//	               LeakyRelu, Sigmoid, Tanh, Softplus, Softsign, Selu, Elu, HardSigmoid, Erf, Softmax,
+//	               LogSoftmax, LayerNormalization (input): an element-wise function keeps its unit's relevance.
+//	shape:         the gradient rules, which sum or permute entries and so conserve relevance.
+//
+// With every bias zero the epsilon rule conserves relevance to float32 rounding (within 2e-5 on the lc0 nets
+// of ../shared/models); with real biases the sum differs from L by what the biases absorb, which on those
+// nets is several times L itself (see internal/model's TestRelevanceConservation). BatchNormalization and
+// ReduceSumSquare have no relevance rule. LRPOps lists the ops that have one.
+//
 // # How the backward graph is made fast
 //
 // Shapes are inferred statically, with the batch (and multiples of it, e.g. after lc0's [B,64,C] -> [B*64,C]
