@@ -38,10 +38,13 @@ fuzz:
 	$(GO) test ./internal/board -run '^$$' -fuzz '^FuzzParseFEN$$' -fuzztime $(FUZZ_TIME)
 	$(GO) test ./internal/board -run '^$$' -fuzz '^FuzzPGNReader$$' -fuzztime $(FUZZ_TIME)
 	$(GO) test ./internal/npy -run '^$$' -fuzz '^FuzzNPYRead$$' -fuzztime $(FUZZ_TIME)
+	$(GO) test ./internal/lc0 -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_TIME)
+	$(GO) test ./internal/model -run '^$$' -fuzz '^FuzzLoadBytes$$' -fuzztime $(FUZZ_TIME)
 
-# Regenerates the ONNX protobuf bindings (needs protoc and protoc-gen-go; the output is committed).
+# Regenerates the ONNX and lc0 protobuf bindings (needs protoc and protoc-gen-go; the output is committed).
 proto:
 	cd internal/onnxpb && protoc --go_out=. --go_opt=paths=source_relative onnx.proto
+	cd internal/lc0/pblczero && protoc --go_out=. --go_opt=paths=source_relative net.proto
 
 # Regenerates the embedded demo network (its test fails when the committed file is stale).
 demo:

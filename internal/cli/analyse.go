@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/lens"
+	"github.com/lczerolens/lczerolens/internal/render"
 	"github.com/lczerolens/lczerolens/internal/store"
 )
 
@@ -22,6 +24,11 @@ type AnalyseOptions struct {
 	Output  string
 	Top     int
 	Force   bool
+	SVG     string
+	// CorruptFEN and CorruptMoves give the corrupted position that lenses comparing two runs (patching)
+	// need: it starts from CorruptFEN, else from the clean start (--fen or the start position).
+	CorruptFEN   string
+	CorruptMoves string
 }
 
 // NewCmdAnalyse builds `lczerolens analyse`.
@@ -52,6 +59,9 @@ outputs: JSON to stdout or -o FILE, or with --format npy the same directory layo
 	fl.StringVarP(&opts.Output, "output", "o", "", "output file (json) or directory (npy)")
 	fl.IntVar(&opts.Top, "top", 5, "network moves listed in the envelope (0 = all legal moves)")
 	fl.BoolVar(&opts.Force, "force", false, "with --format npy: overwrite a non-empty output directory")
+	fl.StringVar(&opts.CorruptFEN, "corrupt-fen", "", "corrupted position for lens patching (default: the clean start position)")
+	fl.StringVar(&opts.CorruptMoves, "corrupt-moves", "", "moves played from --corrupt-fen (or the clean start) to the corrupted position, for lens patching")
+	fl.StringVar(&opts.SVG, "svg", "", "also draw the first [8,8] result (saliency, heatmap) on the board as an SVG file, with the network's best move as an arrow")
 	return cmd
 }
 
@@ -65,6 +75,7 @@ type analysisJSON struct {
 	Lens          lensEnvJSON     `json:"lens"`
 	Position      positionJSON    `json:"position"`
 	Outputs       headsJSON       `json:"outputs"`
+	LensMeta      map[string]any  `json:"lens_meta,omitempty"` // per lens, what reading its results needs (module order, ...)
 	Results       json.RawMessage `json:"results"`
 }
 
@@ -76,6 +87,7 @@ type modelJSON struct {
 type encodingJSON struct {
 	Planes      int    `json:"planes"`
 	InputFormat string `json:"input_format"`
+	Transform   int    `json:"transform"` // canonical transform applied (bits: 1 flip files, 2 mirror ranks, 4 transpose)
 	HistoryFill string `json:"history_fill"`
 }
 
@@ -103,10 +115,6 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	hf, err := fill(cfg)
-	if err != nil {
-		return err
-	}
 	g, err := opts.Pos.game()
 	if err != nil {
 		return err
@@ -123,20 +131,38 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 	if err != nil {
 		return inputError(err)
 	}
+	enc, err := resolveEncoding(cfg, opts.Pos.InputFormat, net)
+	if err != nil {
+		return err
+	}
 	planes := make([]float32, board.NumPlanes*64)
-	g.Encode(hf, planes)
+	transform := enc.encode(g, planes)
 	pos := g.Current()
-	out, results, err := eng.Run(&lens.Batch{Positions: []*board.Position{pos}, Planes: planes})
+	batch := &lens.Batch{Positions: []*board.Position{pos}, Planes: planes, Transforms: []int{transform}, Format: enc.Format, Fill: enc.Fill}
+	if err := opts.addCorrupt(batch, g, enc, eng.NeedsCorrupt()); err != nil {
+		return err
+	}
+	out, results, err := eng.Run(batch)
 	if err != nil {
 		return err
 	}
 	name, lensOpts := lensInfo(specs)
+	if opts.SVG != "" {
+		if err := analysisSVG(f.IO, opts.SVG, results, pos, summarizeHeads(pos, transform, out.Heads, 0, 1)); err != nil {
+			return err
+		}
+	}
 
 	if opts.Format == "npy" {
+		var extra map[string]any
+		if meta := eng.Meta(); meta != nil {
+			extra = map[string]any{"lens_meta": meta}
+		}
 		w, err := store.Open(opts.Output, store.Options{
 			Format: store.FormatNPY, Force: opts.Force, ToolVersion: f.Version,
 			Model: store.ModelInfo{Path: net.Path, SHA256: net.SHA256},
 			Lens:  store.LensInfo{Name: name, Options: lensOpts},
+			Extra: extra,
 		})
 		if err != nil {
 			return storeError(err)
@@ -150,10 +176,11 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 	env := analysisJSON{
 		Format: "lczerolens-analysis", FormatVersion: 1, ToolVersion: f.Version,
 		Model:         modelJSON{Path: net.Path, SHA256: net.SHA256},
-		InputEncoding: encodingJSON{Planes: board.NumPlanes, InputFormat: "classical", HistoryFill: hf.String()},
+		InputEncoding: encodingJSON{Planes: board.NumPlanes, InputFormat: enc.Format.String(), Transform: transform, HistoryFill: enc.Fill.String()},
 		Lens:          lensEnvJSON{Name: name, Options: lensOpts},
 		Position:      positionJSON{FENStart: startFEN(g), Moves: uciMoves(g), FEN: pos.FEN()},
-		Outputs:       summarizeHeads(pos, out.Heads, 0, opts.Top),
+		Outputs:       summarizeHeads(pos, transform, out.Heads, 0, opts.Top),
+		LensMeta:      eng.Meta(),
 	}
 	env.Results = resultsJSON(results, 0)
 	var w io.Writer = f.IO.Out
@@ -171,22 +198,85 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 	return nil
 }
 
-// resultsJSON renders row i of every result as {"key":{"dtype","shape","data"}} in result order.
+// addCorrupt encodes the corrupted position into b when a lens needs one, and refuses corruption flags
+// that no chosen lens reads.
+func (opts *AnalyseOptions) addCorrupt(b *lens.Batch, clean *board.Game, enc encoding, need bool) error {
+	given := opts.CorruptFEN != "" || opts.CorruptMoves != ""
+	switch {
+	case need && !given:
+		return usageErrorf("analyse: lens patching compares with a corrupted position: pass --corrupt-fen and/or --corrupt-moves")
+	case !need && given:
+		return usageErrorf("analyse: --corrupt-fen/--corrupt-moves are only read by lens patching")
+	case !need:
+		return nil
+	}
+	start := opts.CorruptFEN
+	if start == "" {
+		start = clean.Start().FEN()
+	}
+	g, err := board.ParseGame(start, opts.CorruptMoves)
+	if err != nil {
+		return inputError(fmt.Errorf("analyse: corrupted position: %w", err))
+	}
+	planes := make([]float32, board.NumPlanes*64)
+	enc.encode(g, planes) // the clean position's frame is the one patching works in
+	b.CorruptPositions, b.CorruptPlanes = []*board.Position{g.Current()}, planes
+	return nil
+}
+
+// analysisSVG draws the first [8,8] result of an analysed position.
+func analysisSVG(streams *IOStreams, path string, results []lens.Result, pos *board.Position, heads headsJSON) error {
+	var keys []string
+	for _, r := range results {
+		if !r.JSONOnly() && len(r.Shape) == 2 && r.Shape[0] == 8 && r.Shape[1] == 8 {
+			o := render.Options{Heat: r.Row(0), Position: pos, Title: r.Key}
+			for _, m := range heads.Moves {
+				if mv, err := pos.ParseMove(m.UCI); err == nil {
+					o.Arrows = append(o.Arrows, mv)
+				}
+			}
+			return writeSVG(streams, path, o)
+		}
+		keys = append(keys, r.Key)
+	}
+	return usageErrorf("analyse: --svg: no [8,8] result among %s (lenses with one: saliency, lrp, occlusion)", strings.Join(keys, ", "))
+}
+
+// resultsJSON renders row i of every result as {"key":{"dtype","shape","data"}} in result order (a
+// JSON-only result as {"dtype":"json","data"}).
 func resultsJSON(results []lens.Result, i int) json.RawMessage {
 	buf := []byte{'{'}
 	for k, r := range results {
 		if k > 0 {
 			buf = append(buf, ',')
 		}
+		if r.JSONOnly() {
+			buf = store.AppendJSONResult(buf, r.Key, jsonValue(r.JSON[i]))
+			continue
+		}
 		buf = store.AppendResultJSON(buf, r.Key, r.Shape, r.Row(i))
 	}
 	return append(buf, '}')
+}
+
+// jsonValue marshals a JSON-only result's value; one that cannot be marshalled (a lens bug) becomes an
+// error object rather than invalid output.
+func jsonValue(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(map[string]string{"error": err.Error()})
+	}
+	return b
 }
 
 // storeResults converts row i of lens results to store results.
 func storeResults(results []lens.Result, i int) []store.Result {
 	out := make([]store.Result, len(results))
 	for k, r := range results {
+		if r.JSONOnly() {
+			out[k] = store.Result{Key: r.Key, JSON: jsonValue(r.JSON[i])}
+			continue
+		}
 		out[k] = store.Result{Key: r.Key, Shape: r.Shape, Data: r.Row(i)}
 	}
 	return out

@@ -2,11 +2,16 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,13 +29,16 @@ type BatchOptions struct {
 	Factory   *Factory
 	Input     string
 	InputType string
-	Output    string
-	Plies     string
-	Lenses    lensFlags
-	Resume    bool
-	Force     bool
-	Strict    bool
-	Quiet     bool
+	// InputFormat is --input-format (lc0's input encoding; default from the network).
+	InputFormat string
+	Output      string
+	Plies       string
+	Shard       string // i/n, or "" for the whole input
+	Lenses      lensFlags
+	Resume      bool
+	Force       bool
+	Strict      bool
+	Quiet       bool
 	// Interrupt, when set, replaces SIGINT/SIGTERM handling (tests).
 	Interrupt context.Context
 }
@@ -48,13 +56,22 @@ on axis 0, plus positions.jsonl (row i = position i), errors.jsonl (bad records)
 
 INPUT is a PGN (every position of every game: the start position and the position after each move), a FEN
 or EPD list (one position per line), a JSONL file of {"fen","moves"} objects (moves as a string or an
-array), or - for stdin (with --input-type). Bad records are logged to errors.jsonl and skipped.
+array), or - for stdin (with --input-type). Bad records are logged to errors.jsonl and skipped. A JSONL
+record may also give a corrupted position, corrupt_fen and/or corrupt_moves (from corrupt_fen, else from
+the record's own start), which lens patching compares the position with.
 
-Results are committed after every batch: a run that is killed can be finished with --resume.`,
+Results are committed after every batch: a run that is killed can be finished with --resume.
+
+With --shard i/n the run analyses only the records (games or lines) r with r % n == i, so n runs on n
+machines split the input without coordination; each reads the whole input (to number its records and to
+record its sha256 in the manifest) and writes a complete output directory. "lczerolens merge" joins them
+into the files one unsharded run writes. Sharding stdin works only when every shard is fed the same bytes
+(merge checks their sha256).`,
 		Example: `  lczerolens batch games.pgn --model maia-1100.onnx --lens activation --pattern '^block5/conv2/relu$' -o out/
   lczerolens batch puzzles.epd --lens saliency --target policy:best -o sal/ --format json
   zcat big.pgn.gz | lczerolens batch - --input-type pgn --plies every:10 -o out/
-  lczerolens batch games.pgn --lens activation -o out/ --resume   # finish an interrupted run`,
+  lczerolens batch games.pgn --lens activation -o out/ --resume   # finish an interrupted run
+  lczerolens batch games.pgn --lens activation --shard 2/8 -o out/shard-2   # one of 8 parts, then merge`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Input = args[0]
@@ -71,7 +88,9 @@ Results are committed after every batch: a run that is killed can be finished wi
 	fl.Int("batch-size", 256, "positions per model run")
 	fl.StringVar(&opts.InputType, "input-type", "", "input type: pgn, fen or jsonl (default: from the extension; required for stdin)")
 	fl.StringVar(&opts.Plies, "plies", "all", "positions of each game: all, first:N, last, every:N")
+	fl.StringVar(&opts.Shard, "shard", "", "analyse only shard i of n (0-based i/n): the records r with r % n == i (see merge)")
 	fl.String("history-fill", "fen-only", "history planes for games starting from a FEN: fen-only, always, no, current")
+	fl.StringVar(&opts.InputFormat, "input-format", "", inputFormatHelp)
 	fl.BoolVar(&opts.Resume, "resume", false, "continue an interrupted run in OUTDIR")
 	fl.BoolVar(&opts.Force, "force", false, "overwrite a non-empty OUTDIR")
 	fl.BoolVar(&opts.Strict, "strict", false, "stop at the first bad record (exit 1) instead of logging it")
@@ -91,16 +110,44 @@ type pending struct {
 	records int   // input records complete once this batch is written
 }
 
-// countingReader tracks input bytes for progress.
+// countingReader tracks input bytes for progress, and hashes them for the manifest.
 type countingReader struct {
 	r io.Reader
 	n int64
+	h hash.Hash
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	c.h.Write(p[:n])
 	return n, err
+}
+
+// inputInfo is the manifest's "input". Size and SHA256 cover every byte read, known once the run is
+// complete; merge compares them to tell whether shards read the same input.
+type inputInfo struct {
+	Name        string `json:"name"`
+	Type        string `json:"type"`
+	Plies       string `json:"plies"`
+	InputFormat string `json:"input_format"`
+	HistoryFill string `json:"history_fill"`
+	Size        *int64 `json:"size,omitempty"`
+	SHA256      string `json:"sha256,omitempty"`
+}
+
+// shardInfo is the manifest's "shard" (absent without --shard). Records, set once the run is complete,
+// lists the record numbers the shard holds: Count numbers from First in steps of Stride.
+type shardInfo struct {
+	Index   int           `json:"index"`
+	Count   int           `json:"count"`
+	Records *shardRecords `json:"records,omitempty"`
+}
+
+type shardRecords struct {
+	First  int `json:"first"`
+	Stride int `json:"stride"`
+	Count  int `json:"count"`
 }
 
 func runBatch(opts *BatchOptions) (err error) {
@@ -114,9 +161,11 @@ func runBatch(opts *BatchOptions) (err error) {
 	if err != nil {
 		return inputError(err)
 	}
-	hf, err := fill(cfg)
-	if err != nil {
-		return err
+	var shard source.Shard
+	if opts.Shard != "" {
+		if shard, err = source.ParseShard(opts.Shard); err != nil {
+			return inputError(err)
+		}
 	}
 	specs, err := opts.Lenses.specs(cfg.Lens)
 	if err != nil {
@@ -139,6 +188,10 @@ func runBatch(opts *BatchOptions) (err error) {
 	if err != nil {
 		return err
 	}
+	enc, err := resolveEncoding(cfg, opts.InputFormat, net)
+	if err != nil {
+		return err
+	}
 	rt, err := f.Runtime()
 	if err != nil {
 		return err
@@ -147,12 +200,28 @@ func runBatch(opts *BatchOptions) (err error) {
 	if err != nil {
 		return inputError(err)
 	}
+	if eng.NeedsCorrupt() && typ != source.JSONL {
+		return usageErrorf("batch: --lens %s compares each position with a corrupted one: give a JSONL input whose records have corrupt_fen and/or corrupt_moves", strings.Join(cfg.Lens, ","))
+	}
 	name, lensOpts := lensInfo(specs)
+	input := inputInfo{Name: opts.Input, Type: string(typ), Plies: plies.String(), InputFormat: enc.Format.String(), HistoryFill: enc.Fill.String()}
+	extra := map[string]any{"input": input}
+	if shard.Count > 0 {
+		extra["shard"] = shardInfo{Index: shard.Index, Count: shard.Count}
+	}
+	if meta := eng.Meta(); meta != nil {
+		extra["lens_meta"] = meta
+	}
+	if opts.Resume {
+		if err := checkResumeShard(opts.Output, shard); err != nil {
+			return err
+		}
+	}
 	w, err := store.Open(opts.Output, store.Options{
 		Format: store.Format(cfg.Format), Resume: opts.Resume, Force: opts.Force, ToolVersion: f.Version,
 		Model: store.ModelInfo{Path: net.Path, SHA256: net.SHA256},
 		Lens:  store.LensInfo{Name: name, Options: lensOpts},
-		Extra: map[string]any{"input": map[string]any{"name": opts.Input, "type": string(typ), "plies": plies.String(), "history_fill": hf.String()}},
+		Extra: extra,
 	})
 	if err != nil {
 		return storeError(err)
@@ -172,11 +241,14 @@ func runBatch(opts *BatchOptions) (err error) {
 		ctx, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 	}
-	cr := &countingReader{r: in}
+	cr := &countingReader{r: in, h: sha256.New()}
 	batches := make(chan *pending, 2)
 	readErr := make(chan error, 1)
+	total := 0 // input records, read after readErr
 	go func() {
-		readErr <- readBatches(ctx, cr, opts.Input, typ, plies, hf, cfg.BatchSize, skipRecords, opts.Strict, batches)
+		var err error
+		total, err = readBatches(ctx, cr, opts.Input, typ, source.Options{Plies: plies, Shard: shard}, enc, eng.NeedsCorrupt(), cfg.BatchSize, skipRecords, opts.Strict, batches)
+		readErr <- err
 		close(batches)
 	}()
 
@@ -219,14 +291,29 @@ func runBatch(opts *BatchOptions) (err error) {
 		return err
 	}
 	prog.finish()
+	read := cr.n
+	input.Size, input.SHA256 = &read, hex.EncodeToString(cr.h.Sum(nil))
+	if err := w.SetExtra("input", input); err != nil {
+		return err
+	}
+	if shard.Count > 0 {
+		recs := &shardRecords{First: shard.Index, Stride: shard.Count, Count: shard.Records(total)}
+		if err := w.SetExtra("shard", shardInfo{Index: shard.Index, Count: shard.Count, Records: recs}); err != nil {
+			return err
+		}
+	}
 	finished = true
 	if err := w.Close(); err != nil {
 		return err
 	}
 	elapsed := time.Since(start).Seconds()
 	if !opts.Quiet {
-		fmt.Fprintf(f.IO.ErrOut, "batch: %d positions, %d bad records, %.1f s (%.0f positions/s) -> %s\n",
-			positions, bad, elapsed, float64(positions-skipPos)/max(elapsed, 1e-9), opts.Output)
+		what := "batch"
+		if shard.Count > 0 {
+			what += " shard " + shard.String()
+		}
+		fmt.Fprintf(f.IO.ErrOut, "%s: %d positions, %d bad records, %.1f s (%.0f positions/s) -> %s\n",
+			what, positions, bad, elapsed, float64(positions-skipPos)/max(elapsed, 1e-9), opts.Output)
 	}
 	return nil
 }
@@ -268,12 +355,40 @@ func (e *strictError) Error() string {
 	return fmt.Sprintf("batch: bad record %d (line %d): %s (--strict)", e.bad.Record, e.bad.Line, e.bad.Reason)
 }
 
+// checkResumeShard refuses to resume an output made for another shard: its committed records would be
+// counted for the wrong ones.
+func checkResumeShard(dir string, shard source.Shard) error {
+	m, err := store.ReadManifest(dir)
+	if err != nil {
+		return nil // nothing to resume, or store.Open explains what is wrong
+	}
+	var had shardInfo
+	if raw, ok := m.Extra["shard"]; ok {
+		if err := json.Unmarshal(raw, &had); err != nil {
+			return inputError(fmt.Errorf("batch: cannot resume %s: its manifest's shard is unreadable: %w", dir, err))
+		}
+	}
+	if had.Index != shard.Index || had.Count != shard.Count {
+		return usageErrorf("batch: cannot resume %s: it holds %s, not %s", dir, describeShard(source.Shard{Index: had.Index, Count: had.Count}), describeShard(shard))
+	}
+	return nil
+}
+
+func describeShard(s source.Shard) string {
+	if s.Count == 0 {
+		return "the whole input"
+	}
+	return "shard " + s.String()
+}
+
 // readBatches reads and encodes positions into batches of size n, skipping the records a resumed run
-// already has. Each batch says how many input records are complete once it is written, so a commit never
-// splits a game.
-func readBatches(ctx context.Context, cr *countingReader, name string, typ source.Type, plies source.Plies, hf board.HistoryFill, n, skipRecords int, strict bool, out chan<- *pending) error {
+// already has, and returns the number of records in the input. Each batch says how many input records are
+// complete once it is written, so a commit never splits a game. The input is read to its end so that its
+// sha256 covers every byte. With corrupt, each position's corrupted counterpart is encoded too, and a
+// record without one is a bad record.
+func readBatches(ctx context.Context, cr *countingReader, name string, typ source.Type, sel source.Options, enc encoding, corrupt bool, n, skipRecords int, strict bool, out chan<- *pending) (int, error) {
 	newPending := func() *pending {
-		return &pending{batch: lens.Batch{Planes: make([]float32, 0, n*board.NumPlanes*64)}}
+		return &pending{batch: lens.Batch{Planes: make([]float32, 0, n*board.NumPlanes*64), Format: enc.Format, Fill: enc.Fill}}
 	}
 	cur := newPending()
 	flush := func(complete int) error {
@@ -286,41 +401,55 @@ func readBatches(ctx context.Context, cr *countingReader, name string, typ sourc
 		cur = newPending()
 		return nil
 	}
-	records := 0 // records seen so far (the last one may be incomplete)
 	planes := make([]float32, board.NumPlanes*64)
-	err := source.Walk(cr, name, typ, plies, func(it *source.Item) error {
-		records = it.Record + 1
+	bad := func(rec store.ErrorRecord) error {
+		cur.bads = append(cur.bads, rec)
+		if strict {
+			if err := flush(rec.Record + 1); err != nil {
+				return err
+			}
+			return &strictError{bad: rec}
+		}
+		return nil
+	}
+	records, err := source.Walk(cr, name, typ, sel, func(it *source.Item) error {
 		if it.Record < skipRecords {
 			return nil
 		}
-		it.History.Encode(hf, planes)
+		if corrupt {
+			if it.Corrupt == nil {
+				return bad(store.ErrorRecord{Source: name, Record: it.Record, Game: it.Game, Reason: "no corrupt_fen or corrupt_moves: the patching lens needs a corrupted position"})
+			}
+			// The corrupted position is encoded like the clean one; patching works in the clean one's frame.
+			enc.encode(it.Corrupt, planes)
+			cur.batch.CorruptPlanes = append(cur.batch.CorruptPlanes, planes...)
+			cur.batch.CorruptPositions = append(cur.batch.CorruptPositions, it.Corrupt.Current())
+		}
+		transform := enc.encode(it.History, planes)
 		cur.batch.Planes = append(cur.batch.Planes, planes...)
+		cur.batch.Transforms = append(cur.batch.Transforms, transform)
 		cur.batch.Positions = append(cur.batch.Positions, it.Pos)
-		cur.metas = append(cur.metas, positionMeta(it.Source, it.Game, it.Ply, it.Pos, it.Next))
+		meta := positionMeta(it.Source, it.Game, it.Ply, it.Pos, it.Next)
+		meta.Record = it.Record
+		cur.metas = append(cur.metas, meta)
 		cur.recs = append(cur.recs, it.Record)
 		if cur.batch.Len() == n {
 			return flush(it.Record) // records before this one are complete
 		}
 		return nil
 	}, func(b *source.Bad) error {
-		records = b.Record + 1
 		if b.Record < skipRecords {
 			return nil
 		}
-		rec := store.ErrorRecord{Source: name, Record: b.Record, Game: b.Game, Line: b.Line, Reason: b.Reason}
-		cur.bads = append(cur.bads, rec)
-		if strict {
-			if err := flush(records); err != nil {
-				return err
-			}
-			return &strictError{bad: rec}
-		}
-		return nil
+		return bad(store.ErrorRecord{Source: name, Record: b.Record, Game: b.Game, Line: b.Line, Reason: b.Reason})
 	})
 	if err != nil {
-		return err
+		return records, err
 	}
-	return flush(max(records, skipRecords))
+	if _, err := io.Copy(io.Discard, cr); err != nil {
+		return records, fmt.Errorf("batch: read %s: %w", name, err)
+	}
+	return records, flush(max(records, skipRecords))
 }
 
 // progress reports a batch run: a bar on a terminal, periodic log lines otherwise, nothing with --quiet.

@@ -50,6 +50,8 @@ mirrored for black). Also lists the legal moves with their index in lc0's 1858-m
 // encodedJSON is the one-line JSON document of encode.
 type encodedJSON struct {
 	FEN         string          `json:"fen"`
+	InputFormat string          `json:"input_format"`
+	Transform   int             `json:"transform"`
 	HistoryFill string          `json:"history_fill"`
 	Planes      [][][]float32   `json:"planes"`
 	Legal       []legalMoveJSON `json:"legal"`
@@ -64,7 +66,7 @@ func runEncode(opts *EncodeOptions) (err error) {
 	if opts.Format != "json" && opts.Format != "npy" {
 		return usageErrorf("encode: format %q: want json or npy", opts.Format)
 	}
-	hf, err := fill(opts.Config())
+	enc, err := resolveEncoding(opts.Config(), opts.Pos.InputFormat, nil)
 	if err != nil {
 		return err
 	}
@@ -73,7 +75,7 @@ func runEncode(opts *EncodeOptions) (err error) {
 		return err
 	}
 	planes := make([]float32, board.NumPlanes*64)
-	g.Encode(hf, planes)
+	transform := enc.encode(g, planes)
 
 	var out io.Writer = opts.IO.Out
 	if opts.Output != "" {
@@ -90,14 +92,13 @@ func runEncode(opts *EncodeOptions) (err error) {
 		}
 		return nil
 	}
-	doc := encodedJSON{FEN: g.Current().FEN(), HistoryFill: hf.String(), Planes: nestPlanes(planes)}
-	moves, idx := board.LegalIndices(g.Current())
+	doc := encodedJSON{FEN: g.Current().FEN(), InputFormat: enc.Format.String(), Transform: transform, HistoryFill: enc.Fill.String(), Planes: nestPlanes(planes)}
+	moves, idx := board.LegalIndicesT(g.Current(), transform)
 	doc.Legal = make([]legalMoveJSON, len(moves))
 	for i, m := range moves {
 		doc.Legal[i] = legalMoveJSON{UCI: m.UCI(), Index: idx[i]}
 	}
-	enc := json.NewEncoder(out)
-	if err := enc.Encode(doc); err != nil {
+	if err := json.NewEncoder(out).Encode(doc); err != nil {
 		return fmt.Errorf("encode: write json: %w", err)
 	}
 	return nil

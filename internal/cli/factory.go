@@ -121,6 +121,9 @@ func (f *Factory) Runtime() (*model.Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n := rt.Notice(); n != "" {
+		fmt.Fprintln(f.IO.ErrOut, "notice: "+n)
+	}
 	f.runtime = rt
 	return rt, nil
 }

@@ -22,12 +22,12 @@ type headsJSON struct {
 	MLH   *float32   `json:"mlh,omitempty"`
 }
 
-// summarizeHeads decodes position i of h: the top legal moves by probability (top <= 0: all), W/D/L when
+// summarizeHeads decodes position i of h (planes made with the given canonical transform): the top legal moves by probability (top <= 0: all), W/D/L when
 // the net has it, the value (q) and moves-left when present.
-func summarizeHeads(pos *board.Position, h *model.HeadOutputs, i, top int) headsJSON {
+func summarizeHeads(pos *board.Position, transform int, h *model.HeadOutputs, i, top int) headsJSON {
 	out := headsJSON{Value: h.ForceValue(i)}
 	if h.Policy != nil {
-		moves, idx := board.LegalIndices(pos)
+		moves, idx := board.LegalIndicesT(pos, transform)
 		logits := h.PolicyRow(i)
 		probs := model.LegalSoftmax(logits, idx)
 		for k, m := range moves {

@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 
 	"github.com/lczerolens/lczerolens/internal/board"
+	"github.com/lczerolens/lczerolens/internal/model"
 )
 
 // positionFlags are the flags that name one position: --fen or --startpos, then --moves, encoded with
@@ -13,6 +16,7 @@ type positionFlags struct {
 	Startpos    bool
 	Moves       string
 	HistoryFill string
+	InputFormat string
 }
 
 func (p *positionFlags) register(cmd *cobra.Command) {
@@ -21,8 +25,12 @@ func (p *positionFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&p.Startpos, "startpos", false, "start from the initial position (the default when --fen is not given)")
 	fl.StringVar(&p.Moves, "moves", "", "moves played from the position, space-separated UCI (e2e4, e1g1 or e1h1) or SAN (Nf3, O-O)")
 	fl.String("history-fill", "fen-only", "history planes for games starting from a FEN: fen-only (lc0 default), always, no, current")
+	fl.StringVar(&p.InputFormat, "input-format", "", inputFormatHelp)
 	cmd.MarkFlagsMutuallyExclusive("fen", "startpos")
 }
+
+// inputFormatHelp documents --input-format.
+const inputFormatHelp = "lc0 input format: 1|classical, 2|castling-plane, 3|canonical, 4|canonical-hectoplies, 5|canonical-v2 (default: the network's own for lc0 weight files, else classical; ONNX files do not record it)"
 
 // game parses the flags into a game; its errors are the user's input errors.
 func (p *positionFlags) game() (*board.Game, error) {
@@ -44,4 +52,41 @@ func fill(cfg *Config) (board.HistoryFill, error) {
 		return 0, inputError(err)
 	}
 	return hf, nil
+}
+
+// encoding is how positions become planes: lc0's input format and the history fill.
+type encoding struct {
+	Format board.InputFormat
+	Fill   board.HistoryFill
+}
+
+// encode writes g's planes and returns the canonical transform applied (0 for formats 1 and 2).
+func (e encoding) encode(g *board.Game, dst []float32) int {
+	return g.EncodeFormat(e.Format, e.Fill, dst)
+}
+
+// resolveEncoding picks the input format: the network's own (read from an lc0 weight file) or --input-format,
+// else classical. A flag that contradicts the network is refused rather than producing garbage.
+func resolveEncoding(cfg *Config, flag string, net *model.Network) (encoding, error) {
+	hf, err := fill(cfg)
+	if err != nil {
+		return encoding{}, err
+	}
+	format := board.InputClassical
+	if flag != "" {
+		if format, err = board.ParseInputFormat(flag); err != nil {
+			return encoding{}, inputError(err)
+		}
+	}
+	if net != nil && net.InputFormat != 0 {
+		own := board.InputFormat(net.InputFormat)
+		if !own.Valid() {
+			return encoding{}, inputError(fmt.Errorf("model %s: lc0 input format %d is not supported (supported: 1-5)", net.Path, net.InputFormat))
+		}
+		if flag != "" && format != own {
+			return encoding{}, usageErrorf("input format: --input-format %s contradicts %s, whose weights say %s", format, net.Path, own)
+		}
+		format = own
+	}
+	return encoding{Format: format, Fill: hf}, nil
 }

@@ -57,10 +57,6 @@ func runPredict(opts *PredictOptions) error {
 	if opts.Top < 0 {
 		return usageErrorf("predict: --top %d: want 0 (all legal moves) or more", opts.Top)
 	}
-	hf, err := fill(f.Config())
-	if err != nil {
-		return err
-	}
 	g, err := opts.Pos.game()
 	if err != nil {
 		return err
@@ -73,14 +69,18 @@ func runPredict(opts *PredictOptions) error {
 	if err != nil {
 		return err
 	}
+	enc, err := resolveEncoding(f.Config(), opts.Pos.InputFormat, net)
+	if err != nil {
+		return err
+	}
 	planes := make([]float32, board.NumPlanes*64)
-	g.Encode(hf, planes)
+	transform := enc.encode(g, planes)
 	h, err := net.Forward(rt, planes, 1)
 	if err != nil {
 		return fmt.Errorf("predict: %w", err)
 	}
 	pos := g.Current()
-	doc := predictJSON{FEN: pos.FEN(), headsJSON: summarizeHeads(pos, h, 0, opts.Top)}
+	doc := predictJSON{FEN: pos.FEN(), headsJSON: summarizeHeads(pos, transform, h, 0, opts.Top)}
 	if opts.JSON {
 		if err := json.NewEncoder(f.IO.Out).Encode(doc); err != nil {
 			return fmt.Errorf("predict: write json: %w", err)

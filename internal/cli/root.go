@@ -40,6 +40,7 @@ named tensors per position, as JSON or NPY.`,
   lczerolens predict --model maia-1100.onnx --fen "r1bqkbnr/pppp1ppp/2n5/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R w KQkq - 2 3"
   lczerolens analyse --lens saliency --startpos
   lczerolens batch games.pgn --lens activation -o out/
+  lczerolens merge out/shard-* -o out/all
   lczerolens lenses list`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -73,8 +74,12 @@ named tensors per position, as JSON or NPY.`,
 		NewCmdPredict(f),
 		NewCmdAnalyse(f),
 		NewCmdBatch(f),
+		NewCmdProbe(f),
+		NewCmdRender(f),
+		NewCmdMerge(f),
 		NewCmdLenses(f),
 		NewCmdModel(f),
+		NewCmdConvert(f),
 	)
 	return cmd
 }

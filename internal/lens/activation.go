@@ -57,16 +57,20 @@ func prepareActivation(n *model.Network, v Values) (*Prep, error) {
 				if !ok {
 					return nil, fmt.Errorf("module %s was not returned by the run", c.tensor)
 				}
-				rs = append(rs, Result{Key: c.key, Shape: rowShape(t.Shape), Data: t.Data})
+				rs = append(rs, Result{Key: c.key, Shape: rowShape(t.Shape, b.Len()), Data: t.Data})
 			}
 			return rs, nil
 		},
 	}, nil
 }
 
-// rowShape drops the batch axis.
-func rowShape(shape []int64) []int {
+// rowShape is one position's shape in a batch tensor. The leading axis is the batch, or, in attention
+// bodies that fold the squares into it ([batch*64, emb]), batch times a per-position count that stays.
+func rowShape(shape []int64, batch int) []int {
 	out := make([]int, 0, len(shape))
+	if len(shape) > 0 && int(shape[0]) != batch {
+		out = append(out, int(shape[0])/batch)
+	}
 	for _, d := range shape[1:] {
 		out = append(out, int(d))
 	}

@@ -13,16 +13,46 @@ import (
 type Batch struct {
 	Positions []*board.Position
 	Planes    []float32
+	// Format and Fill are how the planes were encoded (input format, 0 meaning classical, and history fill),
+	// for lenses that encode positions of their own (occlusion).
+	Format board.InputFormat
+	Fill   board.HistoryFill
+	// Transforms holds each position's canonical transform (lc0 input formats 3-5: the planes and policy
+	// indices are flipped/mirrored/transposed); nil means no transform anywhere.
+	Transforms []int
+	// CorruptPositions and CorruptPlanes pair each position with a corrupted counterpart, encoded the same
+	// way, for lenses that compare two runs (patching); both are nil when the input gives none.
+	CorruptPositions []*board.Position
+	CorruptPlanes    []float32
+}
+
+// Encode encodes g as the batch's planes were encoded and returns the canonical transform applied.
+func (b *Batch) Encode(g *board.Game, dst []float32) int {
+	f := b.Format
+	if !f.Valid() {
+		f = board.InputClassical
+	}
+	return g.EncodeFormat(f, b.Fill, dst)
 }
 
 // Len is the number of positions.
 func (b *Batch) Len() int { return len(b.Positions) }
+
+// Transform is position i's canonical transform (0 for classical formats).
+func (b *Batch) Transform(i int) int {
+	if b.Transforms == nil {
+		return 0
+	}
+	return b.Transforms[i]
+}
 
 // Outputs is what one model pass returned for a batch.
 type Outputs struct {
 	Heads   *model.HeadOutputs
 	Tensors map[string]model.Tensor // hooked tensors by tensor name
 	Grads   map[string]model.Tensor // gradients by the tensor they are taken w.r.t.
+	// Relevance holds LRP relevances by the tensor they are taken at.
+	Relevance map[string]model.Tensor
 	// Runner lets a lens run the network again (edited positions, patched graphs) after the shared pass.
 	Runner *Runner
 }
@@ -61,6 +91,8 @@ type Engine struct {
 	hooks      []string
 	grad       *GradientNeed
 	gradIO     *model.GradientIO
+	rel        *RelevanceNeed
+	relIO      *model.GradientIO
 	savePlanes bool
 }
 
@@ -103,17 +135,43 @@ func NewEngine(rt *model.Runtime, n *model.Network, specs []Spec, opts EngineOpt
 			}
 			e.grad.Wrt = appendUnique(e.grad.Wrt, p.Gradient.Wrt...)
 		}
+		if r := p.Relevance; r != nil {
+			if e.rel != nil && (e.rel.Target != r.Target || e.rel.Rule != r.Rule) {
+				return nil, fmt.Errorf("lens %s: relevance of %s under %s differs from another lens's (%s under %s): lenses in one pass share one", s.Lens.Name, r.Target, r.Rule, e.rel.Target, e.rel.Rule)
+			}
+			if e.rel == nil {
+				e.rel = &RelevanceNeed{Target: r.Target, Rule: r.Rule}
+			}
+			e.rel.Wrt = appendUnique(e.rel.Wrt, r.Wrt...)
+		}
 	}
-	var err error
+	// Gradients and relevances are backward passes of one graph, so they share the forward run.
+	var passes []model.Backward
 	if e.grad != nil {
 		if err := e.grad.Target.Check(n); err != nil {
 			return nil, err
 		}
-		e.plan, e.gradIO, err = model.GradientPlan(n, e.hooks, e.grad.Target.seedTensors(n), e.grad.Wrt)
-	} else {
-		e.plan, err = n.HookPlan(e.hooks)
+		passes = append(passes, model.Backward{Seeds: e.grad.Target.seedTensors(n), Wrt: e.grad.Wrt})
 	}
-	if err != nil {
+	if e.rel != nil {
+		if err := e.rel.Target.Check(n); err != nil {
+			return nil, err
+		}
+		passes = append(passes, model.Backward{Seeds: e.rel.Target.seedTensors(n), Wrt: e.rel.Wrt, Rule: e.rel.Rule})
+	}
+	var err error
+	if len(passes) > 0 {
+		var ios []*model.GradientIO
+		if e.plan, ios, err = model.BackwardPlan(n, e.hooks, passes); err != nil {
+			return nil, err
+		}
+		if e.grad != nil {
+			e.gradIO, ios = ios[0], ios[1:]
+		}
+		if e.rel != nil {
+			e.relIO = ios[0]
+		}
+	} else if e.plan, err = n.HookPlan(e.hooks); err != nil {
 		return nil, err
 	}
 	e.fetch = appendUnique(nil, headTensors(n)...)
@@ -123,11 +181,40 @@ func NewEngine(rt *model.Runtime, n *model.Network, specs []Spec, opts EngineOpt
 			e.fetch = appendUnique(e.fetch, e.gradIO.Grads[w])
 		}
 	}
+	if e.relIO != nil {
+		for _, w := range e.rel.Wrt {
+			e.fetch = appendUnique(e.fetch, e.relIO.Grads[w])
+		}
+	}
 	return e, nil
 }
 
 // Lenses returns the engine's lens specs.
 func (e *Engine) Lenses() []Spec { return e.specs }
+
+// NeedsCorrupt reports whether a lens reads corrupted positions, which every batch must then carry.
+func (e *Engine) NeedsCorrupt() bool {
+	for _, p := range e.preps {
+		if p.Corrupt {
+			return true
+		}
+	}
+	return false
+}
+
+// Meta returns the lenses' metadata keyed by lens name (nil when no lens has any).
+func (e *Engine) Meta() map[string]any {
+	var out map[string]any
+	for i, p := range e.preps {
+		if len(p.Meta) > 0 {
+			if out == nil {
+				out = map[string]any{}
+			}
+			out[e.specs[i].Lens.Name] = p.Meta
+		}
+	}
+	return out
+}
 
 func headTensors(n *model.Network) []string {
 	var out []string
@@ -162,21 +249,30 @@ func (e *Engine) Run(b *Batch) (*Outputs, []Result, error) {
 	if bn == 0 {
 		return nil, nil, errors.New("lens: empty batch")
 	}
+	if e.NeedsCorrupt() && (len(b.CorruptPositions) != bn || len(b.CorruptPlanes) != len(b.Planes)) {
+		return nil, nil, errors.New("lens: the batch has no corrupted position for every position (patching needs --corrupt-fen/--corrupt-moves, or corrupt_fen/corrupt_moves in JSONL records)")
+	}
 	inputs := map[string]model.Tensor{e.net.Input: {Shape: []int64{int64(bn), board.NumPlanes, 8, 8}, Data: b.Planes}}
-	if e.grad != nil {
-		var fwd *model.HeadOutputs
-		if e.grad.Target.Kind == TargetPolicyBest {
+	var fwd *model.HeadOutputs
+	for _, need := range []struct {
+		t  *Target
+		io *model.GradientIO
+	}{{targetOf(e.grad), e.gradIO}, {relTargetOf(e.rel), e.relIO}} {
+		if need.t == nil {
+			continue
+		}
+		if need.t.Kind == TargetPolicyBest && fwd == nil {
 			var err error
 			if fwd, err = e.net.Forward(e.rt, b.Planes, bn); err != nil {
 				return nil, nil, err
 			}
 		}
-		seeds, err := e.grad.Target.seeds(e.net, b, fwd)
+		seeds, err := need.t.seeds(e.net, b, fwd)
 		if err != nil {
 			return nil, nil, err
 		}
 		for tensor, data := range seeds {
-			inputs[e.gradIO.SeedInputs[tensor]] = data
+			inputs[need.io.SeedInputs[tensor]] = data
 		}
 	}
 	raw, err := e.rt.Run(e.plan, inputs, e.fetch)
@@ -187,13 +283,18 @@ func (e *Engine) Run(b *Batch) (*Outputs, []Result, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	out := &Outputs{Heads: heads, Tensors: map[string]model.Tensor{}, Grads: map[string]model.Tensor{}, Runner: &Runner{Net: e.net, rt: e.rt}}
+	out := &Outputs{Heads: heads, Tensors: map[string]model.Tensor{}, Grads: map[string]model.Tensor{}, Relevance: map[string]model.Tensor{}, Runner: &Runner{Net: e.net, rt: e.rt}}
 	for _, h := range e.hooks {
 		out.Tensors[h] = raw[h]
 	}
 	if e.gradIO != nil {
 		for _, w := range e.grad.Wrt {
 			out.Grads[w] = raw[e.gradIO.Grads[w]]
+		}
+	}
+	if e.relIO != nil {
+		for _, w := range e.rel.Wrt {
+			out.Relevance[w] = raw[e.relIO.Grads[w]]
 		}
 	}
 
@@ -222,6 +323,20 @@ func (e *Engine) Run(b *Batch) (*Outputs, []Result, error) {
 		}
 	}
 	return out, results, nil
+}
+
+func targetOf(g *GradientNeed) *Target {
+	if g == nil {
+		return nil
+	}
+	return &g.Target
+}
+
+func relTargetOf(r *RelevanceNeed) *Target {
+	if r == nil {
+		return nil
+	}
+	return &r.Target
 }
 
 // moduleKey is a module's name as used in result keys (the tensor name without its leading '/').

@@ -68,7 +68,7 @@ func prepareGradient(n *model.Network, v Values) (*Prep, error) {
 			rs := []Result{{Key: "input_grad", Shape: []int{board.NumPlanes, 8, 8}, Data: g.Data}}
 			for _, m := range mods {
 				mg := out.Grads[m.Tensor]
-				rs = append(rs, Result{Key: moduleKey(m.Tensor) + "_output_grad", Shape: rowShape(mg.Shape), Data: mg.Data})
+				rs = append(rs, Result{Key: moduleKey(m.Tensor) + "_output_grad", Shape: rowShape(mg.Shape, b.Len()), Data: mg.Data})
 			}
 			return rs, nil
 		},
@@ -88,7 +88,7 @@ func prepareSaliency(n *model.Network, v Values) (*Prep, error) {
 			heat := make([]float32, b.Len()*64)
 			for i, pos := range b.Positions {
 				off := i * board.NumPlanes * 64
-				Heatmap(heat[i*64:(i+1)*64], g[off:off+board.NumPlanes*64], b.Planes[off:off+board.NumPlanes*64], pos.SideToMove() == board.Black, attribution, planes, normalize)
+				Heatmap(heat[i*64:(i+1)*64], g[off:off+board.NumPlanes*64], b.Planes[off:off+board.NumPlanes*64], pos.SideToMove() == board.Black, b.Transform(i), attribution, planes, normalize)
 			}
 			return []Result{
 				{Key: "saliency", Shape: []int{8, 8}, Data: heat},
@@ -98,10 +98,10 @@ func prepareSaliency(n *model.Network, v Values) (*Prep, error) {
 	}, nil
 }
 
-// Heatmap reduces one position's input gradient (side-to-move frame) to an [8,8] map in the absolute frame
-// (a1 at index 0): attribution per plane value, summed over the chosen planes per square, ranks un-mirrored
-// when black is to move, then normalised.
-func Heatmap(dst, grad, planes []float32, blackToMove bool, attribution, which, normalize string) {
+// Heatmap reduces one position's input gradient (in the planes' frame) to an [8,8] map in the absolute
+// frame (a1 at index 0): attribution per plane value, summed over the chosen planes per square, the
+// canonical transform undone, ranks un-mirrored when black is to move, then normalised.
+func Heatmap(dst, grad, planes []float32, blackToMove bool, transform int, attribution, which, normalize string) {
 	last := 12 // current position: our and their six piece planes
 	if which == "all" {
 		last = 104 // all eight history slots (13 planes each)
@@ -139,9 +139,9 @@ func Heatmap(dst, grad, planes []float32, blackToMove bool, attribution, which, 
 		}
 	}
 	for sq := 0; sq < 64; sq++ {
-		abs := sq
+		abs := int(board.UntransformSquare(board.Square(sq), transform))
 		if blackToMove {
-			abs = sq ^ 56 // the planes mirror ranks for black; undo it
+			abs ^= 56 // the planes mirror ranks for black; undo it
 		}
 		dst[abs] = float32(acc[sq] * scale)
 	}

@@ -54,8 +54,16 @@ type Prep struct {
 	Hooks []string
 	// Gradient, when set, asks for gradients of a target (one per position) w.r.t. tensors.
 	Gradient *GradientNeed
+	// Relevance, when set, asks for the layer-wise relevance of a target (one per position) at tensors; it is
+	// computed in the same run as the gradients.
+	Relevance *RelevanceNeed
 	// Produce turns a run's outputs into this lens's results for the whole batch.
 	Produce func(b *Batch, out *Outputs) ([]Result, error)
+	// Corrupt says the lens compares each position with its corrupted counterpart (Batch.Corrupt*).
+	Corrupt bool
+	// Meta is what a reader needs to interpret the results beyond their keys (e.g. the order of the
+	// modules along an axis); it goes to the manifest and the JSON envelope under "lens_meta".
+	Meta map[string]any
 }
 
 // GradientNeed is a request for d target / d tensor for each tensor of Wrt (the model input included).
@@ -64,12 +72,25 @@ type GradientNeed struct {
 	Wrt    []string
 }
 
-// Result is one named result for a whole batch: Data holds len(batch) rows of Shape.
+// RelevanceNeed is a request for the LRP relevance of a target at each tensor of Wrt under Rule.
+type RelevanceNeed struct {
+	Target Target
+	Rule   model.Rule
+	Wrt    []string
+}
+
+// Result is one named result for a whole batch: Data holds len(batch) rows of Shape. A JSON-only result
+// (a list of records rather than a tensor) has JSON set, one value per position, and no Shape or Data: it
+// appears in JSON output and is left out of NPY output.
 type Result struct {
 	Key   string
 	Shape []int
 	Data  []float32
+	JSON  []any
 }
+
+// JSONOnly reports whether r is a JSON-only result.
+func (r Result) JSONOnly() bool { return r.JSON != nil }
 
 // RowSize is the number of values per position.
 func (r Result) RowSize() int {

@@ -5,4 +5,8 @@ var Lenses = Registry{
 	Activation,
 	Gradient,
 	Saliency,
+	LRP,
+	Occlusion,
+	Patching,
+	Probing,
 }

@@ -129,7 +129,7 @@ func (t Target) seeds(n *model.Network, b *Batch, fwd *model.HeadOutputs) (map[s
 	}
 	seed := model.Tensor{Shape: []int64{bn, board.PolicySize}, Data: make([]float32, int(bn)*board.PolicySize)}
 	for i, pos := range b.Positions {
-		idx, err := t.policyIndex(pos, fwd, i)
+		idx, err := t.policyIndex(pos, b.Transform(i), fwd, i)
 		if err != nil {
 			return nil, err
 		}
@@ -138,16 +138,16 @@ func (t Target) seeds(n *model.Network, b *Batch, fwd *model.HeadOutputs) (map[s
 	return map[string]model.Tensor{n.Heads.Policy: seed}, nil
 }
 
-// policyIndex is the policy entry the target reads for one position.
-func (t Target) policyIndex(pos *board.Position, fwd *model.HeadOutputs, i int) (int, error) {
+// policyIndex is the policy entry the target reads for one position under its canonical transform.
+func (t Target) policyIndex(pos *board.Position, transform int, fwd *model.HeadOutputs, i int) (int, error) {
 	if t.Kind == TargetPolicyMove {
 		m, err := pos.ParseMove(t.Move)
 		if err != nil {
 			return 0, fmt.Errorf("lens: target %s: %w", t, err)
 		}
-		return board.PolicyIndex(pos, m)
+		return board.PolicyIndexT(pos, m, transform)
 	}
-	_, idx := board.LegalIndices(pos)
+	_, idx := board.LegalIndicesT(pos, transform)
 	if len(idx) == 0 {
 		return 0, fmt.Errorf("lens: target policy:best: no legal move in %s", pos.FEN())
 	}
@@ -161,8 +161,8 @@ func (t Target) policyIndex(pos *board.Position, fwd *model.HeadOutputs, i int) 
 	return best, nil
 }
 
-// Value returns the target's value for position i from the forward outputs (NaN when not applicable).
-func (t Target) Value(h *model.HeadOutputs, pos *board.Position, i int) (float32, error) {
+// Value returns the target's value for position i (under its canonical transform) from the forward outputs.
+func (t Target) Value(h *model.HeadOutputs, pos *board.Position, transform, i int) (float32, error) {
 	switch t.Kind {
 	case TargetValue:
 		return h.ForceValue(i), nil
@@ -171,7 +171,7 @@ func (t Target) Value(h *model.HeadOutputs, pos *board.Position, i int) (float32
 	case TargetMLH:
 		return h.MLH[i], nil
 	}
-	idx, err := t.policyIndex(pos, h, i)
+	idx, err := t.policyIndex(pos, transform, h, i)
 	if err != nil {
 		return 0, err
 	}

@@ -104,6 +104,11 @@ type Item struct {
 	History *board.Game     // positioned at Ply; valid only during the callback (it is reused)
 	Pos     *board.Position // the position itself (immutable)
 	Next    *board.Move     // the move played from it, when known
+	// Corrupt is the record's corrupted counterpart (JSONL corrupt_fen/corrupt_moves, for activation
+	// patching), positioned at its end; nil when the record has none.
+	Corrupt *board.Game
+	// Fields are a JSONL record's top-level fields as given (for labels read from a column); nil otherwise.
+	Fields map[string]json.RawMessage
 }
 
 // Bad is a record that could not be read.
@@ -217,10 +222,13 @@ func walkPGN(r io.Reader, name string, opts Options, item func(*Item) error, bad
 	}
 }
 
-// lineRecord is one JSONL input object.
+// lineRecord is one JSONL input object. A corrupted position starts from corrupt_fen, else from the
+// record's own start, and plays corrupt_moves; it exists when either field is given.
 type lineRecord struct {
-	FEN   string          `json:"fen"`
-	Moves json.RawMessage `json:"moves"`
+	FEN          string          `json:"fen"`
+	Moves        json.RawMessage `json:"moves"`
+	CorruptFEN   string          `json:"corrupt_fen"`
+	CorruptMoves json.RawMessage `json:"corrupt_moves"`
 }
 
 func walkLines(r io.Reader, name string, typ Type, shard Shard, item func(*Item) error, bad func(*Bad) error) (int, error) {
@@ -243,7 +251,7 @@ func walkLines(r io.Reader, name string, typ Type, shard Shard, item func(*Item)
 		if !shard.Holds(record - 1) {
 			continue
 		}
-		g, perr := parseLine(text, typ)
+		it, perr := parseLine(text, typ)
 		if perr != nil {
 			if err := bad(&Bad{Record: record - 1, Game: -1, Line: line, Reason: perr.Error()}); err != nil {
 				return record, err
@@ -251,37 +259,59 @@ func walkLines(r io.Reader, name string, typ Type, shard Shard, item func(*Item)
 			continue
 		}
 		// A line is one position, the one after its moves; --plies applies to games only.
-		if err := item(&Item{Record: record - 1, Game: -1, Ply: g.Ply(), Source: name, History: g, Pos: g.Current()}); err != nil {
+		it.Record, it.Game, it.Ply, it.Source, it.Pos = record-1, -1, it.History.Ply(), name, it.History.Current()
+		if err := item(it); err != nil {
 			return record, err
 		}
 	}
 }
 
-func parseLine(text string, typ Type) (*board.Game, error) {
+// parseLine reads one line into an item holding its game (History), and for JSONL its fields and
+// corrupted counterpart.
+func parseLine(text string, typ Type) (*Item, error) {
 	if typ == FEN {
 		pos, err := board.ParseEPD(text)
 		if err != nil {
 			return nil, err
 		}
-		return board.NewGame(pos), nil
+		return &Item{History: board.NewGame(pos)}, nil
 	}
 	var rec lineRecord
 	if err := json.Unmarshal([]byte(text), &rec); err != nil {
+		return nil, fmt.Errorf("source: invalid json: %w", err)
+	}
+	it := &Item{}
+	if err := json.Unmarshal([]byte(text), &it.Fields); err != nil {
 		return nil, fmt.Errorf("source: invalid json: %w", err)
 	}
 	start := rec.FEN
 	if start == "" {
 		start = "startpos"
 	}
-	moves, err := movesField(rec.Moves)
+	moves, err := movesField(rec.Moves, "moves")
 	if err != nil {
 		return nil, err
 	}
-	return board.ParseGame(start, moves)
+	if it.History, err = board.ParseGame(start, moves); err != nil {
+		return nil, err
+	}
+	if rec.CorruptFEN == "" && len(rec.CorruptMoves) == 0 {
+		return it, nil
+	}
+	if rec.CorruptFEN != "" {
+		start = rec.CorruptFEN
+	}
+	if moves, err = movesField(rec.CorruptMoves, "corrupt_moves"); err != nil {
+		return nil, err
+	}
+	if it.Corrupt, err = board.ParseGame(start, moves); err != nil {
+		return nil, fmt.Errorf("source: corrupted position: %w", err)
+	}
+	return it, nil
 }
 
 // movesField accepts moves as a space-separated string or an array of strings.
-func movesField(raw json.RawMessage) (string, error) {
+func movesField(raw json.RawMessage, field string) (string, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return "", nil
 	}
@@ -291,7 +321,7 @@ func movesField(raw json.RawMessage) (string, error) {
 	}
 	var list []string
 	if err := json.Unmarshal(raw, &list); err != nil {
-		return "", errors.New(`source: "moves" must be a string or an array of strings`)
+		return "", fmt.Errorf("source: %q must be a string or an array of strings", field)
 	}
 	return strings.Join(list, " "), nil
 }

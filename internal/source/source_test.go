@@ -2,6 +2,7 @@ package source
 
 import (
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -225,5 +226,43 @@ func TestWalkShard(t *testing.T) {
 				t.Errorf("%s in %d shards: positions %v bad %v, want %v and %v", tt.name, n, got, gotBad, want, wantBad)
 			}
 		}
+	}
+}
+
+func TestWalkJSONLCorruptAndFields(t *testing.T) {
+	jsonl := `{"fen":"startpos","moves":"e2e4","corrupt_moves":"d2d4","label":3.5}
+{"fen":"4k3/8/8/8/8/8/4P3/4K3 w - - 0 1","corrupt_fen":"4k3/8/8/8/8/8/8/4K3 w - - 0 1"}
+{"moves":"e2e4"}
+{"fen":"startpos","corrupt_moves":"e2e5"}
+{"fen":"startpos","corrupt_moves":7}
+`
+	var items []*Item
+	var corrupt []string
+	var bads []*Bad
+	_, err := Walk(strings.NewReader(jsonl), "x", JSONL, Options{}, func(it *Item) error {
+		items = append(items, it)
+		c := ""
+		if it.Corrupt != nil {
+			c = it.Corrupt.Current().FEN()
+		}
+		corrupt = append(corrupt, c)
+		return nil
+	}, func(b *Bad) error { bads = append(bads, b); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"rnbqkbnr/pppppppp/8/8/3P4/8/PPP1PPPP/RNBQKBNR b KQkq - 0 1", // corrupt_moves from the record's start
+		"4k3/8/8/8/8/8/8/4K3 w - - 0 1",
+		"", // no corrupted position
+	}
+	if len(items) != 3 || !slices.Equal(corrupt, want) {
+		t.Fatalf("corrupted positions %q, want %q", corrupt, want)
+	}
+	if string(items[0].Fields["label"]) != "3.5" || items[2].Fields["moves"] == nil {
+		t.Errorf("fields %v / %v", items[0].Fields, items[2].Fields)
+	}
+	if len(bads) != 2 || !strings.Contains(bads[0].Reason, "e2e5") || !strings.Contains(bads[1].Reason, "corrupt_moves") {
+		t.Errorf("bad records %+v", bads)
 	}
 }

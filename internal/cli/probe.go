@@ -1,0 +1,403 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lczerolens/lczerolens/internal/board"
+	"github.com/lczerolens/lczerolens/internal/concepts"
+	"github.com/lczerolens/lczerolens/internal/lens"
+	"github.com/lczerolens/lczerolens/internal/source"
+)
+
+// ProbeTrainOptions are the inputs of `lczerolens probe train`.
+type ProbeTrainOptions struct {
+	Factory      *Factory
+	Input        string
+	InputType    string
+	InputFormat  string
+	Plies        string
+	Output       string
+	Pattern      string
+	Concept      string
+	Task         string // auto, regression or binary
+	Holdout      float64
+	Seed         uint64
+	L2           float64
+	MaxRows      int
+	Epochs       int
+	MaxPositions int
+}
+
+// NewCmdProbe builds `lczerolens probe` with its train subcommand.
+func NewCmdProbe(f *Factory, runF ...func(*ProbeTrainOptions) error) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "probe",
+		Short: "Train linear probes of chess concepts on module activations",
+		Long: `Linear probes read a concept (material balance, check, ...) from a module's activations: a probe that
+scores well on held-out positions shows the module represents the concept linearly. Train them with
+"probe train"; apply them with "analyse --lens probing --probe probe.json" (or batch).`,
+	}
+	def := lens.DefaultFitOptions()
+	opts := &ProbeTrainOptions{Factory: f}
+	train := &cobra.Command{
+		Use:   "train INPUT --concept NAME -o probe.json",
+		Short: "Train one probe per module matched by --pattern on the positions of INPUT",
+		Long: `Train a linear probe of --concept on the activations of every module matched by --pattern, over every
+position of INPUT (a PGN, FEN/EPD list or JSONL file, as for "batch"), and report the held-out score per
+module: R^2 for a regression concept, accuracy for a binary one. Whole records (games, lines) are held out
+(--holdout, chosen deterministically from --seed).
+
+Concepts (seen from the side to move):
+` + conceptHelp() + `  column:NAME            the field NAME of each JSONL record (a number: regression; true/false: binary)
+
+Activations are standardised (each of the d values scaled to unit variance over the training positions).
+Regression concepts use ridge regression, minimising the mean squared error + --l2 * |w|^2: up to
+--max-rows training positions are kept in memory (4*d bytes each) and solved by conjugate gradients;
+past that, the exact normal equations are accumulated instead (8*d*d bytes per module, and d*d/2
+multiply-adds per position: slow for large modules). Binary concepts use logistic regression (mean
+log-loss + --l2 * |w|^2), trained by --epochs epochs of mini-batch Adam on a uniform sample of --max-rows
+training positions. Held-out scores use a uniform sample of up to --max-rows/2 held-out positions.
+Positions where the concept is undefined are skipped. The probe file stores weights and bias over the raw
+activations.`,
+		Example: `  lczerolens probe train games.pgn --model maia-1100.onnx --concept material-balance -o material.json
+  lczerolens probe train puzzles.jsonl --model maia-1100.onnx --concept column:rating --pattern '^block3/' -o rating.json
+  lczerolens analyse --model maia-1100.onnx --lens probing --probe material.json --fen "..."`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Input = args[0]
+			if len(runF) > 0 {
+				return runF[0](opts)
+			}
+			return runProbeTrain(opts)
+		},
+	}
+	fl := train.Flags()
+	fl.StringVarP(&opts.Output, "output", "o", "", "probe file to write (required)")
+	fl.StringVar(&opts.Concept, "concept", "", "concept to probe (see above; required)")
+	fl.StringVar(&opts.Pattern, "pattern", "", "Go regexp over module names; default "+lens.DefaultActivationPattern)
+	fl.StringVar(&opts.Task, "task", "auto", "auto (the concept's kind), regression or binary")
+	fl.Float64Var(&opts.Holdout, "holdout", 0.2, "fraction of input records held out for scoring")
+	fl.Uint64Var(&opts.Seed, "seed", def.Seed, "seed of the held-out split and samples")
+	fl.Float64Var(&opts.L2, "l2", def.L2, "L2 penalty on standardised activations: mean loss + l2*|w|^2")
+	fl.IntVar(&opts.MaxRows, "max-rows", def.MaxRows, "positions kept in memory per module and split (see above)")
+	fl.IntVar(&opts.Epochs, "epochs", def.Epochs, "epochs of logistic regression")
+	fl.IntVar(&opts.MaxPositions, "max-positions", 0, "stop after this many labelled positions (0 = the whole input)")
+	fl.StringVar(&opts.InputType, "input-type", "", "input type: pgn, fen or jsonl (default: from the extension; required for stdin)")
+	fl.StringVar(&opts.InputFormat, "input-format", "", inputFormatHelp)
+	fl.StringVar(&opts.Plies, "plies", "all", "positions of each game: all, first:N, last, every:N")
+	fl.Int("batch-size", 256, "positions per model run")
+	fl.String("history-fill", "fen-only", "history planes for games starting from a FEN: fen-only, always, no, current")
+	_ = train.MarkFlagRequired("output")
+	_ = train.MarkFlagRequired("concept")
+	cmd.AddCommand(train)
+	return cmd
+}
+
+func conceptHelp() string {
+	var b strings.Builder
+	for _, c := range concepts.List() {
+		fmt.Fprintf(&b, "  %-22s %s (%s)\n", c.Syntax, c.Doc, c.Kind)
+	}
+	return b.String()
+}
+
+// labeler gives an item's label; ok is false when the concept is undefined there.
+type labeler struct {
+	concept *concepts.Concept // nil for a column
+	column  string
+	binary  bool
+	decided bool // the kind is known (always, except for a column under --task auto before its first value)
+}
+
+func newLabeler(name, task string) (*labeler, error) {
+	if task != "auto" && task != "regression" && task != "binary" {
+		return nil, usageErrorf("probe train: --task %q: want auto, regression or binary", task)
+	}
+	l := &labeler{binary: task == "binary", decided: task != "auto"}
+	if col, ok := strings.CutPrefix(name, "column:"); ok {
+		if col == "" {
+			return nil, usageErrorf("probe train: --concept column: needs a field name")
+		}
+		l.column = col
+		return l, nil
+	}
+	c, err := concepts.Parse(name)
+	if err != nil {
+		return nil, inputError(err)
+	}
+	l.concept = c
+	if l.binary && c.Kind != concepts.Binary {
+		return nil, usageErrorf("probe train: --task binary: %s is a %s concept, not 0/1", name, c.Kind)
+	}
+	if !l.decided {
+		l.binary, l.decided = c.Kind == concepts.Binary, true
+	}
+	return l, nil
+}
+
+func (l *labeler) label(it *source.Item) (float64, bool, error) {
+	if l.concept != nil {
+		s := concepts.Sample{Pos: it.Pos, Move: it.Next}
+		if raw, ok := it.Fields["best_move"]; ok {
+			var mv string
+			if err := json.Unmarshal(raw, &mv); err != nil {
+				return 0, false, fmt.Errorf("best_move: want a string: %w", err)
+			}
+			m, err := it.Pos.ParseMove(mv)
+			if err != nil {
+				return 0, false, fmt.Errorf("best_move: %w", err)
+			}
+			s.Move = &m
+		}
+		v, ok := l.concept.Label(s)
+		return v, ok, nil
+	}
+	raw, ok := it.Fields[l.column]
+	if !ok || string(raw) == "null" {
+		return 0, false, nil
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return 0, false, fmt.Errorf("field %q: %w", l.column, err)
+	}
+	switch x := v.(type) {
+	case bool:
+		if !l.decided {
+			l.binary, l.decided = true, true
+		}
+		if x {
+			return 1, true, nil
+		}
+		return 0, true, nil
+	case float64:
+		if !l.decided {
+			l.binary, l.decided = false, true
+		}
+		if l.binary && x != 0 && x != 1 {
+			return 0, false, fmt.Errorf("field %q: %v is not 0 or 1 (--task binary)", l.column, x)
+		}
+		return x, true, nil
+	}
+	return 0, false, fmt.Errorf("field %q: %s is neither a number nor true/false", l.column, raw)
+}
+
+func (l *labeler) name() string {
+	if l.concept != nil {
+		return l.concept.Name
+	}
+	return "column:" + l.column
+}
+
+// errEnough stops the walk at --max-positions.
+var errEnough = errors.New("enough positions")
+
+func runProbeTrain(opts *ProbeTrainOptions) (err error) {
+	f := opts.Factory
+	cfg := f.Config()
+	switch {
+	case opts.Holdout < 0 || opts.Holdout >= 1:
+		return usageErrorf("probe train: --holdout %g: want 0 <= fraction < 1", opts.Holdout)
+	case opts.L2 <= 0:
+		return usageErrorf("probe train: --l2 %g: want a positive penalty", opts.L2)
+	case opts.MaxRows < 1 || opts.Epochs < 1 || opts.MaxPositions < 0:
+		return usageErrorf("probe train: --max-rows and --epochs must be positive, --max-positions not negative")
+	}
+	lab, err := newLabeler(opts.Concept, opts.Task)
+	if err != nil {
+		return err
+	}
+	typ, err := source.DetectType(opts.Input, opts.InputType)
+	if err != nil {
+		return inputError(err)
+	}
+	if lab.concept == nil && typ != source.JSONL {
+		return usageErrorf("probe train: --concept %s reads a JSONL field, but the input is %s", lab.name(), typ)
+	}
+	plies, err := source.ParsePlies(opts.Plies)
+	if err != nil {
+		return inputError(err)
+	}
+	pattern := opts.Pattern
+	if pattern == "" {
+		pattern = lens.DefaultActivationPattern
+	}
+	actValues, err := lens.Activation.Resolve(map[string]string{"pattern": pattern})
+	if err != nil {
+		return inputError(err)
+	}
+	var in io.Reader = f.IO.In
+	if opts.Input != "-" {
+		file, err := os.Open(opts.Input)
+		if err != nil {
+			return inputError(fmt.Errorf("probe train: %w", err))
+		}
+		defer file.Close()
+		in = file
+	}
+	net, err := f.Network()
+	if err != nil {
+		return err
+	}
+	mods, err := net.Select(pattern)
+	if err != nil {
+		return inputError(err)
+	}
+	enc, err := resolveEncoding(cfg, opts.InputFormat, net)
+	if err != nil {
+		return err
+	}
+	rt, err := f.Runtime()
+	if err != nil {
+		return err
+	}
+	eng, err := lens.NewEngine(rt, net, []lens.Spec{{Lens: lens.Activation, Values: actValues}}, lens.EngineOptions{})
+	if err != nil {
+		return inputError(err)
+	}
+
+	fit := lens.FitOptions{L2: opts.L2, MaxRows: opts.MaxRows, Seed: opts.Seed, Epochs: opts.Epochs}
+	var fitters []*lens.ProbeFitter // made at the first batch, once the kind and shapes are known
+	var (
+		batch            lens.Batch
+		labels           []float64
+		holdout          []bool
+		positions, skips int
+		bad              int
+	)
+	run := func() error {
+		if batch.Len() == 0 {
+			return nil
+		}
+		_, res, err := eng.Run(&batch)
+		if err != nil {
+			return err
+		}
+		if fitters == nil {
+			fit.Binary = lab.binary
+			for k, m := range mods {
+				fitters = append(fitters, lens.NewProbeFitter(m.Name, res[k].Shape, fit))
+			}
+		}
+		for k, fr := range fitters {
+			for i := range batch.Positions {
+				if err := fr.Add(res[k].Row(i), labels[i], holdout[i]); err != nil {
+					return err
+				}
+			}
+		}
+		batch = lens.Batch{Format: enc.Format, Fill: enc.Fill}
+		labels, holdout = labels[:0], holdout[:0]
+		return nil
+	}
+	batch = lens.Batch{Format: enc.Format, Fill: enc.Fill}
+	planes := make([]float32, board.NumPlanes*64)
+	_, err = source.Walk(in, opts.Input, typ, source.Options{Plies: plies}, func(it *source.Item) error {
+		y, ok, err := lab.label(it)
+		if err != nil {
+			return inputError(fmt.Errorf("probe train: record %d: %w", it.Record, err))
+		}
+		if !ok {
+			skips++
+			return nil
+		}
+		transform := enc.encode(it.History, planes)
+		batch.Planes = append(batch.Planes, planes...)
+		batch.Positions = append(batch.Positions, it.Pos)
+		batch.Transforms = append(batch.Transforms, transform)
+		labels = append(labels, y)
+		holdout = append(holdout, lens.InHoldout(opts.Seed, opts.Holdout, it.Record))
+		positions++
+		if batch.Len() == cfg.BatchSize {
+			if err := run(); err != nil {
+				return err
+			}
+		}
+		if opts.MaxPositions > 0 && positions >= opts.MaxPositions {
+			return errEnough
+		}
+		return nil
+	}, func(*source.Bad) error { bad++; return nil })
+	if err != nil && !errors.Is(err, errEnough) {
+		return err
+	}
+	if err := run(); err != nil {
+		return err
+	}
+	if positions == 0 {
+		return inputError(fmt.Errorf("probe train: no labelled position in %s (%d skipped, %d bad records)", opts.Input, skips, bad))
+	}
+
+	probes, err := fitAll(fitters)
+	if err != nil {
+		return err
+	}
+	kind := "regression"
+	if lab.binary {
+		kind = "binary"
+	}
+	pf := &lens.ProbeFile{
+		Format: lens.ProbeFormat, FormatVersion: 1, ToolVersion: f.Version,
+		Model:   lens.ModelID{Path: net.Path, SHA256: net.SHA256},
+		Concept: lab.name(), Kind: kind, Input: opts.Input, Holdout: opts.Holdout, Seed: opts.Seed,
+		L2: opts.L2, MaxRows: opts.MaxRows, Skipped: skips, Probes: probes,
+	}
+	out, err := os.Create(opts.Output)
+	if err != nil {
+		return fmt.Errorf("probe train: %w", err)
+	}
+	defer closeFile(out, &err)
+	if err := lens.WriteProbeFile(out, pf); err != nil {
+		return fmt.Errorf("probe train: write %s: %w", opts.Output, err)
+	}
+	fmt.Fprintf(f.IO.ErrOut, "probe train: %s (%s) on %d positions (%d skipped, %d bad records) -> %s\n", pf.Concept, kind, positions, skips, bad, opts.Output)
+	return printProbes(f.IO.Out, probes)
+}
+
+// fitAll fits the modules' probes concurrently, one per core.
+func fitAll(fitters []*lens.ProbeFitter) ([]lens.Probe, error) {
+	probes := make([]lens.Probe, len(fitters))
+	errs := make([]error, len(fitters))
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for k, fr := range fitters {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			p, err := fr.Fit()
+			if err != nil {
+				errs[k] = err
+				return
+			}
+			probes[k] = *p
+		}()
+	}
+	wg.Wait()
+	return probes, errors.Join(errs...)
+}
+
+func printProbes(w io.Writer, probes []lens.Probe) error {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MODULE\tTRAIN\tHELD OUT\tMETRIC\tHELD-OUT SCORE\tTRAIN SCORE")
+	num := func(x float64) string {
+		if math.IsNaN(x) {
+			return "-"
+		}
+		return fmt.Sprintf("%.4f", x)
+	}
+	for _, p := range probes {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\n", p.Module, p.Train, p.Test, p.Metric, num(p.Score), num(p.TrainScore))
+	}
+	return tw.Flush()
+}
