@@ -74,6 +74,7 @@ func TestExitCodesAndOneLineErrors(t *testing.T) {
 		{"missing ort library", map[string]string{"LCZEROLENS_ORT_LIB": "/nonexistent/libonnxruntime.so"}, []string{"analyse", "--startpos"}, ExitFailure, "make ort"},
 		{"bad config key", env, []string{"version", "--config", "root_test_badcfg.yaml"}, ExitUsage, "unknown key"},
 		{"bad device", env, []string{"analyse", "--device", "tpu", "--startpos"}, ExitUsage, "tpu"},
+		{"illegal target move", env, []string{"analyse", "--lens", "gradient", "--target", "policy:e2e5", "--startpos"}, ExitUsage, "e2e5"},
 	}
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "root_test_notonnx"), []byte("this is not a network"), 0o644); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/store"
 )
 
@@ -54,6 +55,10 @@ func ExitCode(err error) int {
 	}
 	var ue *UsageError
 	if errors.As(err, &ue) {
+		return ExitUsage
+	}
+	// A move the user named (a --target move found illegal only when a position is analysed) is input too.
+	if errors.Is(err, board.ErrIllegalMove) || errors.Is(err, board.ErrAmbiguousMove) || errors.Is(err, board.ErrBadMove) {
 		return ExitUsage
 	}
 	return ExitFailure
