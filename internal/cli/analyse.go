@@ -119,22 +119,15 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	net, err := f.Network()
+	sess, err := f.Session(opts.Pos.InputFormat)
 	if err != nil {
 		return err
 	}
-	rt, err := f.Runtime()
+	eng, err := sess.engine(specs, opts.Lenses.savePlanes)
 	if err != nil {
 		return err
 	}
-	eng, err := lens.NewEngine(rt, net, specs, lens.EngineOptions{SavePlanes: opts.Lenses.savePlanes})
-	if err != nil {
-		return inputError(err)
-	}
-	enc, err := resolveEncoding(cfg, opts.Pos.InputFormat, net)
-	if err != nil {
-		return err
-	}
+	net, enc := sess.net, sess.enc
 	planes := make([]float32, board.NumPlanes*64)
 	transform := enc.encode(g, planes)
 	pos := g.Current()

@@ -184,22 +184,15 @@ func runBatch(opts *BatchOptions) (err error) {
 		}
 		in = file
 	}
-	net, err := f.Network()
+	sess, err := f.Session(opts.InputFormat)
 	if err != nil {
 		return err
 	}
-	enc, err := resolveEncoding(cfg, opts.InputFormat, net)
+	eng, err := sess.engine(specs, opts.Lenses.savePlanes)
 	if err != nil {
 		return err
 	}
-	rt, err := f.Runtime()
-	if err != nil {
-		return err
-	}
-	eng, err := lens.NewEngine(rt, net, specs, lens.EngineOptions{SavePlanes: opts.Lenses.savePlanes})
-	if err != nil {
-		return inputError(err)
-	}
+	net, enc := sess.net, sess.enc
 	if eng.NeedsCorrupt() && typ != source.JSONL {
 		return usageErrorf("batch: --lens %s compares each position with a corrupted one: give a JSONL input whose records have corrupt_fen and/or corrupt_moves", strings.Join(cfg.Lens, ","))
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/lczerolens/lczerolens/internal/lens"
 	"github.com/lczerolens/lczerolens/internal/model"
 )
 
@@ -148,6 +149,40 @@ func (f *Factory) Network() (*model.Network, error) {
 	}
 	f.nets[path] = n
 	return n, nil
+}
+
+// netSession is what running a network needs: the network, the runtime, and how positions are encoded for it.
+type netSession struct {
+	net *model.Network
+	rt  *model.Runtime
+	enc encoding
+}
+
+// Session loads the configured network, resolves its input encoding (--input-format against the network's
+// own) and starts ONNX Runtime, in that order so input errors come before the runtime is loaded.
+func (f *Factory) Session(inputFormat string) (*netSession, error) {
+	net, err := f.Network()
+	if err != nil {
+		return nil, err
+	}
+	enc, err := resolveEncoding(f.Config(), inputFormat, net)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := f.Runtime()
+	if err != nil {
+		return nil, err
+	}
+	return &netSession{net: net, rt: rt, enc: enc}, nil
+}
+
+// engine prepares lenses on the session; a lens that cannot run on the network is an input error.
+func (s *netSession) engine(specs []lens.Spec, savePlanes bool) (*lens.Engine, error) {
+	eng, err := lens.NewEngine(s.rt, s.net, specs, lens.EngineOptions{SavePlanes: savePlanes})
+	if err != nil {
+		return nil, inputError(err)
+	}
+	return eng, nil
 }
 
 // Close releases ONNX Runtime sessions; safe to call when nothing was built.

@@ -61,18 +61,11 @@ func runPredict(opts *PredictOptions) error {
 	if err != nil {
 		return err
 	}
-	net, err := f.Network()
+	sess, err := f.Session(opts.Pos.InputFormat)
 	if err != nil {
 		return err
 	}
-	rt, err := f.Runtime()
-	if err != nil {
-		return err
-	}
-	enc, err := resolveEncoding(f.Config(), opts.Pos.InputFormat, net)
-	if err != nil {
-		return err
-	}
+	net, rt, enc := sess.net, sess.rt, sess.enc
 	planes := make([]float32, board.NumPlanes*64)
 	transform := enc.encode(g, planes)
 	h, err := net.Forward(rt, planes, 1)

@@ -245,25 +245,18 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 		defer file.Close()
 		in = file
 	}
-	net, err := f.Network()
+	sess, err := f.Session(opts.InputFormat)
 	if err != nil {
 		return err
 	}
+	net, enc := sess.net, sess.enc
 	mods, err := net.Select(pattern)
 	if err != nil {
 		return inputError(err)
 	}
-	enc, err := resolveEncoding(cfg, opts.InputFormat, net)
+	eng, err := sess.engine([]lens.Spec{{Lens: lens.Activation, Values: actValues}}, false)
 	if err != nil {
 		return err
-	}
-	rt, err := f.Runtime()
-	if err != nil {
-		return err
-	}
-	eng, err := lens.NewEngine(rt, net, []lens.Spec{{Lens: lens.Activation, Values: actValues}}, lens.EngineOptions{})
-	if err != nil {
-		return inputError(err)
 	}
 
 	fit := lens.FitOptions{L2: opts.L2, MaxRows: opts.MaxRows, Seed: opts.Seed, Epochs: opts.Epochs}
