@@ -360,3 +360,51 @@ func TestParseTarget(t *testing.T) {
 		}
 	}
 }
+
+// TestActivationDemoClosedForm checks the demo net's block output, the activation lens's default, against
+// its closed form built from the board: 2*(map+1) for the maps our material, their material, our
+// occupancy, their occupancy, per square in the side-to-move frame.
+func TestActivationDemoClosedForm(t *testing.T) {
+	r := runtimeFor(t)
+	b := batchOf(t, board.FillFENOnly)
+	v, err := Activation.Resolve(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEngine(r, model.Demo(), []Spec{{Activation, v}}, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, res, err := e.Run(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || res[0].Key != "block0/conv2/relu_output" || len(res[0].Shape) != 3 || res[0].Shape[0] != 4 {
+		t.Fatalf("results %v", res)
+	}
+	for i, pos := range b.Positions {
+		var want [4 * 64]float64
+		for sq := board.Square(0); sq < 64; sq++ {
+			c, pt, ok := pos.PieceAt(sq)
+			if !ok {
+				continue
+			}
+			frame := int(sq)
+			if pos.SideToMove() == board.Black {
+				frame ^= 56
+			}
+			side := 0
+			if c != pos.SideToMove() {
+				side = 1
+			}
+			want[side*64+frame] += demonet.PieceValues[pt-1]
+			want[(2+side)*64+frame]++
+		}
+		got := res[0].Row(i)
+		for k := range want {
+			if math.Abs(float64(got[k])-2*(want[k]+1)) > 1e-5 {
+				t.Fatalf("position %d (%s): channel %d square %d = %g, closed form %g", i, pos.FEN(), k/64, k%64, got[k], 2*(want[k]+1))
+			}
+		}
+	}
+}
