@@ -6,11 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 func readKasparov(b *testing.B) []byte {
 	b.Helper()
-	data, err := os.ReadFile(filepath.Join(sharedDir(b, "data", "pgn"), "educhess-Kasparov.pgn"))
+	data, err := os.ReadFile(filepath.Join(testutil.Shared(b, "data", "pgn"), "educhess-Kasparov.pgn"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,89 +1,30 @@
 package board
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
-type refRecord struct {
-	Name         string               `json:"name"`
-	FenStart     string               `json:"fen_start"`
-	MovesFromFen []string             `json:"moves_from_fen"`
-	FenAfter     string               `json:"fen_after"`
-	Rule50       int                  `json:"rule50_ply"`
-	Repetitions  int                  `json:"repetitions"`
-	InputFormat  int                  `json:"input_format"`
-	Planes       [][2]json.RawMessage `json:"planes"`
-	LegalMoves   []struct {
-		UCI     string `json:"uci"`
-		Lc0     string `json:"lc0_internal"`
-		NNIndex int    `json:"nn_index"`
-	} `json:"legal_moves"`
-}
-
-func readRefdumps(t *testing.T) map[string][]refRecord {
+// readDumps reads every reference dump matching pattern in ../shared/<sub...>, keyed by file name, skipping
+// the test when there is none.
+func readDumps(t *testing.T, pattern string, sub ...string) map[string][]testutil.RefRecord {
 	t.Helper()
-	dir := sharedDir(t, "reference", "lc0")
-	files, err := filepath.Glob(filepath.Join(dir, "*.refdump.jsonl"))
+	dir := testutil.Shared(t, sub...)
+	files, err := filepath.Glob(filepath.Join(dir, pattern))
 	if err != nil || len(files) == 0 {
-		t.Skipf("no refdump files in %s", dir)
+		t.Skipf("no %s files in %s", pattern, dir)
 	}
-	out := map[string][]refRecord{}
+	out := map[string][]testutil.RefRecord{}
 	for _, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(fh)
-		sc.Buffer(make([]byte, 1<<20), 1<<26)
-		for sc.Scan() {
-			var r refRecord
-			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			out[filepath.Base(f)] = append(out[filepath.Base(f)], r)
-		}
-		if err := sc.Err(); err != nil {
-			t.Fatal(err)
-		}
-		fh.Close()
-	}
-	return out
-}
-
-// refPlanes expands the [mask_hex, value] pairs into dense planes.
-func refPlanes(t *testing.T, r refRecord) []float32 {
-	t.Helper()
-	if len(r.Planes) != NumPlanes {
-		t.Fatalf("%s: %d planes", r.Name, len(r.Planes))
-	}
-	out := make([]float32, NumPlanes*64)
-	for i, pl := range r.Planes {
-		var hexs string
-		var val float64
-		if err := json.Unmarshal(pl[0], &hexs); err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(pl[1], &val); err != nil {
-			t.Fatal(err)
-		}
-		mask, err := strconv.ParseUint(strings.TrimPrefix(hexs, "0x"), 16, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for sq := 0; sq < 64; sq++ {
-			if mask&(1<<uint(sq)) != 0 {
-				out[i*64+(sq/8)*8+sq%8] = float32(val)
-			}
-		}
+		out[filepath.Base(f)] = testutil.ReadRefdump(t, f)
 	}
 	return out
 }
@@ -91,7 +32,7 @@ func refPlanes(t *testing.T, r refRecord) []float32 {
 // TestRefdumpPlanesAndPolicy is acceptance test 1: planes, legal move sets and
 // policy indices against lc0's own output for every record of every refdump.
 func TestRefdumpPlanesAndPolicy(t *testing.T) {
-	all := readRefdumps(t)
+	all := readDumps(t, "*.refdump.jsonl", "reference", "lc0")
 	names := make([]string, 0, len(all))
 	for n := range all {
 		names = append(names, n)
@@ -105,19 +46,19 @@ func TestRefdumpPlanesAndPolicy(t *testing.T) {
 				t.Errorf("%s %s: input format %d, test covers 1", file, r.Name, r.InputFormat)
 				continue
 			}
-			g, err := ParseGame(r.FenStart, strings.Join(r.MovesFromFen, " "))
+			g, err := ParseGame(r.FENStart, strings.Join(r.MovesFromFEN, " "))
 			if err != nil {
 				t.Errorf("%s %s: %v", file, r.Name, err)
 				continue
 			}
 			// lc0 prints its own move counter in the last field; compare the rest.
-			if got := g.Current().FEN(); fenHead(got) != fenHead(r.FenAfter) {
-				t.Errorf("%s %s: fen after %q, want %q", file, r.Name, got, r.FenAfter)
+			if got := g.Current().FEN(); fenHead(got) != fenHead(r.FENAfter) {
+				t.Errorf("%s %s: fen after %q, want %q", file, r.Name, got, r.FENAfter)
 			}
 			if g.Repetitions() != r.Repetitions {
 				t.Errorf("%s %s: repetitions %d, want %d", file, r.Name, g.Repetitions(), r.Repetitions)
 			}
-			want := refPlanes(t, r)
+			want := testutil.DecodePlanes(t, r)
 			got := make([]float32, NumPlanes*64)
 			g.Encode(FillFENOnly, got)
 			for i := range got {
@@ -181,7 +122,7 @@ func TestPolicyNames(t *testing.T) {
 	if got, want := hex.EncodeToString(sum[:]), "89f7e8b772633e70c06fae4caac5a2858eeeee5c357b19cd355553f79b51b231"; got != want {
 		t.Errorf("sha256 %s, want %s", got, want)
 	}
-	b, err := os.ReadFile(filepath.Join(sharedDir(t, "reference", "lc0"), "policy_index_1858.json"))
+	b, err := os.ReadFile(filepath.Join(testutil.Shared(t, "reference", "lc0"), "policy_index_1858.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

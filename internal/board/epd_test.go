@@ -5,11 +5,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 // TestEPDFiles parses every position of the shared EPD suites.
 func TestEPDFiles(t *testing.T) {
-	dir := sharedDir(t, "data", "epd")
+	dir := testutil.Shared(t, "data", "epd")
 	files, err := filepath.Glob(filepath.Join(dir, "*.epd"))
 	if err != nil || len(files) == 0 {
 		t.Skip("no EPD files")
@@ -53,7 +55,7 @@ func epdOps(line string) map[string]string {
 // TestSTSMoves checks our SAN writer and parsers against the Strategic Test
 // Suite, which lists the same candidate moves in SAN (c7) and UCI (c9).
 func TestSTSMoves(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(sharedDir(t, "data", "epd"), "sts-STS1-STS15_LAN_v6.epd"))
+	b, err := os.ReadFile(filepath.Join(testutil.Shared(t, "data", "epd"), "sts-STS1-STS15_LAN_v6.epd"))
 	if err != nil {
 		t.Fatal(err)
 	}

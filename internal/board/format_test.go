@@ -1,61 +1,15 @@
 package board
 
 import (
-	"bufio"
-	"compress/gzip"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
-
-// synthRecord is a record of the synthetic-net refdumps: the classical
-// fields plus the format, transform and history fill lc0 used, or an error.
-type synthRecord struct {
-	refRecord
-	Error       string `json:"error"`
-	HistoryFill string `json:"history_fill"`
-	Transform   int    `json:"transform"`
-}
-
-func readSynthetic(t *testing.T) map[string][]synthRecord {
-	t.Helper()
-	dir := sharedDir(t, "reference", "lc0", "synthetic")
-	files, err := filepath.Glob(filepath.Join(dir, "*.refdump*.jsonl.gz"))
-	if err != nil || len(files) == 0 {
-		t.Skipf("no synthetic refdump files in %s", dir)
-	}
-	out := map[string][]synthRecord{}
-	for _, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		zr, err := gzip.NewReader(fh)
-		if err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		sc := bufio.NewScanner(zr)
-		sc.Buffer(make([]byte, 1<<20), 1<<26)
-		for sc.Scan() {
-			var r synthRecord
-			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			out[filepath.Base(f)] = append(out[filepath.Base(f)], r)
-		}
-		if err := sc.Err(); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		fh.Close()
-	}
-	return out
-}
 
 // TestSyntheticRefdumps is issue 7's encoder acceptance test: for every
 // record of every synthetic-net refdump, the planes of EncodeFormat with the
@@ -63,7 +17,7 @@ func readSynthetic(t *testing.T) map[string][]synthRecord {
 // and every legal move's index equal lc0's. Records lc0 could not produce
 // must be covered by the history-fill-no file instead.
 func TestSyntheticRefdumps(t *testing.T) {
-	all := readSynthetic(t)
+	all := readDumps(t, "*.refdump*.jsonl.gz", "reference", "lc0", "synthetic")
 	names := make([]string, 0, len(all))
 	for n := range all {
 		names = append(names, n)
@@ -91,15 +45,15 @@ func TestSyntheticRefdumps(t *testing.T) {
 				t.Errorf("%s: %v", tag, err)
 				continue
 			}
-			g, err := ParseGame(r.FenStart, strings.Join(r.MovesFromFen, " "))
+			g, err := ParseGame(r.FENStart, strings.Join(r.MovesFromFEN, " "))
 			if err != nil {
 				t.Errorf("%s: %v", tag, err)
 				continue
 			}
-			if got := g.Current().FEN(); fenHead(got) != fenHead(r.FenAfter) {
-				t.Errorf("%s: fen after %q, want %q", tag, got, r.FenAfter)
+			if got := g.Current().FEN(); fenHead(got) != fenHead(r.FENAfter) {
+				t.Errorf("%s: fen after %q, want %q", tag, got, r.FENAfter)
 			}
-			want := refPlanes(t, r.refRecord)
+			want := testutil.DecodePlanes(t, r)
 			got := make([]float32, NumPlanes*64)
 			tr := g.EncodeFormat(f, fill, got)
 			if tr != r.Transform {
@@ -114,7 +68,7 @@ func TestSyntheticRefdumps(t *testing.T) {
 					break
 				}
 			}
-			checkLegal(t, tag, g.Current(), r.refRecord, r.Transform)
+			checkLegal(t, tag, g.Current(), r, r.Transform)
 			checked[fmt.Sprintf("%d/%s", r.InputFormat, r.Name)] = true
 			formats[f]++
 			records++
@@ -134,7 +88,7 @@ func TestSyntheticRefdumps(t *testing.T) {
 
 // checkLegal compares the legal moves of p and their indices under
 // transform tr with lc0's, and checks the index -> move round trip.
-func checkLegal(t *testing.T, tag string, p *Position, r refRecord, tr int) {
+func checkLegal(t *testing.T, tag string, p *Position, r testutil.RefRecord, tr int) {
 	t.Helper()
 	moves, idx := LegalIndicesT(p, tr)
 	got := map[string]int{}
@@ -466,8 +420,8 @@ func relSquare(sq Square, us Color) Square {
 // planes lc0 gave for the same positions in formats 3-5 (whose
 // transform is 0 whenever castling rights remain).
 func TestCastlingPlaneFormat(t *testing.T) {
-	all := readSynthetic(t)
-	var recs []synthRecord
+	all := readDumps(t, "*.refdump*.jsonl.gz", "reference", "lc0", "synthetic")
+	var recs []testutil.RefRecord
 	for _, r := range all["se_apol_penc_mlh.refdump.jsonl.gz"] {
 		if r.Error == "" {
 			recs = append(recs, r)
@@ -480,11 +434,11 @@ func TestCastlingPlaneFormat(t *testing.T) {
 	got := make([]float32, NumPlanes*64)
 	withRights := 0
 	for _, r := range recs {
-		g, err := ParseGame(r.FenStart, strings.Join(r.MovesFromFen, " "))
+		g, err := ParseGame(r.FENStart, strings.Join(r.MovesFromFEN, " "))
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := refPlanes(t, r.refRecord)
+		want := testutil.DecodePlanes(t, r)
 		g.Encode(FillFENOnly, classical)
 		if tr := g.EncodeFormat(InputCastlingPlane, FillFENOnly, got); tr != 0 {
 			t.Errorf("%s: format 2 transform %d", r.Name, tr)

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/notnil/chess"
+
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 func encode(t testing.TB, g *Game, fill HistoryFill) []float32 {
@@ -376,7 +378,7 @@ func TestPolicyIndexCases(t *testing.T) {
 // TestLichessPuzzles replays the lichess puzzle sample (FEN + UCI moves, all
 // legal by construction) through ParseGame.
 func TestLichessPuzzles(t *testing.T) {
-	b, err := os.ReadFile(sharedDir(t, "data", "puzzles", "lichess_db_puzzle_sample.csv"))
+	b, err := os.ReadFile(testutil.Shared(t, "data", "puzzles", "lichess_db_puzzle_sample.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,32 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-)
 
-// sharedDir returns ../shared relative to the module root, skipping the test
-// when it is absent.
-func sharedDir(t testing.TB, sub ...string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(append([]string{dir, "..", "shared"}, sub...)...)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("shared test data %s absent: %v", p, err)
-	}
-	return p
-}
+	"github.com/lczerolens/lczerolens/internal/testutil"
+)
 
 func perft(p *Position, depth int) int64 {
 	var buf [maxMoves]Move
@@ -50,7 +27,7 @@ func perft(p *Position, depth int) int64 {
 }
 
 func TestPerftSuite(t *testing.T) {
-	path := filepath.Join(sharedDir(t, "data", "epd"), "senjo-perftsuite.epd")
+	path := filepath.Join(testutil.Shared(t, "data", "epd"), "senjo-perftsuite.epd")
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +67,7 @@ func TestPerftSuite(t *testing.T) {
 }
 
 func TestPerftRandom(t *testing.T) {
-	path := filepath.Join(sharedDir(t, "data", "epd"), "pychess-random.perft")
+	path := filepath.Join(testutil.Shared(t, "data", "epd"), "pychess-random.perft")
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 // readAll reads every game of a PGN stream, returning the good games and the
@@ -90,7 +92,7 @@ func TestPGNSharedFiles(t *testing.T) {
 	truncated := map[string]bool{"fastchess-corrupted.pgn": true, "fastchess-castling.pgn": true, "fastchess-newline.pgn": true}
 	var files []string
 	for _, sub := range []string{"edge-cases", "pgn"} {
-		dir := sharedDir(t, "data", sub)
+		dir := testutil.Shared(t, "data", sub)
 		fs, err := filepath.Glob(filepath.Join(dir, "*.pgn"))
 		if err != nil {
 			t.Fatal(err)
@@ -137,7 +139,7 @@ func TestPGNSharedFiles(t *testing.T) {
 
 func openShared(t *testing.T, sub, name string) *os.File {
 	t.Helper()
-	f, err := os.Open(filepath.Join(sharedDir(t, "data", sub), name))
+	f, err := os.Open(filepath.Join(testutil.Shared(t, "data", sub), name))
 	if err != nil {
 		t.Skipf("%s: %v", name, err)
 	}

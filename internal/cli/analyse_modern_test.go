@@ -7,20 +7,21 @@ import (
 	"testing"
 
 	"github.com/lczerolens/lczerolens/internal/model"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 // TestAnalyseModernNets is issue 7's acceptance 3: the activation and gradient lenses run through analyse on
 // an attention-body net and an SE net with an attention policy, mish and moves-left, and the input gradients
 // agree with central finite differences of the network (value and moves-left targets).
 func TestAnalyseModernNets(t *testing.T) {
-	env := map[string]string{"LCZEROLENS_ORT_LIB": ortLib(t)}
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
 	fen := "r1bqk2r/pppp1ppp/2n2n2/2b1p3/2B1P3/3P1N2/PPP2PPP/RNBQK2R w KQkq - 1 5"
 	for _, tc := range []struct{ net, format, target string }{
 		{"models/synthetic/ab_pemap_classical.onnx", "1", "value"},
 		{"models/synthetic/se_apol_mlh.onnx", "4", "value"},
 		{"models/synthetic/se_apol_mlh.onnx", "4", "mlh"},
 	} {
-		path := sharedPath(t, tc.net)
+		path := testutil.Shared(t, tc.net)
 		t.Run(tc.net+"/"+tc.target, func(t *testing.T) {
 			code, stdout, stderr := runCLI(t, env, "analyse", "--model", path, "--input-format", tc.format, "--fen", fen, "--lens", "activation")
 			if code != 0 {

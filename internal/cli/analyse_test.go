@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/lczerolens/lczerolens/internal/npy"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 type envelope struct {
@@ -44,8 +45,8 @@ type envelope struct {
 // TestAnalyseSaliencyMaia is issue 5's acceptance 5: a heatmap in JSON, and saliency.npy plus
 // input_grad.npy with --format npy; the NPY rows equal the JSON data.
 func TestAnalyseSaliencyMaia(t *testing.T) {
-	maia := sharedPath(t, "models/maia-1100.onnx")
-	env := map[string]string{"LCZEROLENS_ORT_LIB": ortLib(t)}
+	maia := testutil.Shared(t, "models/maia-1100.onnx")
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
 	fen := "r1bqkb1r/pppp1ppp/2n2n2/4p2Q/2B1P3/8/PPPP1PPP/RNB1K1NR b KQkq - 3 3"
 	code, stdout, stderr := runCLI(t, env, "analyse", "--model", maia, "--lens", "saliency", "--fen", fen)
 	if code != 0 {
@@ -129,7 +130,7 @@ func TestLensesList(t *testing.T) {
 			t.Errorf("lenses list lacks %s", want)
 		}
 	}
-	code, stdout, _ = runCLI(t, map[string]string{"LCZEROLENS_ORT_LIB": ortLib(t)}, "lenses", "list", "--model", sharedPath(t, "models/tinygyal-8.onnx"))
+	code, stdout, _ = runCLI(t, map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}, "lenses", "list", "--model", testutil.Shared(t, "models/tinygyal-8.onnx"))
 	if code != 0 || !strings.Contains(stdout, "compatible") {
 		t.Fatalf("lenses list --model: %d %q", code, stdout)
 	}

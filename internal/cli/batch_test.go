@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lczerolens/lczerolens/internal/board"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 // TestMain lets tests re-run this binary as the CLI (for SIGKILL and memory tests).
@@ -42,7 +43,7 @@ func TestMain(m *testing.M) {
 func cliProcess(t testing.TB, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "LCZEROLENS_TEST_CLI=1", "LCZEROLENS_ORT_LIB="+ortLib(t), "HOME="+t.TempDir())
+	cmd.Env = append(os.Environ(), "LCZEROLENS_TEST_CLI=1", "LCZEROLENS_ORT_LIB="+testutil.ORTLib(t), "HOME="+t.TempDir())
 	return cmd
 }
 
@@ -130,8 +131,8 @@ print("ok", len(m["keys"]))
 // TestBatchRealPGN runs the activation lens over 1,000 real games (demo network) and checks the counts,
 // the positions index and that numpy loads every file with the manifest's shapes.
 func TestBatchRealPGN(t *testing.T) {
-	pgn := sharedPath(t, "data/pgn/corentings-lichess-big.pgn")
-	lib := ortLib(t)
+	pgn := testutil.Shared(t, "data/pgn/corentings-lichess-big.pgn")
+	lib := testutil.ORTLib(t)
 	games, positions, _ := pgnCounts(t, pgn)
 	if games < 1000 {
 		t.Fatalf("expected >= 1000 games, got %d", games)
@@ -166,7 +167,7 @@ func TestBatchRealPGN(t *testing.T) {
 // TestBatchBadRecords checks that a malformed game goes to errors.jsonl and the run goes on, and that
 // --strict stops with exit code 1 keeping what was done.
 func TestBatchBadRecords(t *testing.T) {
-	lib := ortLib(t)
+	lib := testutil.ORTLib(t)
 	dir := t.TempDir()
 	pgn := filepath.Join(dir, "g.pgn")
 	body := "[Event \"a\"]\n\n1. e4 e5 2. Nf3 *\n\n[Event \"b\"]\n\n1. e4 e5 2. Qh5 Ke7 3. Qxf9 *\n\n[Event \"c\"]\n\n1. d4 d5 *\n"
@@ -209,7 +210,7 @@ func TestBatchKillResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping in -short mode")
 	}
-	pgn := sharedPath(t, "data/pgn/educhess-Morphy.pgn")
+	pgn := testutil.Shared(t, "data/pgn/educhess-Morphy.pgn")
 	dir := t.TempDir()
 	args := func(out string, extra ...string) []string {
 		return append([]string{"batch", pgn, "-o", out, "--lens", "activation,saliency", "--batch-size", "16", "--plies", "every:3", "--quiet"}, extra...)

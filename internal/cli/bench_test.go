@@ -8,12 +8,13 @@ import (
 
 	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/model"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 // benchPGN writes the first games of a real PGN holding at least minPositions positions.
 func benchPGN(b *testing.B, minPositions int) (string, int) {
 	b.Helper()
-	src := sharedPath(b, "data/pgn/educhess-Kasparov.pgn")
+	src := testutil.Shared(b, "data/pgn/educhess-Kasparov.pgn")
 	raw, err := os.ReadFile(src)
 	if err != nil {
 		b.Fatal(err)
@@ -72,8 +73,8 @@ func (r *byteReader) Read(p []byte) (int, error) {
 // BenchmarkBatchActivation is the end-to-end `batch` throughput with the activation lens on maia-1100 (PGN
 // read, encoded, run, NPY written); compare with BenchmarkForwardMaia at the same batch size.
 func BenchmarkBatchActivation(b *testing.B) {
-	maia := sharedPath(b, "models/maia-1100.onnx")
-	lib := ortLib(b)
+	maia := testutil.Shared(b, "models/maia-1100.onnx")
+	lib := testutil.ORTLib(b)
 	pgn, positions := benchPGN(b, 4096)
 	out := filepath.Join(b.TempDir(), "out")
 	env := map[string]string{"LCZEROLENS_ORT_LIB": lib}
@@ -93,8 +94,8 @@ func BenchmarkBatchActivation(b *testing.B) {
 // BenchmarkForwardMaia is the bare forward pass of maia-1100 at batch 256 through the same runtime,
 // the baseline for BenchmarkBatchActivation.
 func BenchmarkForwardMaia(b *testing.B) {
-	maia := sharedPath(b, "models/maia-1100.onnx")
-	if _, err := model.InitRuntime([]string{ortLib(b)}); err != nil {
+	maia := testutil.Shared(b, "models/maia-1100.onnx")
+	if _, err := model.InitRuntime([]string{testutil.ORTLib(b)}); err != nil {
 		b.Fatal(err)
 	}
 	n, err := model.Load(maia)

@@ -5,37 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
-
-// repoRoot is the module root (two levels up from internal/cli).
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	abs, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return abs
-}
-
-// sharedPath returns ../shared/<rel> beside the checkout, skipping the test when it is absent.
-func sharedPath(t testing.TB, rel string) string {
-	t.Helper()
-	p := filepath.Join(repoRoot(t), "..", "shared", rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("skipping: %s not found (../shared is only present in CI and the dev sandbox)", p)
-	}
-	return p
-}
-
-// ortLib returns the ONNX Runtime library, skipping when `make ort` was not run.
-func ortLib(t testing.TB) string {
-	t.Helper()
-	p := filepath.Join(repoRoot(t), "third_party", "onnxruntime", "libonnxruntime.so")
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("skipping: %s missing (run `make ort`)", p)
-	}
-	return p
-}
 
 // runCLI runs the CLI in-process with an environment holding only env.
 func runCLI(t testing.TB, env map[string]string, args ...string) (code int, stdout, stderr string) {
@@ -52,7 +24,7 @@ func runCLI(t testing.TB, env map[string]string, args ...string) (code int, stdo
 }
 
 func TestExitCodesAndOneLineErrors(t *testing.T) {
-	lib := ortLib(t)
+	lib := testutil.ORTLib(t)
 	env := map[string]string{"LCZEROLENS_ORT_LIB": lib}
 	tests := []struct {
 		name string

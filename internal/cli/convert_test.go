@@ -9,6 +9,7 @@ import (
 
 	"github.com/lczerolens/lczerolens/internal/model"
 	"github.com/lczerolens/lczerolens/internal/onnxgraph"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 func TestNewCmdConvertFlags(t *testing.T) {
@@ -49,8 +50,8 @@ func TestNewCmdConvertFlags(t *testing.T) {
 }
 
 func TestConvert(t *testing.T) {
-	tiny := sharedPath(t, "models/tinygyal-8.pb")
-	lc0Export := sharedPath(t, "models/tinygyal-8.onnx")
+	tiny := testutil.Shared(t, "models/tinygyal-8.pb")
+	lc0Export := testutil.Shared(t, "models/tinygyal-8.onnx")
 	dir := t.TempDir()
 	copied := filepath.Join(dir, "tinygyal-8.pb")
 	raw, err := os.ReadFile(tiny)
@@ -119,7 +120,7 @@ func TestConvert(t *testing.T) {
 }
 
 func TestModelInfoWeights(t *testing.T) {
-	maia := sharedPath(t, "models/maia-1100.pb.gz")
+	maia := testutil.Shared(t, "models/maia-1100.pb.gz")
 	code, stdout, stderr := runCLI(t, nil, "model", "info", "--model", maia)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -151,7 +152,7 @@ func TestModelInfoWeights(t *testing.T) {
 	if doc.Lc0.Blocks != 6 || doc.Lc0.InputFormat != 1 || doc.Lc0.Network != "NETWORK_SE_WITH_HEADFORMAT" || doc.Lc0.Training.Steps != 400000 {
 		t.Errorf("lc0_weights %+v", doc.Lc0)
 	}
-	code, stdout, _ = runCLI(t, nil, "model", "info", "--model", sharedPath(t, "models/maia-1100.onnx"))
+	code, stdout, _ = runCLI(t, nil, "model", "info", "--model", testutil.Shared(t, "models/maia-1100.onnx"))
 	if code != 0 || strings.Contains(stdout, "lc0 weights") {
 		t.Errorf("exit %d, onnx file shows lc0 weights section:\n%s", code, stdout)
 	}

@@ -1,15 +1,14 @@
 package cli
 
 import (
-	"bufio"
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/lczerolens/lczerolens/internal/npy"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 func TestNewCmdEncodeFlags(t *testing.T) {
@@ -47,63 +46,13 @@ func TestNewCmdEncodeFlags(t *testing.T) {
 	}
 }
 
-type refRecord struct {
-	FENStart string   `json:"fen_start"`
-	Moves    []string `json:"moves_from_fen"`
-	FENAfter string   `json:"fen_after"`
-	Planes   [][2]any `json:"planes"`
-	Legal    []struct {
-		UCI     string `json:"uci"`
-		NNIndex int    `json:"nn_index"`
-	} `json:"legal_moves"`
-}
-
-func readRefs(t testing.TB, path string) []refRecord {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []refRecord
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		var r refRecord
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
-// refPlanes expands lc0's [mask_hex, value] planes to [112*64].
-func refPlanes(t testing.TB, r refRecord) []float32 {
-	t.Helper()
-	out := make([]float32, 112*64)
-	for p, e := range r.Planes {
-		mask, err := strconv.ParseUint(strings.TrimPrefix(e[0].(string), "0x"), 16, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v := float32(e[1].(float64))
-		for sq := 0; sq < 64; sq++ {
-			if mask>>sq&1 == 1 {
-				out[p*64+sq] = v
-			}
-		}
-	}
-	return out
-}
-
 // TestEncodeMatchesLc0 runs `lczerolens encode` (JSON and NPY) on every reference position of one net's
 // dump and compares planes and legal-move indices with lc0's.
 func TestEncodeMatchesLc0(t *testing.T) {
-	refs := readRefs(t, sharedPath(t, "reference/lc0/maia-1100.refdump.jsonl"))
+	refs := testutil.ReadRefdump(t, testutil.Shared(t, "reference/lc0/maia-1100.refdump.jsonl"))
 	dir := t.TempDir()
 	for i, r := range refs {
-		args := []string{"encode", "--moves", strings.Join(r.Moves, " ")}
+		args := []string{"encode", "--moves", strings.Join(r.MovesFromFEN, " ")}
 		if r.FENStart == "startpos" || r.FENStart == "rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBNR w KQkq - 0 1" {
 			args = append(args, "--startpos")
 		} else {
@@ -121,7 +70,7 @@ func TestEncodeMatchesLc0(t *testing.T) {
 		if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
 			t.Fatal(err)
 		}
-		want := refPlanes(t, r)
+		want := testutil.DecodePlanes(t, r)
 		for p := 0; p < 112; p++ {
 			for rank := 0; rank < 8; rank++ {
 				for file := 0; file < 8; file++ {
@@ -135,10 +84,10 @@ func TestEncodeMatchesLc0(t *testing.T) {
 		for _, m := range doc.Legal {
 			legal[m.UCI] = m.Index
 		}
-		if len(legal) != len(r.Legal) {
-			t.Fatalf("record %d: %d legal moves, lc0 %d", i, len(legal), len(r.Legal))
+		if len(legal) != len(r.LegalMoves) {
+			t.Fatalf("record %d: %d legal moves, lc0 %d", i, len(legal), len(r.LegalMoves))
 		}
-		for _, m := range r.Legal {
+		for _, m := range r.LegalMoves {
 			if idx, ok := legal[m.UCI]; !ok || idx != m.NNIndex {
 				t.Fatalf("record %d: move %s index %d (present %v), lc0 %d", i, m.UCI, idx, ok, m.NNIndex)
 			}

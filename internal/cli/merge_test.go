@@ -16,6 +16,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 // Bad games for the sharding tests: an illegal move, a move into check, a bad FEN tag.
@@ -29,7 +31,7 @@ var badGames = []string{
 // every shard of a 4-way split holds some bad records.
 func shardingPGN(t *testing.T) string {
 	t.Helper()
-	raw, err := os.ReadFile(sharedPath(t, "data/pgn/educhess-Morphy.pgn"))
+	raw, err := os.ReadFile(testutil.Shared(t, "data/pgn/educhess-Morphy.pgn"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +61,7 @@ func TestMergeShardsEqualUnsharded(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping in -short mode")
 	}
-	lib := ortLib(t)
+	lib := testutil.ORTLib(t)
 	pgn := shardingPGN(t)
 	games, _, bad := pgnCounts(t, pgn)
 	for _, tt := range []struct {
@@ -198,7 +200,7 @@ func smallPGN(t *testing.T, dir, name string) string {
 // TestMergeRefuses checks that merge refuses directories that are not the complete shards of one run,
 // with exit code 2 and a message naming the difference.
 func TestMergeRefuses(t *testing.T) {
-	lib := ortLib(t)
+	lib := testutil.ORTLib(t)
 	env := map[string]string{"LCZEROLENS_ORT_LIB": lib}
 	dir := t.TempDir()
 	pgn := smallPGN(t, dir, "games.pgn")
@@ -281,7 +283,7 @@ func TestMergeRefuses(t *testing.T) {
 		{"not a shard", []string{s0, shard(pgn, "")}, []string{"was not made with batch --shard"}},
 		{"not an output", []string{s0, t.TempDir()}, []string{"is not a batch output directory"}},
 	}
-	if model := filepath.Join(repoRoot(t), "..", "shared", "models", "maia-1100.onnx"); fileExists(model) {
+	if model := filepath.Join(testutil.Root(t), "..", "shared", "models", "maia-1100.onnx"); fileExists(model) {
 		tests = append(tests, struct {
 			name string
 			dirs []string
@@ -334,7 +336,7 @@ func fileExists(path string) bool {
 
 // TestBatchShardFlag checks --shard values and that an output is resumed only as the shard it holds.
 func TestBatchShardFlag(t *testing.T) {
-	lib := ortLib(t)
+	lib := testutil.ORTLib(t)
 	env := map[string]string{"LCZEROLENS_ORT_LIB": lib}
 	dir := t.TempDir()
 	pgn := smallPGN(t, dir, "games.pgn")
@@ -484,7 +486,7 @@ func checkFlags(t *testing.T, root *cobra.Command, inv invocation) *cobra.Comman
 // TestDeployExamples checks that the Kubernetes manifests parse as YAML, the scripts as bash, and that
 // every lczerolens command in them uses only flags the tool has, with --shard tied to the scheduler's index.
 func TestDeployExamples(t *testing.T) {
-	deploy := filepath.Join(repoRoot(t), "deploy")
+	deploy := filepath.Join(testutil.Root(t), "deploy")
 	root := NewCmdRoot(NewFactory(&IOStreams{}, "test"))
 	var commands []string
 	for _, c := range root.Commands() {
@@ -583,7 +585,7 @@ func TestDeployExamples(t *testing.T) {
 		collect(name, invs)
 	}
 	// The README's section shows the same commands.
-	readme := string(must(os.ReadFile(filepath.Join(repoRoot(t), "README.md"))))
+	readme := string(must(os.ReadFile(filepath.Join(testutil.Root(t), "README.md"))))
 	_, section, ok := strings.Cut(readme, "\n## Beyond one machine\n")
 	if !ok {
 		t.Fatal(`README.md has no "Beyond one machine" section`)
@@ -610,7 +612,7 @@ func TestXargsExample(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping in -short mode")
 	}
-	lib := ortLib(t)
+	lib := testutil.ORTLib(t)
 	for _, tool := range []string{"bash", "seq", "xargs"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("skipping: %s not found", tool)
@@ -627,7 +629,7 @@ func TestXargsExample(t *testing.T) {
 	}
 	pgn := smallPGN(t, dir, "games.pgn")
 	out := filepath.Join(dir, "out")
-	cmd := exec.Command("bash", filepath.Join(repoRoot(t), "deploy", "xargs.sh"), pgn, out, "3")
+	cmd := exec.Command("bash", filepath.Join(testutil.Root(t), "deploy", "xargs.sh"), pgn, out, "3")
 	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "HOME="+dir)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("xargs.sh: %v\n%s", err, b)

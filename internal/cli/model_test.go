@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 func TestNewCmdModelFlags(t *testing.T) {
@@ -31,7 +33,7 @@ func TestNewCmdModelFlags(t *testing.T) {
 }
 
 func TestModelInfo(t *testing.T) {
-	maia := sharedPath(t, "models/maia-1100.onnx")
+	maia := testutil.Shared(t, "models/maia-1100.onnx")
 	tests := []struct {
 		name string
 		args []string
@@ -41,8 +43,8 @@ func TestModelInfo(t *testing.T) {
 			"input     /input/planes [batch,112,8,8]", "output    /output/policy [batch,1858]", "heads     policy, wdl",
 			"body      residual, 6 blocks x 64 filters, SE", "opset 17", "Conv 16"}},
 		{"demo text", []string{"model", "info"}, []string{"heads     policy, wdl", "body      residual, 1 blocks x 4 filters", "demo"}},
-		{"tinygyal value head", []string{"model", "info", "--model", sharedPath(t, "models/tinygyal-8.onnx")}, []string{"heads     policy, value", "2 blocks x 16 filters"}},
-		{"attention body", []string{"model", "info", "--model", sharedPath(t, "models/synthetic/ab_pemap_classical.onnx")}, []string{"attention, 2 encoders x 64 embedding", "heads     policy, wdl, mlh"}},
+		{"tinygyal value head", []string{"model", "info", "--model", testutil.Shared(t, "models/tinygyal-8.onnx")}, []string{"heads     policy, value", "2 blocks x 16 filters"}},
+		{"attention body", []string{"model", "info", "--model", testutil.Shared(t, "models/synthetic/ab_pemap_classical.onnx")}, []string{"attention, 2 encoders x 64 embedding", "heads     policy, wdl, mlh"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,7 +70,7 @@ func TestModelInfo(t *testing.T) {
 }
 
 func TestModelModules(t *testing.T) {
-	maia := sharedPath(t, "models/maia-1100.onnx")
+	maia := testutil.Shared(t, "models/maia-1100.onnx")
 	tests := []struct {
 		name  string
 		args  []string
@@ -80,7 +82,7 @@ func TestModelModules(t *testing.T) {
 		{"se split", []string{"--model", maia, "--pattern", `^block0/conv2/se/split/out\d$`}, 0, 3, []string{"block0/conv2/se/split/out1", "Split", "[1,64,1,1]"}},
 		{"heads", []string{"--model", maia, "--pattern", `^output/`}, 0, 3, []string{"output/policy", "Gather", "[1,1858]", "output/wdl", "Softmax", "[1,3]"}},
 		{"all of the demo", nil, 0, 21, []string{"inputconv", "Conv", "[1,4,8,8]", "value/reshape", "[1,128]"}},
-		{"int64 tensors say so", []string{"--model", sharedPath(t, "models/synthetic/ab_pemap_classical.onnx"), "--pattern", `^attn_body/shape$`}, 0, 2, []string{"Shape", "[3] int64"}},
+		{"int64 tensors say so", []string{"--model", testutil.Shared(t, "models/synthetic/ab_pemap_classical.onnx"), "--pattern", `^attn_body/shape$`}, 0, 2, []string{"Shape", "[3] int64"}},
 		{"invalid pattern", []string{"--model", maia, "--pattern", "(["}, ExitUsage, -1, []string{"regular expression"}},
 		{"no match", []string{"--model", maia, "--pattern", "^nosuch$"}, ExitUsage, -1, []string{"lczerolens model modules --model"}},
 	}

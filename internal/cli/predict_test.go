@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"encoding/json"
 	"math"
 	"os"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/demonet"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 func TestNewCmdPredictFlags(t *testing.T) {
@@ -82,9 +82,9 @@ func decodePredict(t *testing.T, stdout string) predictDoc {
 
 // TestPredictMaiaStartpos compares predict's start position output on maia-1100 with lc0's own reference.
 func TestPredictMaiaStartpos(t *testing.T) {
-	lib := ortLib(t)
-	net := sharedPath(t, "models/maia-1100.onnx")
-	ref := lc0Startpos(t, sharedPath(t, "reference/lc0/maia-1100.refdump.jsonl"))
+	lib := testutil.ORTLib(t)
+	net := testutil.Shared(t, "models/maia-1100.onnx")
+	ref := lc0Startpos(t, testutil.Shared(t, "reference/lc0/maia-1100.refdump.jsonl"))
 	code, stdout, stderr := runCLI(t, map[string]string{"LCZEROLENS_ORT_LIB": lib}, "predict", "--model", net, "--startpos", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -125,34 +125,12 @@ type lc0Ref struct {
 
 func lc0Startpos(t *testing.T, path string) lc0Ref {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 16<<20)
-	for sc.Scan() {
-		var rec struct {
-			Name    string  `json:"name"`
-			Q, W, L float64 `json:"-"`
-			Qv      float64 `json:"q"`
-			Wv      float64 `json:"w"`
-			Lv      float64 `json:"l"`
-			Legal   []struct {
-				UCI    string  `json:"uci"`
-				Logit  float64 `json:"logit"`
-				PExact float64 `json:"p_exact"`
-			} `json:"legal_moves"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			t.Fatal(err)
-		}
+	for _, rec := range testutil.ReadRefdump(t, path) {
 		if rec.Name != "startpos" {
 			continue
 		}
-		r := lc0Ref{q: rec.Qv, w: rec.Wv, l: rec.Lv, moves: map[string]struct{ p, logit float64 }{}}
-		for _, m := range rec.Legal {
+		r := lc0Ref{q: rec.Q, w: rec.W, l: rec.L, moves: map[string]struct{ p, logit float64 }{}}
+		for _, m := range rec.LegalMoves {
 			r.moves[m.UCI] = struct{ p, logit float64 }{m.PExact, m.Logit}
 		}
 		return r
@@ -163,7 +141,7 @@ func lc0Startpos(t *testing.T, path string) lc0Ref {
 
 // TestPredictDemo runs the built-in network, whose outputs have closed forms.
 func TestPredictDemo(t *testing.T) {
-	env := map[string]string{"LCZEROLENS_ORT_LIB": ortLib(t)}
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
 	tests := []struct {
 		name  string
 		fen   string
@@ -222,7 +200,7 @@ func TestPredictDemo(t *testing.T) {
 }
 
 func TestPredictErrors(t *testing.T) {
-	env := map[string]string{"LCZEROLENS_ORT_LIB": ortLib(t)}
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.onnx")
 	if err := os.WriteFile(bad, []byte("not a network"), 0o644); err != nil {

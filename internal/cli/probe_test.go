@@ -14,6 +14,7 @@ import (
 	"github.com/lczerolens/lczerolens/internal/concepts"
 	"github.com/lczerolens/lczerolens/internal/lens"
 	"github.com/lczerolens/lczerolens/internal/npy"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 func TestNewCmdProbeFlags(t *testing.T) {
@@ -61,7 +62,7 @@ func TestNewCmdProbeFlags(t *testing.T) {
 }
 
 func TestProbeTrainErrors(t *testing.T) {
-	env := map[string]string{"LCZEROLENS_ORT_LIB": ortLib(t)}
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
 	dir := t.TempDir()
 	fen := filepath.Join(dir, "x.fen")
 	if err := os.WriteFile(fen, []byte("4k3/8/8/8/8/8/4P3/4K3 w - - 0 1\n"), 0o644); err != nil {
@@ -102,9 +103,9 @@ func probeDoc(t *testing.T, path string) *lens.ProbeFile {
 // real games reaches a held-out R^2 above 0.9 at some block of maia-1100. The probing lens then applies it,
 // in the same pass as the activation lens, and its value must be the probe's formula on those activations.
 func TestProbeTrainMaterialMaia(t *testing.T) {
-	maia := sharedPath(t, "models/maia-1100.onnx")
-	pgn := sharedPath(t, "data/pgn/corentings-lichess-big.pgn")
-	env := map[string]string{"LCZEROLENS_ORT_LIB": ortLib(t)}
+	maia := testutil.Shared(t, "models/maia-1100.onnx")
+	pgn := testutil.Shared(t, "data/pgn/corentings-lichess-big.pgn")
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
 	out := filepath.Join(t.TempDir(), "material.json")
 	// Every fifth position of some 650 games: neighbouring positions of one game teach a probe little.
 	code, stdout, stderr := runCLI(t, env, "probe", "train", pgn, "--model", maia, "--concept", "material-balance", "--plies", "every:5", "--max-positions", "10000", "-o", out)
@@ -183,8 +184,8 @@ func floats(t *testing.T, raw json.RawMessage) []float64 {
 // TestPatchingAndProbingRunOnRealNets is issue 8's acceptance 1 for these two lenses: each runs through
 // analyse and batch on maia-1100 and tinygyal-8.
 func TestPatchingAndProbingRunOnRealNets(t *testing.T) {
-	env := map[string]string{"LCZEROLENS_ORT_LIB": ortLib(t)}
-	pgn := sharedPath(t, "data/pgn/educhess-Morphy.pgn")
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
+	pgn := testutil.Shared(t, "data/pgn/educhess-Morphy.pgn")
 	dir := t.TempDir()
 	jsonl := filepath.Join(dir, "pairs.jsonl")
 	records := `{"fen":"r1bqkb1r/pppp1ppp/2n2n2/4p2Q/2B1P3/8/PPPP1PPP/RNB1K1NR w KQkq - 4 4","corrupt_fen":"r1bqkb1r/pppp1ppp/2n2n2/4p2Q/4P3/8/PPPP1PPP/RNB1K1NR w KQkq - 4 4"}
@@ -197,7 +198,7 @@ func TestPatchingAndProbingRunOnRealNets(t *testing.T) {
 	}
 	for _, name := range []string{"maia-1100", "tinygyal-8"} {
 		t.Run(name, func(t *testing.T) {
-			net := sharedPath(t, "models/"+name+".onnx")
+			net := testutil.Shared(t, "models/"+name+".onnx")
 			// patching, analyse: one effect per block, the module order in the envelope.
 			code, stdout, stderr := runCLI(t, env, "analyse", "--model", net, "--lens", "patching", "--target", "policy:e1g1",
 				"--fen", "r1bqk2r/pppp1ppp/2n2n2/2b1p3/2B1P3/5N2/PPPP1PPP/RNBQK2R w KQkq - 4 4", "--corrupt-fen", "r1bqk2r/pppp1ppp/2n2n2/4p3/1bB1P3/5N2/PPPP1PPP/RNBQK2R w KQkq - 4 4")
@@ -275,7 +276,7 @@ func TestPatchingAndProbingRunOnRealNets(t *testing.T) {
 				t.Errorf("manifest %+v", m)
 			}
 			// A probe of another network is refused.
-			other := sharedPath(t, "models/maia-1900.onnx")
+			other := testutil.Shared(t, "models/maia-1900.onnx")
 			if code, _, stderr := runCLI(t, env, "analyse", "--model", other, "--lens", "probing", "--probe", probe, "--startpos"); code != ExitUsage || !strings.Contains(stderr, "trained on") {
 				t.Errorf("probe on another network: exit %d: %s", code, stderr)
 			}
@@ -284,7 +285,7 @@ func TestPatchingAndProbingRunOnRealNets(t *testing.T) {
 }
 
 func TestPatchingInputErrors(t *testing.T) {
-	env := map[string]string{"LCZEROLENS_ORT_LIB": ortLib(t)}
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
 	pgn := filepath.Join(t.TempDir(), "g.pgn")
 	if err := os.WriteFile(pgn, []byte("1. e4 e5 *\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -325,7 +326,7 @@ func TestLensesListHasPatchingAndProbing(t *testing.T) {
 // the material planes: a numeric column holding the material balance is read back almost exactly, and a
 // true/false column makes a logistic probe.
 func TestProbeTrainColumnDemo(t *testing.T) {
-	env := map[string]string{"LCZEROLENS_ORT_LIB": ortLib(t)}
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
 	dir := t.TempDir()
 	input := filepath.Join(dir, "pos.jsonl")
 	var b strings.Builder

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/lczerolens/lczerolens/internal/npy"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 // svgCounts parses an SVG document and counts the elements of each class.
@@ -53,7 +54,7 @@ rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBNR w KQkq - 0 1
 // NPY, --svg) and batch (npy and json) on maia-1100 and tinygyal-8; occlusion's variants appear in JSON
 // only; render draws a batch row.
 func TestHeatmapLensesCLI(t *testing.T) {
-	env := map[string]string{"LCZEROLENS_ORT_LIB": ortLib(t)}
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
 	dir := t.TempDir()
 	fens := filepath.Join(dir, "positions.fen")
 	if err := os.WriteFile(fens, []byte(heatmapFENs), 0o644); err != nil {
@@ -61,7 +62,7 @@ func TestHeatmapLensesCLI(t *testing.T) {
 	}
 	fen := strings.Split(heatmapFENs, "\n")[0]
 	for _, net := range []string{"maia-1100", "tinygyal-8"} {
-		model := sharedPath(t, "models/"+net+".onnx")
+		model := testutil.Shared(t, "models/"+net+".onnx")
 		for _, l := range []struct {
 			lens   string
 			args   []string
@@ -271,7 +272,7 @@ func TestRenderCommand(t *testing.T) {
 // TestAnalyseSVGNeedsHeatmap: --svg with no [8,8] result among the lens's results is a usage error that
 // names the keys there are.
 func TestAnalyseSVGNeedsHeatmap(t *testing.T) {
-	env := map[string]string{"LCZEROLENS_ORT_LIB": ortLib(t)}
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
 	svg := filepath.Join(t.TempDir(), "x.svg")
 	code, _, stderr := runCLI(t, env, "analyse", "--lens", "gradient", "--startpos", "--svg", svg)
 	if code != ExitUsage || !strings.Contains(stderr, "input_grad") || !strings.Contains(stderr, "[8,8]") {

@@ -1,38 +1,18 @@
 package demonet_test
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 
 	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/demonet"
 	"github.com/lczerolens/lczerolens/internal/model"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
-
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = filepath.Dir(dir)
-	}
-}
 
 var rt struct {
 	once sync.Once
@@ -42,10 +22,7 @@ var rt struct {
 
 func runtimeForTest(t *testing.T) *model.Runtime {
 	t.Helper()
-	lib := filepath.Join(repoRoot(t), "third_party", "onnxruntime", "libonnxruntime.so")
-	if _, err := os.Stat(lib); err != nil {
-		t.Skipf("onnx runtime library %s absent (run \"make ort\"): skipping", lib)
-	}
+	lib := testutil.ORTLib(t)
 	rt.once.Do(func() {
 		if _, rt.err = model.InitRuntime([]string{lib}); rt.err == nil {
 			rt.r, rt.err = model.NewRuntime(model.SessionOptions{Device: model.DeviceCPU})
@@ -150,36 +127,14 @@ func TestORTMatchesClosedForms(t *testing.T) {
 
 // referencePlanes are lc0's own encodings of the 35 reference positions, when ../shared is present.
 func referencePlanes(t *testing.T) [][]float32 {
-	path := filepath.Join(repoRoot(t), "..", "shared", "reference", "lc0", "maia-1100.refdump.jsonl")
-	f, err := os.Open(path)
-	if err != nil {
+	path := filepath.Join(testutil.Root(t), "..", "shared", "reference", "lc0", "maia-1100.refdump.jsonl")
+	if _, err := os.Stat(path); err != nil {
 		t.Logf("%s absent: checking board-encoded positions only", path)
 		return nil
 	}
-	defer f.Close()
 	var out [][]float32
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 16<<20)
-	for sc.Scan() {
-		var rec struct {
-			Planes [][2]any `json:"planes"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			t.Fatal(err)
-		}
-		planes := make([]float32, 112*64)
-		for p, e := range rec.Planes {
-			mask, err := strconv.ParseUint(strings.TrimPrefix(e[0].(string), "0x"), 16, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for sq := 0; sq < 64; sq++ {
-				if mask>>sq&1 == 1 {
-					planes[p*64+sq] = float32(e[1].(float64))
-				}
-			}
-		}
-		out = append(out, planes)
+	for _, rec := range testutil.ReadRefdump(t, path) {
+		out = append(out, testutil.DecodePlanes(t, rec))
 	}
 	if len(out) != 35 {
 		t.Fatalf("%d reference positions, want 35", len(out))

@@ -1,14 +1,9 @@
 package lc0_test
 
 import (
-	"bufio"
-	"compress/gzip"
-	"encoding/json"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +13,7 @@ import (
 	"github.com/lczerolens/lczerolens/internal/lc0"
 	"github.com/lczerolens/lczerolens/internal/lc0/pblczero"
 	"github.com/lczerolens/lczerolens/internal/model"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 // These tests run converted graphs with ONNX Runtime (through internal/model, hence the external package)
@@ -32,14 +28,7 @@ var testRT struct {
 // testRuntime is one CPU runtime shared by the tests; they skip when the ONNX Runtime library is absent.
 func testRuntime(t testing.TB) *model.Runtime {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	lib := filepath.Join(dir, "..", "..", "third_party", "onnxruntime", "libonnxruntime.so")
-	if _, err := os.Stat(lib); err != nil {
-		t.Skipf("onnx runtime library %s absent (run \"make ort\"): skipping", lib)
-	}
+	lib := testutil.ORTLib(t)
 	testRT.once.Do(func() {
 		if _, err := model.InitRuntime([]string{lib}); err != nil {
 			testRT.err = err
@@ -53,75 +42,12 @@ func testRuntime(t testing.TB) *model.Runtime {
 	return testRT.rt
 }
 
-// refRecord is one line of lc0's NET.refdump.jsonl(.gz).
-type refRecord struct {
-	Name        string    `json:"name"`
-	InputFormat int       `json:"input_format"`
-	Planes      [][2]any  `json:"planes"`
-	Policy      []float64 `json:"policy_logits_1858"`
-	Q           float64   `json:"q"`
-	W           float64   `json:"w"`
-	D           float64   `json:"d"`
-	L           float64   `json:"l"`
-	M           *float64  `json:"m"`
-	Error       string    `json:"error"`
-}
-
-func readRefdump(t testing.TB, path string) []refRecord {
+// planes concatenates the records' dense input planes into one batch.
+func planes(t testing.TB, recs []testutil.RefRecord) []float32 {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var r io.Reader = f
-	if strings.HasSuffix(path, ".gz") {
-		gz, err := gzip.NewReader(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer gz.Close()
-		r = gz
-	}
-	var out []refRecord
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var rec refRecord
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		out = append(out, rec)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// planes expands [mask_hex, value] pairs: bit sq of plane p's mask sets [p][sq/8][sq%8].
-func planes(t testing.TB, recs []refRecord) []float32 {
-	t.Helper()
-	out := make([]float32, 0, len(recs)*112*64)
+	out := make([]float32, 0, len(recs)*testutil.NumPlanes*64)
 	for _, rec := range recs {
-		if len(rec.Planes) != 112 {
-			t.Fatalf("%s: %d planes", rec.Name, len(rec.Planes))
-		}
-		one := make([]float32, 112*64)
-		for p, e := range rec.Planes {
-			hexMask, _ := e[0].(string)
-			val, _ := e[1].(float64)
-			mask, err := strconv.ParseUint(strings.TrimPrefix(hexMask, "0x"), 16, 64)
-			if err != nil {
-				t.Fatalf("%s: plane %d: %v", rec.Name, p, err)
-			}
-			for sq := range 64 {
-				if mask>>sq&1 == 1 {
-					one[p*64+sq] = float32(val)
-				}
-			}
-		}
-		out = append(out, one...)
+		out = append(out, testutil.DecodePlanes(t, rec)...)
 	}
 	return out
 }
@@ -139,7 +65,7 @@ func maxDiff(a, b []float32) float64 {
 
 // checkRefs compares outputs with lc0's: every policy logit within tolLogit, W/D/L (or the tanh value)
 // within tolValue, moves-left within tolLogit when the reference has it.
-func checkRefs(t *testing.T, h *model.HeadOutputs, recs []refRecord, tolLogit, tolValue float64) {
+func checkRefs(t *testing.T, h *model.HeadOutputs, recs []testutil.RefRecord, tolLogit, tolValue float64) {
 	t.Helper()
 	for i, rec := range recs {
 		var worst float64
@@ -186,7 +112,7 @@ func TestReferenceNets(t *testing.T) {
 		}
 		base := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(path), ".gz"), ".pb")
 		t.Run(base, func(t *testing.T) {
-			recs := readRefdump(t, filepath.Join(sh, "reference", "lc0", base+".refdump.jsonl"))
+			recs := testutil.ReadRefdump(t, filepath.Join(sh, "reference", "lc0", base+".refdump.jsonl"))
 			if len(recs) != 35 {
 				t.Fatalf("%d reference records, want 35", len(recs))
 			}
@@ -244,8 +170,8 @@ func TestSyntheticNets(t *testing.T) {
 				refs = append(refs, base+".refdump.histfill-no.jsonl.gz")
 			}
 			for _, ref := range refs {
-				var recs []refRecord
-				for _, rec := range readRefdump(t, filepath.Join(sh, "reference", "lc0", "synthetic", ref)) {
+				var recs []testutil.RefRecord
+				for _, rec := range testutil.ReadRefdump(t, filepath.Join(sh, "reference", "lc0", "synthetic", ref)) {
 					if rec.Error == "" {
 						recs = append(recs, rec)
 					}
@@ -335,7 +261,7 @@ func TestMultiHead(t *testing.T) {
 	if strings.Join(pol, ",") != "vanilla,optimistic" || strings.Join(val, ",") != "winner,q" {
 		t.Fatalf("heads %v %v, want [vanilla optimistic] [winner q]", pol, val)
 	}
-	recs := readRefdump(t, filepath.Join(sh, "reference", "lc0", "synthetic", "ab_mh_dense_v2.refdump.histfill-no.jsonl.gz"))
+	recs := testutil.ReadRefdump(t, filepath.Join(sh, "reference", "lc0", "synthetic", "ab_mh_dense_v2.refdump.histfill-no.jsonl.gz"))
 	in := planes(t, recs)
 	run := func(opts lc0.Options) *model.HeadOutputs {
 		m, err := lc0.Convert(n, opts)
@@ -386,7 +312,7 @@ func TestReencodedLayers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs := readRefdump(t, filepath.Join(sh, "reference", "lc0", "maia-1100.refdump.jsonl"))
+	recs := testutil.ReadRefdump(t, filepath.Join(sh, "reference", "lc0", "maia-1100.refdump.jsonl"))
 	in := planes(t, recs)
 	base, err := model.Load(path)
 	if err != nil {

@@ -12,30 +12,14 @@ import (
 
 	"github.com/lczerolens/lczerolens/internal/onnxgraph"
 	onnxpb "github.com/lczerolens/lczerolens/internal/onnxpb"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
-// SharedDir is ../shared beside the checkout (the directory holding go.mod); tests skip without it.
+// SharedDir is ../shared beside the checkout; tests skip unless it holds the reference nets. It is exported
+// for the external test package.
 func SharedDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	d := filepath.Join(dir, "..", "shared")
-	if _, err := os.Stat(filepath.Join(d, "models")); err != nil {
-		t.Skipf("reference data %s absent: skipping", d)
-	}
-	return d
+	return filepath.Dir(testutil.Shared(t, "models"))
 }
 
 // SharedNets lists the lc0 weight files in ../shared/models and ../shared/models/synthetic, each with the

@@ -1,11 +1,7 @@
 package lens
 
 import (
-	"bufio"
-	"encoding/json"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +10,7 @@ import (
 	"github.com/lczerolens/lczerolens/internal/demonet"
 	"github.com/lczerolens/lczerolens/internal/model"
 	"github.com/lczerolens/lczerolens/internal/onnxgraph"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 var (
@@ -25,10 +22,7 @@ var (
 // runtimeFor starts ONNX Runtime once for the package's tests, skipping when the library is missing.
 func runtimeFor(t testing.TB) *model.Runtime {
 	t.Helper()
-	lib, _ := filepath.Abs(filepath.Join("..", "..", "third_party", "onnxruntime", "libonnxruntime.so"))
-	if _, err := os.Stat(lib); err != nil {
-		t.Skipf("skipping: %s missing (run `make ort`)", lib)
-	}
+	lib := testutil.ORTLib(t)
 	rtOnce.Do(func() {
 		if _, rtErr = model.InitRuntime([]string{lib}); rtErr == nil {
 			rt, rtErr = model.NewRuntime(model.SessionOptions{Device: "cpu", Threads: 1})
@@ -38,15 +32,6 @@ func runtimeFor(t testing.TB) *model.Runtime {
 		t.Fatal(rtErr)
 	}
 	return rt
-}
-
-func sharedFile(t testing.TB, rel string) string {
-	t.Helper()
-	p, _ := filepath.Abs(filepath.Join("..", "..", "..", "shared", rel))
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("skipping: %s not found (../shared is present in CI)", p)
-	}
-	return p
 }
 
 // testPositions are varied positions: both sides to move, castling, en passant, promotion chances.
@@ -185,11 +170,11 @@ func TestSaliencyDemoClosedForm(t *testing.T) {
 // plain Go convolution of the planes with the graph's weights.
 func TestActivationMaiaMatchesDirectConv(t *testing.T) {
 	r := runtimeFor(t)
-	n, err := model.Load(sharedFile(t, "models/maia-1100.onnx"))
+	n, err := model.Load(testutil.Shared(t, "models/maia-1100.onnx"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := refBatch(t, sharedFile(t, "reference/lc0/maia-1100.refdump.jsonl"))
+	b := refBatch(t, testutil.Shared(t, "reference/lc0/maia-1100.refdump.jsonl"))
 	v, err := Activation.Resolve(map[string]string{"pattern": "^inputconv/relu$|^block0/conv1/relu$"})
 	if err != nil {
 		t.Fatal(err)
@@ -275,23 +260,9 @@ func conv3x3Relu(x, w, bias []float32, dims []int64) []float32 {
 // refBatch encodes the reference positions with our encoder (checked bit for bit against lc0 in board).
 func refBatch(t testing.TB, path string) *Batch {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	b := &Batch{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		var rec struct {
-			FENStart string   `json:"fen_start"`
-			Moves    []string `json:"moves_from_fen"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			t.Fatal(err)
-		}
-		g, err := board.ParseGame(rec.FENStart, strings.Join(rec.Moves, " "))
+	for _, rec := range testutil.ReadRefdump(t, path) {
+		g, err := board.ParseGame(rec.FENStart, strings.Join(rec.MovesFromFEN, " "))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -299,9 +270,6 @@ func refBatch(t testing.TB, path string) *Batch {
 		g.Encode(board.FillFENOnly, planes)
 		b.Planes = append(b.Planes, planes...)
 		b.Positions = append(b.Positions, g.Current())
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 	return b
 }

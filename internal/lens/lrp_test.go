@@ -7,6 +7,7 @@ import (
 
 	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/model"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 // TestLRPLens runs lrp through the engine on the real nets, alone and in one pass with saliency, and checks
@@ -17,7 +18,7 @@ import (
 func TestLRPLens(t *testing.T) {
 	r := runtimeFor(t)
 	for _, net := range []string{"tinygyal-8", "maia-1100"} {
-		n, err := model.Load(sharedFile(t, "models/"+net+".onnx"))
+		n, err := model.Load(testutil.Shared(t, "models/"+net+".onnx"))
 		if err != nil {
 			t.Fatal(err)
 		}

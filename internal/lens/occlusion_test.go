@@ -7,6 +7,7 @@ import (
 
 	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/model"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 func sq(t *testing.T, s string) board.Square {
@@ -99,7 +100,7 @@ func forwardFEN(t *testing.T, r *model.Runtime, n *model.Network, fen string) *m
 func TestOcclusionConsistency(t *testing.T) {
 	r := runtimeFor(t)
 	for _, net := range []string{"tinygyal-8", "maia-1100"} {
-		n, err := model.Load(sharedFile(t, "models/"+net+".onnx"))
+		n, err := model.Load(testutil.Shared(t, "models/"+net+".onnx"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/model"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 // patchPairs are clean/corrupted pairs differing by one piece, with both sides to move.
@@ -62,7 +63,7 @@ func patchNetworks(t *testing.T) []*model.Network {
 	nets := []*model.Network{model.Demo()}
 	// The synthetic attention body folds squares into the batch axis ([batch*64,C]).
 	for _, name := range []string{"maia-1100", "tinygyal-8", "synthetic/ab_pemap_classical"} {
-		n, err := model.Load(sharedFile(t, "models/"+name+".onnx"))
+		n, err := model.Load(testutil.Shared(t, "models/"+name+".onnx"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,7 +152,7 @@ func TestPatchingLastBlockReproducesCorrupted(t *testing.T) {
 func TestPatchingPerSquareLocality(t *testing.T) {
 	r := runtimeFor(t)
 	b := patchBatch(t, false)
-	n, err := model.Load(sharedFile(t, "models/maia-1100.onnx"))
+	n, err := model.Load(testutil.Shared(t, "models/maia-1100.onnx"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +220,7 @@ func TestPatchingNeedsCorrupted(t *testing.T) {
 // test pairs: 6*64*4 patched rows per op.
 func BenchmarkPatchingPerSquareMaia(b *testing.B) {
 	r := runtimeFor(b)
-	n, err := model.Load(sharedFile(b, "models/maia-1100.onnx"))
+	n, err := model.Load(testutil.Shared(b, "models/maia-1100.onnx"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/concepts"
 	"github.com/lczerolens/lczerolens/internal/model"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 // withCorrupt pairs each position of b with the next one (cyclically) as its corrupted counterpart.
@@ -122,7 +123,7 @@ func TestProbingDemoMaterial(t *testing.T) {
 		}
 	}
 	// Another network is refused.
-	maia, err := model.Load(sharedFile(t, "models/maia-1100.onnx"))
+	maia, err := model.Load(testutil.Shared(t, "models/maia-1100.onnx"))
 	if err != nil {
 		t.Fatal(err)
 	}

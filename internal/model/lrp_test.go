@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/lczerolens/lczerolens/internal/onnxgraph"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 // conservationPositions is how many refdump positions each net's conservation check runs.
@@ -93,11 +94,11 @@ func refBatch(t *testing.T, path string) ([]float32, int) {
 	t.Helper()
 	var planes []float32
 	batch := 0
-	for _, rec := range readRefdump(t, refdumpFor(t, path)) {
+	for _, rec := range testutil.ReadRefdump(t, refdumpFor(t, path)) {
 		if rec.Error != "" || len(rec.Planes) != Planes {
 			continue
 		}
-		planes = append(planes, decodePlanes(t, rec)...)
+		planes = append(planes, testutil.DecodePlanes(t, rec)...)
 		if batch++; batch == conservationPositions {
 			break
 		}

@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 // patchNets are the demo network and, when ../shared is present, two real ones.
@@ -11,7 +13,7 @@ func patchNets(t *testing.T) []*Network {
 	t.Helper()
 	nets := []*Network{Demo()}
 	for _, name := range []string{"maia-1100", "tinygyal-8"} {
-		d := filepath.Join(repoRoot(t), "..", "shared", "models", name+".onnx")
+		d := filepath.Join(testutil.Root(t), "..", "shared", "models", name+".onnx")
 		n, err := Load(d)
 		if err != nil {
 			t.Logf("%s: %v (skipped)", name, err)

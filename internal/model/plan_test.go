@@ -9,6 +9,7 @@ import (
 
 	"github.com/lczerolens/lczerolens/internal/onnxgraph"
 	pb "github.com/lczerolens/lczerolens/internal/onnxpb"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 // TestHookPlanKeepsHeads hooks random subsets of maia-1100's modules and checks that the heads do not move,
@@ -21,10 +22,10 @@ func TestHookPlanKeepsHeads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs := readRefdump(t, refdumpFor(t, path))[:8]
+	recs := testutil.ReadRefdump(t, refdumpFor(t, path))[:8]
 	var planes []float32
 	for _, rec := range recs {
-		planes = append(planes, decodePlanes(t, rec)...)
+		planes = append(planes, testutil.DecodePlanes(t, rec)...)
 	}
 	batch := len(recs)
 	base, err := n.Forward(rt, planes, batch)

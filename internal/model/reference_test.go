@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 // TestReferenceNets checks ONNX Runtime on every real net against lc0's own evaluations of the 35 reference
@@ -19,13 +21,13 @@ func TestReferenceNets(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			recs := readRefdump(t, refdumpFor(t, path))
+			recs := testutil.ReadRefdump(t, refdumpFor(t, path))
 			if len(recs) != 35 {
 				t.Fatalf("%d reference records, want 35", len(recs))
 			}
 			batch := make([]float32, 0, len(recs)*Planes*64)
 			for _, rec := range recs {
-				batch = append(batch, decodePlanes(t, rec)...)
+				batch = append(batch, testutil.DecodePlanes(t, rec)...)
 			}
 			all, err := n.Forward(rt, batch, len(recs))
 			if err != nil {
@@ -33,7 +35,7 @@ func TestReferenceNets(t *testing.T) {
 			}
 			for i, rec := range recs {
 				checkAgainstLc0(t, n, all, i, rec)
-				one, err := n.Forward(rt, decodePlanes(t, rec), 1)
+				one, err := n.Forward(rt, testutil.DecodePlanes(t, rec), 1)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -72,13 +74,13 @@ func TestSyntheticNets(t *testing.T) {
 			if n.Heads.MLH == "" || n.Heads.WDL == "" {
 				t.Fatalf("heads %+v: want wdl and mlh", n.Heads)
 			}
-			recs := readRefdump(t, filepath.Join(sh, "reference", "lc0", "synthetic", base+".refdump.jsonl.gz"))
+			recs := testutil.ReadRefdump(t, filepath.Join(sh, "reference", "lc0", "synthetic", base+".refdump.jsonl.gz"))
 			checked := 0
 			for _, rec := range recs {
 				if rec.Error != "" {
 					continue
 				}
-				out, err := n.Forward(rt, decodePlanes(t, rec), 1)
+				out, err := n.Forward(rt, testutil.DecodePlanes(t, rec), 1)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -98,21 +100,21 @@ func TestSyntheticNets(t *testing.T) {
 	}
 }
 
-func checkAgainstLc0(t *testing.T, n *Network, h *HeadOutputs, i int, rec refRecord) {
+func checkAgainstLc0(t *testing.T, n *Network, h *HeadOutputs, i int, rec testutil.RefRecord) {
 	t.Helper()
 	logits := h.PolicyRow(i)
 	if len(rec.Policy) != PolicySize {
 		t.Fatalf("%s: %d reference logits", rec.Name, len(rec.Policy))
 	}
-	idx := make([]int, len(rec.Legal))
-	for k, mv := range rec.Legal {
-		idx[k] = mv.Index
-		if d := math.Abs(float64(logits[mv.Index]) - mv.Logit); d > 1e-4 {
-			t.Errorf("%s %s: logit %g, lc0 %g", rec.Name, mv.UCI, logits[mv.Index], mv.Logit)
+	idx := make([]int, len(rec.LegalMoves))
+	for k, mv := range rec.LegalMoves {
+		idx[k] = mv.NNIndex
+		if d := math.Abs(float64(logits[mv.NNIndex]) - mv.Logit); d > 1e-4 {
+			t.Errorf("%s %s: logit %g, lc0 %g", rec.Name, mv.UCI, logits[mv.NNIndex], mv.Logit)
 		}
 	}
 	probs := LegalSoftmax(logits, idx)
-	for k, mv := range rec.Legal {
+	for k, mv := range rec.LegalMoves {
 		if d := math.Abs(float64(probs[k]) - mv.PExact); d > 1e-5 {
 			t.Errorf("%s %s: p %g, lc0 %g", rec.Name, mv.UCI, probs[k], mv.PExact)
 		}

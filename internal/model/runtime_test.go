@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 // TestCUDAUnavailable needs a machine without the CUDA provider (the CI and dev machines): cuda must fail
@@ -55,7 +57,7 @@ func TestRuntimeOptionErrors(t *testing.T) {
 
 // TestInitRuntimeErrors lists every path tried; after a success InitRuntime returns the loaded library.
 func TestInitRuntimeErrors(t *testing.T) {
-	lib := ortLibrary(t)
+	lib := testutil.ORTLib(t)
 	testRuntime(t)
 	got, err := InitRuntime([]string{"/nonexistent/libonnxruntime.so"})
 	if err != nil || got != lib {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lczerolens/lczerolens/internal/onnxgraph"
 	pb "github.com/lczerolens/lczerolens/internal/onnxpb"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 const benchBatch = 256
@@ -58,7 +59,7 @@ func benchRun(b *testing.B, m *pb.ModelProto, ins []string, inVals []ort.Value, 
 func benchNet(b testing.TB) (*pb.ModelProto, []ort.Value, func()) {
 	b.Helper()
 	needORT(b)
-	m, _, err := onnxgraph.Read(filepath.Join(sharedDir(b, "models"), "maia-1100.onnx"))
+	m, _, err := onnxgraph.Read(filepath.Join(testutil.Shared(b, "models"), "maia-1100.onnx"))
 	if err != nil {
 		b.Fatal(err)
 	}

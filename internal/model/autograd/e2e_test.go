@@ -1,19 +1,17 @@
 package autograd
 
 import (
-	"bufio"
-	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/lczerolens/lczerolens/internal/onnxgraph"
 	pb "github.com/lczerolens/lczerolens/internal/onnxpb"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 const planesInput = "/input/planes"
@@ -31,49 +29,23 @@ func valueHead(m *pb.ModelProto) (string, []float64) {
 // refPlanes decodes up to n positions' input planes from an lc0 reference dump (nil when there is none).
 func refPlanes(t *testing.T, net string, n int) [][]float64 {
 	t.Helper()
-	path := filepath.Join(filepath.Dir(sharedDir(t, "models")), "reference", "lc0", net+".refdump.jsonl")
-	f, err := os.Open(path)
-	if err != nil {
+	path := filepath.Join(filepath.Dir(testutil.Shared(t, "models")), "reference", "lc0", net+".refdump.jsonl")
+	if _, err := os.Stat(path); err != nil {
 		return nil
 	}
-	defer f.Close()
 	var out [][]float64
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() && len(out) < n {
-		var rec struct {
-			Planes [][2]json.RawMessage `json:"planes"`
+	for _, rec := range testutil.ReadRefdump(t, path) {
+		if len(out) == n {
+			break
 		}
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		if len(rec.Planes) != 112 {
+		if len(rec.Planes) != testutil.NumPlanes {
 			continue
 		}
-		x := make([]float64, 112*64)
-		for p, e := range rec.Planes {
-			var hex string
-			var val float64
-			if err := json.Unmarshal(e[0], &hex); err != nil {
-				t.Fatalf("%s: plane %d mask: %v", path, p, err)
-			}
-			if err := json.Unmarshal(e[1], &val); err != nil {
-				t.Fatalf("%s: plane %d value: %v", path, p, err)
-			}
-			mask, err := strconv.ParseUint(strings.TrimPrefix(hex, "0x"), 16, 64)
-			if err != nil {
-				t.Fatalf("%s: plane %d mask %q: %v", path, p, hex, err)
-			}
-			for sq := range 64 {
-				if mask>>sq&1 == 1 {
-					x[p*64+sq] = val // [plane][sq/8][sq%8] is plane*64+sq in row-major order
-				}
-			}
+		x := make([]float64, testutil.NumPlanes*64)
+		for i, v := range testutil.DecodePlanes(t, rec) {
+			x[i] = float64(v) // lc0's plane values are small integers, exact in float32
 		}
 		out = append(out, x)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("%s: %v", path, err)
 	}
 	return out
 }
@@ -204,7 +176,7 @@ func unitDirection(rng *rand.Rand) []float64 {
 }
 
 func netFiles(t *testing.T) []string {
-	dir := sharedDir(t, "models")
+	dir := testutil.Shared(t, "models")
 	var files []string
 	for _, pat := range []string{"*.onnx", "synthetic/*.onnx"} {
 		m, err := filepath.Glob(filepath.Join(dir, pat))
@@ -371,7 +343,7 @@ func checkNet(t *testing.T, net, path string) {
 // TestPrunesOffPath checks that the backward graph walks only nodes between Wrt and Seeds: no policy head when
 // seeding the value, nothing below an intermediate Wrt.
 func TestPrunesOffPath(t *testing.T) {
-	path := filepath.Join(sharedDir(t, "models"), "maia-1100.onnx")
+	path := filepath.Join(testutil.Shared(t, "models"), "maia-1100.onnx")
 	m, _, err := onnxgraph.Read(path)
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -12,19 +11,17 @@ import (
 
 	"github.com/lczerolens/lczerolens/internal/onnxgraph"
 	pb "github.com/lczerolens/lczerolens/internal/onnxpb"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 // ortErr is set when the runtime could not be started; tests that need it skip with it.
 var ortErr error
 
 func TestMain(m *testing.M) {
-	root, err := repoRoot()
+	lib, err := testutil.FindORTLib()
 	if err == nil {
-		lib := filepath.Join(root, "third_party", "onnxruntime", "libonnxruntime.so")
-		if _, err = os.Stat(lib); err == nil {
-			ort.SetSharedLibraryPath(lib)
-			err = ort.InitializeEnvironment(ort.WithLogLevelError())
-		}
+		ort.SetSharedLibraryPath(lib)
+		err = ort.InitializeEnvironment(ort.WithLogLevelError())
 	}
 	ortErr = err
 	code := m.Run()
@@ -35,37 +32,6 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// sharedDir returns ../shared relative to the repo root, skipping the test when it is absent.
-func sharedDir(t testing.TB, sub string) string {
-	t.Helper()
-	root, err := repoRoot()
-	if err != nil {
-		t.Skipf("no repo root: %v", err)
-	}
-	p := filepath.Join(root, "..", "shared", sub)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("shared test data absent (%s): %v", p, err)
-	}
-	return p
 }
 
 func needORT(t testing.TB) {
