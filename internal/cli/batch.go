@@ -206,7 +206,7 @@ func runBatch(opts *BatchOptions) (err error) {
 		extra["lens_meta"] = meta
 	}
 	if opts.Resume {
-		if err := checkResumeShard(opts.Output, shard); err != nil {
+		if err := checkResume(opts.Output, shard, input); err != nil {
 			return err
 		}
 	}
@@ -348,12 +348,27 @@ func (e *strictError) Error() string {
 	return fmt.Sprintf("batch: bad record %d (line %d): %s (--strict)", e.bad.Record, e.bad.Line, e.bad.Reason)
 }
 
-// checkResumeShard refuses to resume an output made for another shard: its committed records would be
-// counted for the wrong ones.
-func checkResumeShard(dir string, shard source.Shard) error {
+// checkResume refuses to resume an output made for another shard or from another input, ply selection or
+// encoding: its committed records would be counted for the wrong ones, or mixed with different positions.
+// (Model, lens, options and format are the store's to check.)
+func checkResume(dir string, shard source.Shard, input inputInfo) error {
 	m, err := store.ReadManifest(dir)
 	if err != nil {
 		return nil // nothing to resume, or store.Open explains what is wrong
+	}
+	if raw, ok := m.Extra["input"]; ok {
+		var had inputInfo
+		if err := json.Unmarshal(raw, &had); err != nil {
+			return inputError(fmt.Errorf("batch: cannot resume %s: its manifest's input is unreadable: %w", dir, err))
+		}
+		for _, d := range []struct{ what, was, now string }{
+			{"input", had.Name, input.Name}, {"input type", had.Type, input.Type}, {"--plies", had.Plies, input.Plies},
+			{"--input-format", had.InputFormat, input.InputFormat}, {"--history-fill", had.HistoryFill, input.HistoryFill},
+		} {
+			if d.was != d.now {
+				return usageErrorf("batch: cannot resume %s: it was made with %s %q, not %q", dir, d.what, d.was, d.now)
+			}
+		}
 	}
 	var had shardInfo
 	if raw, ok := m.Extra["shard"]; ok {

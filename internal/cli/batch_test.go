@@ -190,6 +190,10 @@ func TestBatchBadRecords(t *testing.T) {
 	if !strings.Contains(stderr, "1 bad records") {
 		t.Errorf("summary does not count the bad record: %q", stderr)
 	}
+	// Resuming with another ply selection would mix positions: refused, naming the flag.
+	if code, _, stderr = runCLI(t, env, "batch", pgn, "-o", out, "--lens", "activation", "--format", "json", "--resume", "--plies", "last"); code != ExitUsage || !strings.Contains(stderr, "--plies") {
+		t.Errorf("resume with other --plies: exit %d %q", code, stderr)
+	}
 	// Rerunning into the same directory needs --resume or --force.
 	if code, _, stderr = runCLI(t, env, "batch", pgn, "-o", out, "--lens", "activation"); code != ExitUsage || !strings.Contains(stderr, "--resume") {
 		t.Errorf("non-empty output dir: exit %d %q", code, stderr)
