@@ -58,7 +58,7 @@ named tensors per position, as JSON or NPY.`,
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&f.ConfigFile, "config", "", "config file (default $XDG_CONFIG_HOME/lczerolens/config.yaml if present)")
-	pf.String("model", "", "lc0 network (.onnx); empty = the built-in demo network")
+	pf.String("model", "", "lc0 network: weight file (.pb, .pb.gz) or ONNX (.onnx); empty = the built-in demo network")
 	pf.String("device", "cpu", "execution device: cpu, cuda or auto (cuda if available, else cpu)")
 	pf.String("ort-lib", "", "path to libonnxruntime.so (default: third_party/onnxruntime/ of the checkout; run \"make ort\")")
 	pf.Int("threads", 0, "intra-op threads for ONNX Runtime (0 = one per core)")
