@@ -104,7 +104,6 @@ into the files one unsharded run writes. Sharding stdin works only when every sh
 type pending struct {
 	batch   lens.Batch
 	metas   []store.PositionMeta
-	recs    []int // input record of each position
 	bads    []store.ErrorRecord
 	bytes   int64 // input bytes consumed when the batch was cut
 	records int   // input records complete once this batch is written
@@ -327,7 +326,7 @@ func commitBatch(w *store.Writer, p *pending, results []lens.Result) error {
 	}
 	marked := false
 	for i := range p.metas {
-		if !marked && p.recs[i] >= p.records {
+		if !marked && p.metas[i].Record >= p.records {
 			w.SetRecords(p.records)
 			marked = true
 		}
@@ -440,7 +439,6 @@ func readBatches(ctx context.Context, cr *countingReader, name string, typ sourc
 		meta := positionMeta(it.Source, it.Game, it.Ply, it.Pos, it.Next)
 		meta.Record = it.Record
 		cur.metas = append(cur.metas, meta)
-		cur.recs = append(cur.recs, it.Record)
 		if cur.batch.Len() == n {
 			return flush(it.Record) // records before this one are complete
 		}
