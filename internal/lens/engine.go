@@ -89,11 +89,39 @@ type Engine struct {
 	plan       *model.Plan
 	fetch      []string
 	hooks      []string
-	grad       *GradientNeed
-	gradIO     *model.GradientIO
-	rel        *RelevanceNeed
-	relIO      *model.GradientIO
+	passes     [2]*pass // gradients (passGradient) and LRP relevances (passRelevance) of the shared run
 	savePlanes bool
+}
+
+// pass is one backward pass built into the shared graph: the lenses' merged request and the graph's names.
+type pass struct {
+	target Target
+	rule   model.Rule
+	wrt    []string
+	io     *model.GradientIO
+}
+
+// Indexes of Engine.passes.
+const (
+	passGradient = iota
+	passRelevance
+)
+
+// merge adds one lens's request to the pass at i; lenses in one run must agree on target and rule.
+func (e *Engine) merge(i int, lens string, t Target, rule model.Rule, wrt []string) error {
+	p := e.passes[i]
+	if p == nil {
+		e.passes[i] = &pass{target: t, rule: rule, wrt: appendUnique(nil, wrt...)}
+		return nil
+	}
+	if p.target != t || p.rule != rule {
+		if i == passGradient {
+			return fmt.Errorf("lens %s: target %s differs from another lens's target %s: lenses in one pass share one target", lens, t, p.target)
+		}
+		return fmt.Errorf("lens %s: relevance of %s under %s differs from another lens's (%s under %s): lenses in one pass share one", lens, t, rule, p.target, p.rule)
+	}
+	p.wrt = appendUnique(p.wrt, wrt...)
+	return nil
 }
 
 // EngineOptions are the engine-wide options (not tied to a lens).
@@ -126,64 +154,47 @@ func NewEngine(rt *model.Runtime, n *model.Network, specs []Spec, opts EngineOpt
 				e.hooks = append(e.hooks, h)
 			}
 		}
-		if p.Gradient != nil {
-			if e.grad != nil && e.grad.Target != p.Gradient.Target {
-				return nil, fmt.Errorf("lens %s: target %s differs from another lens's target %s: lenses in one pass share one target", s.Lens.Name, p.Gradient.Target, e.grad.Target)
+		if g := p.Gradient; g != nil {
+			if err := e.merge(passGradient, s.Lens.Name, g.Target, model.Rule{}, g.Wrt); err != nil {
+				return nil, err
 			}
-			if e.grad == nil {
-				e.grad = &GradientNeed{Target: p.Gradient.Target}
-			}
-			e.grad.Wrt = appendUnique(e.grad.Wrt, p.Gradient.Wrt...)
 		}
 		if r := p.Relevance; r != nil {
-			if e.rel != nil && (e.rel.Target != r.Target || e.rel.Rule != r.Rule) {
-				return nil, fmt.Errorf("lens %s: relevance of %s under %s differs from another lens's (%s under %s): lenses in one pass share one", s.Lens.Name, r.Target, r.Rule, e.rel.Target, e.rel.Rule)
+			if err := e.merge(passRelevance, s.Lens.Name, r.Target, r.Rule, r.Wrt); err != nil {
+				return nil, err
 			}
-			if e.rel == nil {
-				e.rel = &RelevanceNeed{Target: r.Target, Rule: r.Rule}
-			}
-			e.rel.Wrt = appendUnique(e.rel.Wrt, r.Wrt...)
 		}
 	}
 	// Gradients and relevances are backward passes of one graph, so they share the forward run.
-	var passes []model.Backward
-	if e.grad != nil {
-		if err := e.grad.Target.Check(n); err != nil {
+	var backward []model.Backward
+	var built []*pass
+	for _, p := range e.passes {
+		if p == nil {
+			continue
+		}
+		if err := p.target.Check(n); err != nil {
 			return nil, err
 		}
-		passes = append(passes, model.Backward{Seeds: e.grad.Target.seedTensors(n), Wrt: e.grad.Wrt})
-	}
-	if e.rel != nil {
-		if err := e.rel.Target.Check(n); err != nil {
-			return nil, err
-		}
-		passes = append(passes, model.Backward{Seeds: e.rel.Target.seedTensors(n), Wrt: e.rel.Wrt, Rule: e.rel.Rule})
+		backward = append(backward, model.Backward{Seeds: p.target.seedTensors(n), Wrt: p.wrt, Rule: p.rule})
+		built = append(built, p)
 	}
 	var err error
-	if len(passes) > 0 {
+	if len(backward) > 0 {
 		var ios []*model.GradientIO
-		if e.plan, ios, err = model.BackwardPlan(n, e.hooks, passes); err != nil {
+		if e.plan, ios, err = model.BackwardPlan(n, e.hooks, backward); err != nil {
 			return nil, err
 		}
-		if e.grad != nil {
-			e.gradIO, ios = ios[0], ios[1:]
-		}
-		if e.rel != nil {
-			e.relIO = ios[0]
+		for i, p := range built {
+			p.io = ios[i]
 		}
 	} else if e.plan, err = n.HookPlan(e.hooks); err != nil {
 		return nil, err
 	}
 	e.fetch = appendUnique(nil, headTensors(n)...)
 	e.fetch = appendUnique(e.fetch, e.hooks...)
-	if e.gradIO != nil {
-		for _, w := range e.grad.Wrt {
-			e.fetch = appendUnique(e.fetch, e.gradIO.Grads[w])
-		}
-	}
-	if e.relIO != nil {
-		for _, w := range e.rel.Wrt {
-			e.fetch = appendUnique(e.fetch, e.relIO.Grads[w])
+	for _, p := range built {
+		for _, w := range p.wrt {
+			e.fetch = appendUnique(e.fetch, p.io.Grads[w])
 		}
 	}
 	return e, nil
@@ -254,25 +265,22 @@ func (e *Engine) Run(b *Batch) (*Outputs, []Result, error) {
 	}
 	inputs := map[string]model.Tensor{e.net.Input: {Shape: []int64{int64(bn), board.NumPlanes, 8, 8}, Data: b.Planes}}
 	var fwd *model.HeadOutputs
-	for _, need := range []struct {
-		t  *Target
-		io *model.GradientIO
-	}{{targetOf(e.grad), e.gradIO}, {relTargetOf(e.rel), e.relIO}} {
-		if need.t == nil {
+	for _, p := range e.passes {
+		if p == nil {
 			continue
 		}
-		if need.t.Kind == TargetPolicyBest && fwd == nil {
+		if p.target.Kind == TargetPolicyBest && fwd == nil {
 			var err error
 			if fwd, err = e.net.Forward(e.rt, b.Planes, bn); err != nil {
 				return nil, nil, err
 			}
 		}
-		seeds, err := need.t.seeds(e.net, b, fwd)
+		seeds, err := p.target.seeds(e.net, b, fwd)
 		if err != nil {
 			return nil, nil, err
 		}
 		for tensor, data := range seeds {
-			inputs[need.io.SeedInputs[tensor]] = data
+			inputs[p.io.SeedInputs[tensor]] = data
 		}
 	}
 	raw, err := e.rt.Run(e.plan, inputs, e.fetch)
@@ -287,14 +295,11 @@ func (e *Engine) Run(b *Batch) (*Outputs, []Result, error) {
 	for _, h := range e.hooks {
 		out.Tensors[h] = raw[h]
 	}
-	if e.gradIO != nil {
-		for _, w := range e.grad.Wrt {
-			out.Grads[w] = raw[e.gradIO.Grads[w]]
-		}
-	}
-	if e.relIO != nil {
-		for _, w := range e.rel.Wrt {
-			out.Relevance[w] = raw[e.relIO.Grads[w]]
+	for i, dst := range [2]map[string]model.Tensor{passGradient: out.Grads, passRelevance: out.Relevance} {
+		if p := e.passes[i]; p != nil {
+			for _, w := range p.wrt {
+				dst[w] = raw[p.io.Grads[w]]
+			}
 		}
 	}
 
@@ -323,20 +328,6 @@ func (e *Engine) Run(b *Batch) (*Outputs, []Result, error) {
 		}
 	}
 	return out, results, nil
-}
-
-func targetOf(g *GradientNeed) *Target {
-	if g == nil {
-		return nil
-	}
-	return &g.Target
-}
-
-func relTargetOf(r *RelevanceNeed) *Target {
-	if r == nil {
-		return nil
-	}
-	return &r.Target
 }
 
 // moduleKey is a module's name as used in result keys (the tensor name without its leading '/').
