@@ -114,17 +114,10 @@ func TestEveryLensRunsOnDemo(t *testing.T) {
 	}
 }
 
-// TestSaliencyDemoClosedForm checks input_grad and the heatmap against the demo net's analytic gradient,
-// with the expected heatmap built square by square from the board (absolute frame), not from the planes.
-func TestSaliencyDemoClosedForm(t *testing.T) {
-	r := runtimeFor(t)
-	n := model.Demo()
-	b := batchOf(t, board.FillFENOnly)
-	v, err := Saliency.Resolve(nil) // grad-x-input, current planes, no normalisation
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := NewEngine(r, n, []Spec{{Saliency, v}}, EngineOptions{})
+// runSpecs runs lenses in one engine over a batch and returns the results by key.
+func runSpecs(t testing.TB, r *model.Runtime, n *model.Network, b *Batch, specs []Spec) map[string]Result {
+	t.Helper()
+	e, err := NewEngine(r, n, specs, EngineOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,10 +125,30 @@ func TestSaliencyDemoClosedForm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]Result{}
+	out := map[string]Result{}
 	for _, x := range res {
-		got[x.Key] = x
+		out[x.Key] = x
 	}
+	return out
+}
+
+// runLens runs one lens with the given raw options (unset ones take the lens defaults).
+func runLens(t testing.TB, r *model.Runtime, n *model.Network, b *Batch, l *Lens, raw map[string]string) map[string]Result {
+	t.Helper()
+	v, err := l.Resolve(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runSpecs(t, r, n, b, []Spec{{l, v}})
+}
+
+// TestSaliencyDemoClosedForm checks input_grad and the heatmap against the demo net's analytic gradient,
+// with the expected heatmap built square by square from the board (absolute frame), not from the planes.
+func TestSaliencyDemoClosedForm(t *testing.T) {
+	r := runtimeFor(t)
+	n := model.Demo()
+	b := batchOf(t, board.FillFENOnly)
+	got := runLens(t, r, n, b, Saliency, nil) // grad-x-input, current planes, no normalisation
 	for i, pos := range b.Positions {
 		planes := b.Planes[i*board.NumPlanes*64 : (i+1)*board.NumPlanes*64]
 		want := demonet.ForceValueGrad(planes)
@@ -175,24 +188,9 @@ func TestActivationMaiaMatchesDirectConv(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := refBatch(t, testutil.Shared(t, "reference/lc0/maia-1100.refdump.jsonl"))
-	v, err := Activation.Resolve(map[string]string{"pattern": "^inputconv/relu$|^block0/conv1/relu$"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := NewEngine(r, n, []Spec{{Activation, v}}, EngineOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, res, err := e.Run(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]Result{}
-	for _, x := range res {
-		got[x.Key] = x
-	}
+	got := runLens(t, r, n, b, Activation, map[string]string{"pattern": "^inputconv/relu$|^block0/conv1/relu$"})
 	if len(got) != 2 {
-		t.Fatalf("got keys %v, want inputconv/relu_output and block0/conv1/relu_output", res)
+		t.Fatalf("got keys %v, want inputconv/relu_output and block0/conv1/relu_output", got)
 	}
 	ix := onnxgraph.NewIndex(n.Proto.GetGraph())
 	convWeights := func(node string) ([]float32, []float32, []int64) {

@@ -100,23 +100,6 @@ func TestLRPOptions(t *testing.T) {
 	}
 }
 
-func runSpecs(t *testing.T, r *model.Runtime, n *model.Network, b *Batch, specs []Spec) map[string]Result {
-	t.Helper()
-	e, err := NewEngine(r, n, specs, EngineOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, res, err := e.Run(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]Result{}
-	for _, x := range res {
-		out[x.Key] = x
-	}
-	return out
-}
-
 func close32(a, b []float32, tol float64) bool {
 	if len(a) != len(b) {
 		return false

@@ -56,28 +56,6 @@ func TestEditSquare(t *testing.T) {
 	}
 }
 
-// runOcclusion runs the occlusion lens alone on a batch.
-func runOcclusion(t *testing.T, r *model.Runtime, n *model.Network, b *Batch, raw map[string]string) map[string]Result {
-	t.Helper()
-	v, err := Occlusion.Resolve(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := NewEngine(r, n, []Spec{{Occlusion, v}}, EngineOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, res, err := e.Run(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]Result{}
-	for _, x := range res {
-		out[x.Key] = x
-	}
-	return out
-}
-
 // forwardFEN runs the network on fen encoded as a fresh game, independently of the lens's code path.
 func forwardFEN(t *testing.T, r *model.Runtime, n *model.Network, fen string) *model.HeadOutputs {
 	t.Helper()
@@ -112,7 +90,7 @@ func TestOcclusionConsistency(t *testing.T) {
 					t.Skip("no wdl head")
 				}
 				b := batchOf(t, board.FillFENOnly)
-				res := runOcclusion(t, r, n, b, map[string]string{"target": tc.target, "replace": tc.replace})
+				res := runLens(t, r, n, b, Occlusion, map[string]string{"target": tc.target, "replace": tc.replace})
 				heat, base, vars := res["heatmap"], res["target"], res["variants"]
 				tg, _ := ParseTarget(tc.target)
 				with := replaceTypes[tc.replace]
@@ -187,7 +165,7 @@ func TestOcclusionIllegalMoveIsNaN(t *testing.T) {
 	planes := make([]float32, board.NumPlanes*64)
 	board.NewGame(pos).Encode(board.FillFENOnly, planes)
 	b := &Batch{Positions: []*board.Position{pos}, Planes: planes}
-	res := runOcclusion(t, r, model.Demo(), b, map[string]string{"target": "policy:e2e4"})
+	res := runLens(t, r, model.Demo(), b, Occlusion, map[string]string{"target": "policy:e2e4"})
 	e2 := sq(t, "e2")
 	for s := board.Square(0); s < 64; s++ {
 		v := res["heatmap"].Data[s]

@@ -72,27 +72,6 @@ func patchNetworks(t *testing.T) []*model.Network {
 	return nets
 }
 
-func runPatching(t *testing.T, r *model.Runtime, n *model.Network, b *Batch, opts map[string]string) map[string]Result {
-	t.Helper()
-	v, err := Patching.Resolve(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := NewEngine(r, n, []Spec{{Patching, v}}, EngineOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, res, err := e.Run(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]Result{}
-	for _, x := range res {
-		got[x.Key] = x
-	}
-	return got
-}
-
 // TestPatchingOwnActivationIsIdentity patches every block output (whole and per square) with the clean
 // run's own activation: every effect is zero.
 func TestPatchingOwnActivationIsIdentity(t *testing.T) {
@@ -101,7 +80,7 @@ func TestPatchingOwnActivationIsIdentity(t *testing.T) {
 	for _, n := range patchNetworks(t) {
 		for _, target := range []string{"value", "policy:best"} {
 			for _, per := range []string{"false", "true"} {
-				got := runPatching(t, r, n, b, map[string]string{"target": target, "per-square": per})
+				got := runLens(t, r, n, b, Patching, map[string]string{"target": target, "per-square": per})
 				for k, e := range got["effects"].Data {
 					if math.Abs(float64(e)) > 1e-6 {
 						t.Fatalf("%s target %s per-square %s: effect[%d] = %g, want 0", n.Path, target, per, k, e)
@@ -125,7 +104,7 @@ func TestPatchingLastBlockReproducesCorrupted(t *testing.T) {
 		last := len(mods) - 1
 		moved := false // for some target and position, else the test proves nothing
 		for _, target := range []string{"value", "policy:best"} {
-			got := runPatching(t, r, n, b, map[string]string{"target": target})
+			got := runLens(t, r, n, b, Patching, map[string]string{"target": target})
 			eff, clean, corrupt := got["effects"], got["target_clean"].Data, got["target_corrupted"].Data
 			if eff.Shape[0] != len(mods) {
 				t.Fatalf("effects shape %v for %d modules", eff.Shape, len(mods))
@@ -156,7 +135,7 @@ func TestPatchingPerSquareLocality(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := runPatching(t, r, n, b, map[string]string{"pattern": "^inputconv/relu$", "per-square": "true", "target": "value"})
+	got := runLens(t, r, n, b, Patching, map[string]string{"pattern": "^inputconv/relu$", "per-square": "true", "target": "value"})
 	eff := got["effects"]
 	if len(eff.Shape) != 2 || eff.Shape[0] != 1 || eff.Shape[1] != 64 {
 		t.Fatalf("effects shape %v, want [1 64]", eff.Shape)
