@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
@@ -87,7 +86,7 @@ func runModelInfo(opts *ModelInfoOptions) error {
 		Heads: headNames(in.Heads), Body: in.Body, SE: in.SE, Blocks: in.Blocks, Filters: in.Filters,
 		Nodes: in.Nodes, Ops: in.OpCounts, Params: in.Params,
 	}
-	doc.Lc0 = weightsDescription(in.Path)
+	doc.Lc0 = net.Weights
 	for _, v := range in.Inputs {
 		doc.Inputs = append(doc.Inputs, ioJSON(v))
 	}
@@ -139,30 +138,6 @@ func runModelInfo(opts *ModelInfoOptions) error {
 		return fmt.Errorf("model info: write: %w", err)
 	}
 	return nil
-}
-
-// weightsDescription describes path like lc0's describenet when it is an lc0 weight file, else nil.
-func weightsDescription(path string) *lc0.Description {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	head := make([]byte, 5)
-	_, err = io.ReadFull(f, head)
-	f.Close()
-	if err != nil || !lc0.LooksLikeWeights(head) {
-		return nil
-	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
-	n, err := lc0.Parse(raw)
-	if err != nil {
-		return nil
-	}
-	d := n.Describe()
-	return &d
 }
 
 func headNames(h model.Heads) []string {

@@ -41,6 +41,9 @@ type Network struct {
 	// InputFormat is lc0's input format number from a weight file (1 classical, 3-5 canonical, ...); 0 for
 	// .onnx files, which do not record it.
 	InputFormat int
+	// Weights describes the lc0 weight file the network was converted from (as lc0's describenet does);
+	// nil for .onnx files.
+	Weights *lc0.Description
 
 	Input   string // graph input holding the [batch,112,8,8] planes
 	Heads   Heads
@@ -107,7 +110,13 @@ func loadWeights(name string, raw []byte) (*Network, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model: load %s: %w", name, err)
 	}
-	return newNetwork(name, raw, m, onnxRaw, w.InputFormat())
+	n, err := newNetwork(name, raw, m, onnxRaw, w.InputFormat())
+	if err != nil {
+		return nil, err
+	}
+	d := w.Describe()
+	n.Weights = &d
+	return n, nil
 }
 
 func newNetwork(name string, file []byte, m *pb.ModelProto, onnxRaw []byte, inputFormat int) (*Network, error) {
