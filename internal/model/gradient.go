@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/lczerolens/lczerolens/internal/model/autograd"
 	"github.com/lczerolens/lczerolens/internal/onnxgraph"
@@ -17,11 +16,8 @@ type GradientIO struct {
 	Grads      map[string]string // tensor differentiated w.r.t. -> graph output holding the gradient
 }
 
-// gradCache memoises gradient plans per network, since building a backward graph costs milliseconds and
-// a session compile far more.
-var gradCache sync.Map // key string -> *gradEntry
-
-type gradEntry struct {
+// backwardEntry is a cached backward plan with the names of each pass's inputs and outputs.
+type backwardEntry struct {
 	plan *Plan
 	ios  []*GradientIO
 }
@@ -139,16 +135,20 @@ func BackwardPlan(n *Network, hooks []string, passes []Backward) (*Plan, []*Grad
 		return nil, nil, err
 	}
 	specs := make([]autograd.Spec, len(passes))
-	key := n.SHA256 + "\x01" + strings.Join(h, "\x00")
+	key := strings.Join(h, "\x00")
 	for i, p := range passes {
 		if specs[i], err = p.spec(n); err != nil {
 			return nil, nil, err
 		}
 		key += "\x01" + strings.Join(p.Seeds, "\x00") + "\x01" + strings.Join(specs[i].Wrt, "\x00") + "\x01" + p.Rule.String()
 	}
-	if e, ok := gradCache.Load(key); ok {
-		ge := e.(*gradEntry)
-		return ge.plan, ge.ios, nil
+	// Cached per network, like hook plans: building a backward graph costs milliseconds, a session compile
+	// far more.
+	n.mu.Lock()
+	e, ok := n.backward[key]
+	n.mu.Unlock()
+	if ok {
+		return e.plan, e.ios, nil
 	}
 	hp, err := n.HookPlan(h)
 	if err != nil {
@@ -168,7 +168,12 @@ func BackwardPlan(n *Network, hooks []string, passes []Backward) (*Plan, []*Grad
 	if err != nil {
 		return nil, nil, err
 	}
-	gradCache.Store(key, &gradEntry{plan: p, ios: ios})
+	n.mu.Lock()
+	if n.backward == nil {
+		n.backward = map[string]*backwardEntry{}
+	}
+	n.backward[key] = &backwardEntry{plan: p, ios: ios}
+	n.mu.Unlock()
 	return p, ios, nil
 }
 

@@ -54,6 +54,8 @@ type Network struct {
 	byName map[string]int    // module name and tensor name -> index in Modules
 	mu     sync.Mutex
 	plans  map[string]*Plan // by hooked tensors
+	// backward holds backward plans (gradients, relevances) by hooks and passes.
+	backward map[string]*backwardEntry
 }
 
 // Heads holds the output tensor names of the network's heads, "" where the net has no such head.
