@@ -92,6 +92,10 @@ func (f *Inference) Add(a, b Dim) Dim {
 		return Known(a.C + b.C)
 	case a.S == b.S:
 		return Dim{C: a.C + b.C, S: a.S}
+	case b == Known(0): // padding or shape arithmetic that leaves the batch as it is
+		return a
+	case a == Known(0):
+		return b
 	}
 	return f.fresh()
 }

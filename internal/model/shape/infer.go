@@ -357,7 +357,7 @@ func reshape(f *Inference, n node) []*Info {
 	x, s := n.x(0), n.x(1)
 	o := &Info{Elem: x.Elem}
 	if s.Val == nil {
-		if s.Rank() == 1 && s.Dims[0].IsKnown() {
+		if s.Rank() == 1 && s.Dims[0].IsKnown() && s.Dims[0].C <= maxValElems { // the rank, not a corrupt size
 			o.Ranked = true
 			for range s.Dims[0].C {
 				o.Dims = append(o.Dims, f.fresh())

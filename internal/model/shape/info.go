@@ -150,7 +150,7 @@ func (f *Inference) Concrete(t *Info, batch int64) ([]int64, bool) {
 		switch {
 		case d.IsKnown() && d.C >= 0:
 			out[i] = d.C
-		case !d.IsKnown() && f.inputSyms[d.S]:
+		case !d.IsKnown() && d.C > 0 && f.inputSyms[d.S]:
 			out[i] = d.C * batch
 		default:
 			return nil, false
