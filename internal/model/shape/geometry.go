@@ -40,6 +40,11 @@ func ConvParams(n *pb.NodeProto, sp int, ks []int64) (ConvAttrs, error) {
 	if len(c.Strides) != sp || len(c.Dil) != sp || len(c.Pads) != 2*sp || len(ks) != sp {
 		return c, fmt.Errorf("conv attributes do not match %d spatial dims", sp)
 	}
+	for i := range sp {
+		if c.Strides[i] < 1 || c.Dil[i] < 1 {
+			return c, fmt.Errorf("conv strides %v and dilations %v must be positive", c.Strides, c.Dil)
+		}
+	}
 	switch c.AutoPad {
 	case "VALID":
 		c.Pads = make([]int64, 2*sp)

@@ -200,7 +200,7 @@ func elementwise(f *Inference, n node) []*Info {
 // arith propagates small integer values through Add/Sub/Mul/Div (shape arithmetic). Flat values line up
 // only when the shapes are equal or one side holds a single value.
 func (f *Inference) arith(op string, a, b *Info) []Dim {
-	if a.Val == nil || b.Val == nil || !isInt(a.Elem) || !a.Ranked || !b.Ranked {
+	if len(a.Val) == 0 || len(b.Val) == 0 || !isInt(a.Elem) || !a.Ranked || !b.Ranked {
 		return nil
 	}
 	if len(a.Val) != 1 && len(b.Val) != 1 && !slices.Equal(a.Dims, b.Dims) {
@@ -565,6 +565,9 @@ func (f *Inference) SplitSizes(n *pb.NodeProto, x *Info) ([]Dim, int, bool) {
 		return nil, 0, false
 	}
 	nout := len(n.GetOutput())
+	if nout == 0 {
+		return nil, a, false
+	}
 	var sizes []Dim
 	if s := onnxgraph.AttrIntsOr(n, "split", nil); s != nil {
 		for _, v := range s {
