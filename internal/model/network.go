@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/lczerolens/lczerolens/internal/lc0"
+	"github.com/lczerolens/lczerolens/internal/model/shape"
 	"github.com/lczerolens/lczerolens/internal/onnxgraph"
 	pb "github.com/lczerolens/lczerolens/internal/onnxpb"
 )
@@ -50,8 +51,8 @@ type Network struct {
 	Modules []Module // every node output, in graph order
 
 	raw    []byte
-	info   map[string]*tinfo // batch-1 static inference, by tensor name
-	byName map[string]int    // module name and tensor name -> index in Modules
+	shapes *shape.Inference // every tensor's symbolic type and shape
+	byName map[string]int   // module name and tensor name -> index in Modules
 	mu     sync.Mutex
 	plans  map[string]*Plan // by hooked tensors
 	// backward holds backward plans (gradients, relevances) by hooks and passes.
@@ -159,8 +160,8 @@ func (n *Network) inspect() error {
 	if len(inputs) != 1 {
 		return fmt.Errorf("%d graph inputs (%s), want only the planes", len(inputs), strings.Join(inputs, ", "))
 	}
-	n.info = inferShapes(g, 1)
-	n.Heads = findHeads(g, n.info)
+	n.shapes = shape.Infer(g)
+	n.Heads = findHeads(g, n.shapes)
 	if n.Heads.Policy == "" {
 		var outs []string
 		for _, o := range g.GetOutput() {
@@ -178,11 +179,10 @@ func (n *Network) inspect() error {
 				return fmt.Errorf("tensor %q produced twice", o)
 			}
 			mod := Module{Name: strings.TrimPrefix(o, "/"), Tensor: o, Op: node.GetOpType()}
-			if t := n.info[o]; t != nil {
-				mod.DType = dtypeName(t.dtype)
-				if t.known {
-					mod.Shape = append([]int64{}, t.shape...)
-				}
+			t := n.shapes.Get(o)
+			mod.DType = dtypeName(elemOrGuess(t.Elem, node, n.shapes))
+			if s, ok := n.shapes.Concrete(t, 1); ok {
+				mod.Shape = s
 			}
 			n.byName[o] = len(n.Modules)
 			n.Modules = append(n.Modules, mod)
@@ -214,11 +214,11 @@ func isPlanesInput(v *pb.ValueInfoProto) bool {
 }
 
 // findHeads takes lc0's standard output names, else recognises heads by output shape and name.
-func findHeads(g *pb.GraphProto, info map[string]*tinfo) Heads {
+func findHeads(g *pb.GraphProto, shapes *shape.Inference) Heads {
 	var h Heads
 	last := func(name string) int64 {
-		if t := info[name]; t != nil && t.known && len(t.shape) == 2 {
-			return t.shape[1]
+		if t := shapes.Get(name); t.Rank() == 2 && t.Dims[1].IsKnown() {
+			return t.Dims[1].C
 		}
 		return -1
 	}

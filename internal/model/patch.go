@@ -52,15 +52,9 @@ func (n *Network) PatchPlan(tensor string) (p *Plan, input string, err error) {
 		}
 	}
 	g.Node = pruneDead(nodes, g.GetOutput())
-	dims := []int64{-1}
-	if len(m.Shape) > 1 {
-		dims = append(dims, m.Shape[1:]...)
-	}
-	in := onnxgraph.ValueInfo(m.Tensor, pb.TensorProto_FLOAT, dims...)
-	if m.Shape == nil {
-		in = onnxgraph.UntypedOutput(m.Tensor, pb.TensorProto_FLOAT) // element type only: shape left to the runtime
-	}
-	g.Input = append(g.Input, in)
+	// The input is declared with the tensor's symbolic shape: fixed dims as numbers, the batch as the planes'
+	// dim_param, batch multiples ([64*batch,C] in attention bodies) and unknowns left open.
+	g.Input = append(g.Input, n.shapes.Get(m.Tensor).ValueInfo(m.Tensor))
 	p, err = NewPlan(mp)
 	if err != nil {
 		return nil, "", fmt.Errorf("model: patch plan %s: %w", tensor, err)

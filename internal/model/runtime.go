@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 
@@ -366,7 +367,7 @@ func (r *Runtime) run(p *Plan, inputs map[string]Tensor, outputs []string, take 
 	outs := make([]ort.Value, len(outputs)) // nil: ONNX Runtime allocates, the binding copies to Go memory
 	runErr := s.s.Run(vals, outs)
 	for i, v := range outs {
-		if v == nil {
+		if v == nil || isNilValue(v) {
 			continue
 		}
 		if runErr == nil {
@@ -378,6 +379,13 @@ func (r *Runtime) run(p *Plan, inputs map[string]Tensor, outputs []string, take 
 		return errors.Join(fmt.Errorf("model: run: %s", oneLine(runErr.Error())), err)
 	}
 	return err
+}
+
+// isNilValue reports a Value holding a nil pointer: what the binding leaves in an output it failed to convert
+// (a rank-0 tensor, which it cannot represent), with Run's error saying why. Destroying it would panic.
+func isNilValue(v ort.Value) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
 
 func contains(xs []string, x string) bool {

@@ -7,6 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/lczerolens/lczerolens/internal/onnxgraph"
+	pb "github.com/lczerolens/lczerolens/internal/onnxpb"
 	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
@@ -89,4 +93,25 @@ func TestInitRuntimeMessage(t *testing.T) {
 	if _, err := InitRuntime(nil); err == nil || !strings.Contains(err.Error(), "make ort") {
 		t.Errorf("no paths: %v", err)
 	}
+}
+
+// TestRunScalarOutput: the binding cannot hand back a rank-0 output; running a plan that asks for one must
+// fail with an error naming the run, not panic while cleaning up.
+func TestRunScalarOutput(t *testing.T) {
+	rt := testRuntime(t)
+	g := &pb.GraphProto{
+		Name:   proto.String("scalar"),
+		Input:  []*pb.ValueInfoProto{onnxgraph.ValueInfo("X", pb.TensorProto_FLOAT, -1, 2)},
+		Node:   []*pb.NodeProto{onnxgraph.Node("ReduceSum", "sum", []string{"X"}, []string{"S"}, onnxgraph.AttrInt("keepdims", 0))},
+		Output: []*pb.ValueInfoProto{onnxgraph.UntypedOutput("S", pb.TensorProto_FLOAT)},
+	}
+	p, err := NewPlan(onnxgraph.NewModel(g, 17))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = rt.outputMetas(p, map[string]Tensor{"X": {Shape: []int64{1, 2}, Data: []float32{1, 2}}})
+	if err == nil || !strings.HasPrefix(err.Error(), "model: run: ") {
+		t.Fatalf("got error %v, want a model: run: error", err)
+	}
+	checkOneLine(t, err)
 }

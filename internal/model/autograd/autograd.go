@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/lczerolens/lczerolens/internal/model/shape"
 	"github.com/lczerolens/lczerolens/internal/onnxgraph"
 	pb "github.com/lczerolens/lczerolens/internal/onnxpb"
 )
@@ -124,7 +125,7 @@ type plan struct {
 	opset  int64
 	ix     *onnxgraph.Index
 	inputs map[string]bool // graph input names (an initializer that is also an input is not constant)
-	inf    *inference
+	inf    *shape.Inference
 	nodes  []*pb.NodeProto // topological order
 	active []*pb.NodeProto // nodes on a path from Wrt to Seeds, topological order
 	need   map[*pb.NodeProto][]bool
@@ -167,7 +168,7 @@ func newPlan(m *pb.ModelProto, spec Spec) (*plan, error) {
 	for _, v := range p.g.GetInput() {
 		p.inputs[v.GetName()] = true
 	}
-	p.inf = infer(&pb.GraphProto{Node: p.nodes, Input: p.g.GetInput(), Initializer: p.g.GetInitializer(), ValueInfo: p.g.GetValueInfo()})
+	p.inf = shape.Infer(&pb.GraphProto{Node: p.nodes, Input: p.g.GetInput(), Initializer: p.g.GetInitializer(), ValueInfo: p.g.GetValueInfo()})
 	if err := p.checkSpec(spec); err != nil {
 		return nil, err
 	}
@@ -187,7 +188,7 @@ func newPlan(m *pb.ModelProto, spec Spec) (*plan, error) {
 			continue
 		}
 		for _, o := range n.GetOutput() {
-			if e := p.inf.get(o).elem; o != "" && (e == 0 || isFloat(e)) {
+			if e := p.inf.Get(o).Elem; o != "" && (e == 0 || shape.IsFloat(e)) {
 				p.fwd[o] = true
 			}
 		}
@@ -251,7 +252,7 @@ func (p *plan) checkSpec(spec Spec) error {
 			}
 			return fmt.Errorf("%w: %s %q: no such tensor", ErrSpec, kind, name)
 		}
-		if e := p.inf.get(name).elem; e != 0 && e != pb.TensorProto_FLOAT && e != pb.TensorProto_DOUBLE {
+		if e := p.inf.Get(name).Elem; e != 0 && e != pb.TensorProto_FLOAT && e != pb.TensorProto_DOUBLE {
 			return fmt.Errorf("%w: %s %q has element type %v, need float or double", ErrSpec, kind, name, e)
 		}
 		return nil
@@ -404,7 +405,7 @@ func build(m *pb.ModelProto, spec Spec, opt options) (*pb.ModelProto, *Result, e
 	for _, s := range spec.Seeds {
 		name := b.uniqueName(s + "/seed")
 		res.SeedInputs[s] = name
-		g.Input = append(g.Input, b.valueInfo(name, s))
+		g.Input = append(g.Input, b.info(s).ValueInfo(name))
 		if spec.Mode.lrp() {
 			// Relevance starts as the seeded share of the output itself, not as a unit cotangent.
 			b.addGrad(s, full(b.op("Mul", []string{name, s})))
@@ -445,35 +446,9 @@ func build(m *pb.ModelProto, spec Spec, opt options) (*pb.ModelProto, *Result, e
 		name := b.uniqueName(w + "/grad")
 		b.emit(onnxgraph.Node("Identity", b.uniqueNode("/grad/output"+w), []string{gname}, []string{name}))
 		res.Grads[w] = name
-		g.Output = append(g.Output, b.valueInfo(name, w))
+		g.Output = append(g.Output, b.info(w).ValueInfo(name))
 	}
 	g.Node = append(slices.Clone(p.nodes), b.nodes...)
 	g.Initializer = append(g.Initializer, b.inits...)
 	return out, res, nil
-}
-
-// valueInfo describes a new input or output shaped like the forward tensor like. Dims inference could not pin
-// down are left open, so ORT checks only what is certain.
-func (b *builder) valueInfo(name, like string) *pb.ValueInfoProto {
-	t := b.p.inf.get(like)
-	elem := t.elem
-	if elem == 0 {
-		elem = pb.TensorProto_FLOAT
-	}
-	v := onnxgraph.UntypedOutput(name, elem)
-	if t.ranked {
-		shape := &pb.TensorShapeProto{Dim: []*pb.TensorShapeProto_Dimension{}}
-		for _, d := range t.dims {
-			dd := &pb.TensorShapeProto_Dimension{}
-			switch {
-			case d.isKnown():
-				dd.Value = &pb.TensorShapeProto_Dimension_DimValue{DimValue: d.c}
-			case d.c == 1 && d.s != "" && d.s[0] != '?':
-				dd.Value = &pb.TensorShapeProto_Dimension_DimParam{DimParam: d.s}
-			}
-			shape.Dim = append(shape.Dim, dd)
-		}
-		v.GetType().GetTensorType().Shape = shape
-	}
-	return v
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lczerolens/lczerolens/internal/model/shape"
 	"github.com/lczerolens/lczerolens/internal/onnxgraph"
 	pb "github.com/lczerolens/lczerolens/internal/onnxpb"
 )
@@ -154,9 +155,9 @@ func elemOrFloat(e pb.TensorProto_DataType) pb.TensorProto_DataType {
 	return pb.TensorProto_FLOAT
 }
 
-func (b *builder) info(name string) *tinfo { return b.p.inf.get(name) }
+func (b *builder) info(name string) *shape.Info { return b.p.inf.Get(name) }
 
-func (b *builder) elem(name string) pb.TensorProto_DataType { return elemOrFloat(b.info(name).elem) }
+func (b *builder) elem(name string) pb.TensorProto_DataType { return elemOrFloat(b.info(name).Elem) }
 
 func (b *builder) addGrad(t string, c contrib) { b.grads[t] = append(b.grads[t], c) }
 
@@ -195,8 +196,8 @@ func (b *builder) total(t string) string {
 
 // shapeOf returns a tensor holding t's exact shape: a constant when inference knows it, else Shape(t).
 func (b *builder) shapeOf(t string) string {
-	if ti := b.info(t); ti.static() && !b.opt.naiveBroadcast {
-		return b.ints(ti.ints()...)
+	if ti := b.info(t); ti.Static() && !b.opt.naiveBroadcast {
+		return b.ints(ti.Ints()...)
 	}
 	key := "shape:" + t
 	if n, ok := b.cache[key]; ok {
@@ -209,13 +210,13 @@ func (b *builder) shapeOf(t string) string {
 // reshapeTo reshapes x to t's shape, using a constant target (with one -1) when inference allows.
 func (b *builder) reshapeTo(x, t string) string {
 	ti := b.info(t)
-	if ti.ranked && !b.opt.naiveBroadcast {
+	if ti.Ranked && !b.opt.naiveBroadcast {
 		unknown := 0
-		v := make([]int64, len(ti.dims))
-		for i, d := range ti.dims {
-			if d.isKnown() {
-				v[i] = d.c
-				if d.c == 0 {
+		v := make([]int64, len(ti.Dims))
+		for i, d := range ti.Dims {
+			if d.IsKnown() {
+				v[i] = d.C
+				if d.C == 0 {
 					unknown = 2 // 0 would mean 'copy' to Reshape
 				}
 			} else {
@@ -242,21 +243,21 @@ func (b *builder) zerosLike(t string) string {
 // unb reduces g, whose shape is gd, to the shape of x, which broadcast to gd in the forward op. Static shapes
 // give at most one ReduceSum (+ a free Reshape when ranks differ); otherwise the reduced axes are found at run
 // time from the two shapes.
-func (b *builder) unb(g string, gd *tinfo, x string) string {
+func (b *builder) unb(g string, gd *shape.Info, x string) string {
 	xd := b.info(x)
-	if gd.ranked && xd.ranked && !b.opt.naiveBroadcast {
-		lead := len(gd.dims) - len(xd.dims)
+	if gd.Ranked && xd.Ranked && !b.opt.naiveBroadcast {
+		lead := len(gd.Dims) - len(xd.Dims)
 		if lead >= 0 {
 			var axes []int64
 			for i := range lead {
 				axes = append(axes, int64(i))
 			}
 			ok := true
-			for i, d := range xd.dims {
-				o := gd.dims[lead+i]
+			for i, d := range xd.Dims {
+				o := gd.Dims[lead+i]
 				switch {
 				case d == o:
-				case d.isOne():
+				case d.IsOne():
 					axes = append(axes, int64(lead+i))
 				default:
 					ok = false
@@ -355,10 +356,10 @@ func (b *builder) constScalar(name string) (float64, bool) {
 // count returns a scalar of elem type holding numel(x)/numel(y), statically when possible.
 func (b *builder) count(x, y string, elem pb.TensorProto_DataType) string {
 	xi, yi := b.info(x), b.info(y)
-	if xi.ranked && yi.ranked {
-		px, py := b.p.inf.prod(xi.dims), b.p.inf.prod(yi.dims)
-		if q := b.p.inf.div(px, py); q.isKnown() && q.c > 0 {
-			return b.scalar(elem, float64(q.c))
+	if xi.Ranked && yi.Ranked {
+		px, py := b.p.inf.Prod(xi.Dims), b.p.inf.Prod(yi.Dims)
+		if q := b.p.inf.Div(px, py); q.IsKnown() && q.C > 0 {
+			return b.scalar(elem, float64(q.C))
 		}
 	}
 	q := b.op("Div", []string{b.op("Size", []string{x}), b.op("Size", []string{y})})

@@ -72,7 +72,7 @@
 //
 // # How the backward graph is made fast
 //
-// Shapes are inferred statically, with the batch (and multiples of it, e.g. after lc0's [B,64,C] -> [B*64,C]
+// Shapes are inferred statically by package shape (the engine internal/model uses too), with the batch (and multiples of it, e.g. after lc0's [B,64,C] -> [B*64,C]
 // folds) kept symbolic, so broadcast reductions become one ReduceSum with constant axes and Reshape targets
 // are constants; run-time Shape arithmetic is the fallback. The input gradient of a stride-1 Conv is a Conv
 // with spatially flipped, channel-swapped weights precomputed as an initializer (ORT's Conv is far faster than

@@ -5,6 +5,7 @@ import (
 	"math"
 	"sort"
 
+	"github.com/lczerolens/lczerolens/internal/model/shape"
 	"github.com/lczerolens/lczerolens/internal/onnxgraph"
 	pb "github.com/lczerolens/lczerolens/internal/onnxpb"
 )
@@ -89,7 +90,7 @@ func (b *builder) plusEps(z, like string) string {
 
 func (b *builder) like(name, model string) {
 	t := *b.info(model)
-	b.p.inf.info[name] = &t
+	b.p.inf.Set(name, &t)
 }
 
 // varying lists the inputs of n that relevance must reach (those on a path from a Wrt tensor), among the
@@ -280,7 +281,7 @@ func (b *builder) signedInits(name string, wt *pb.TensorProto, alpha float64) (s
 		}
 		names[k] = b.addInit(t)
 		b.p.ix.Initializers[names[k]] = t
-		b.p.inf.info[names[k]] = tensorInfo(t)
+		b.p.inf.Set(names[k], shape.TensorInfo(t))
 	}
 	b.cache[key+"+"], b.cache[key+"-"] = names[0], names[1]
 	return names[0], names[1], nil

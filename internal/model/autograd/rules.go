@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/lczerolens/lczerolens/internal/model/shape"
 	"github.com/lczerolens/lczerolens/internal/onnxgraph"
 	pb "github.com/lczerolens/lczerolens/internal/onnxpb"
 )
@@ -54,7 +55,7 @@ var rules = map[string]rule{
 	"Identity": unary(func(_ *builder, _ *pb.NodeProto, g string) string { return g }),
 	"Dropout":  unary(func(_ *builder, _ *pb.NodeProto, g string) string { return g }), // inference mode
 	"Cast": {diff: func(n *pb.NodeProto, i int) bool {
-		return i == 0 && isFloat(pb.TensorProto_DataType(onnxgraph.AttrIntOr(n, "to", 0)))
+		return i == 0 && shape.IsFloat(pb.TensorProto_DataType(onnxgraph.AttrIntOr(n, "to", 0)))
 	}, grad: gradCast},
 	"Neg": unary(func(b *builder, _ *pb.NodeProto, g string) string { return b.op("Neg", []string{g}) }),
 	"Abs": unary(func(b *builder, n *pb.NodeProto, g string) string {
@@ -166,7 +167,7 @@ var rules = map[string]rule{
 
 func gradCast(b *builder, n *pb.NodeProto, gy []string) ([]contrib, error) {
 	x := n.GetInput()[0]
-	if b.info(x).elem == b.info(n.GetOutput()[0]).elem {
+	if b.info(x).Elem == b.info(n.GetOutput()[0]).Elem {
 		return []contrib{full(gy[0])}, nil
 	}
 	return []contrib{full(b.op("Cast", []string{gy[0]}, onnxgraph.AttrInt("to", int64(b.elem(x)))))}, nil
@@ -381,32 +382,32 @@ func (b *builder) swapLast(x string, r int) (string, error) {
 func gradMatMul(b *builder, n *pb.NodeProto, gy []string) ([]contrib, error) {
 	A, B, y := n.GetInput()[0], n.GetInput()[1], n.GetOutput()[0]
 	ai, bi, yi := b.info(A), b.info(B), b.info(y)
-	ra, rb := ai.rank(), bi.rank()
-	if ra < 1 || rb < 1 || !yi.ranked {
+	ra, rb := ai.Rank(), bi.Rank()
+	if ra < 1 || rb < 1 || !yi.Ranked {
 		return nil, errors.New("matmul operand ranks unknown")
 	}
 	// Promote 1-D operands to matrices (as MatMul does) and the gradient to match.
 	A2, B2, g := A, B, gy[0]
-	a2, b2 := ai.dims, bi.dims
-	gdims := append([]dim{}, yi.dims...)
+	a2, b2 := ai.Dims, bi.Dims
+	gdims := append([]shape.Dim{}, yi.Dims...)
 	switch {
 	case ra == 1 && rb == 1:
 		g = b.op("Reshape", []string{g, b.ints(1, 1)})
-		gdims = []dim{known(1), known(1)}
+		gdims = []shape.Dim{shape.Known(1), shape.Known(1)}
 	case ra == 1:
 		g = b.op("Unsqueeze", []string{g, b.ints(-2)})
-		gdims = append(gdims[:len(gdims)-1:len(gdims)-1], known(1), gdims[len(gdims)-1])
+		gdims = append(gdims[:len(gdims)-1:len(gdims)-1], shape.Known(1), gdims[len(gdims)-1])
 	case rb == 1:
 		g = b.op("Unsqueeze", []string{g, b.ints(-1)})
-		gdims = append(gdims, known(1))
+		gdims = append(gdims, shape.Known(1))
 	}
 	if ra == 1 {
 		A2 = b.op("Unsqueeze", []string{A, b.ints(0)})
-		a2 = []dim{known(1), ai.dims[0]}
+		a2 = []shape.Dim{shape.Known(1), ai.Dims[0]}
 	}
 	if rb == 1 {
 		B2 = b.op("Unsqueeze", []string{B, b.ints(-1)})
-		b2 = []dim{bi.dims[0], known(1)}
+		b2 = []shape.Dim{bi.Dims[0], shape.Known(1)}
 	}
 	rg := len(gdims)
 	batch := gdims[:rg-2]
@@ -417,7 +418,7 @@ func gradMatMul(b *builder, n *pb.NodeProto, gy []string) ([]contrib, error) {
 			return nil, err
 		}
 		da := b.op("MatMul", []string{g, bt})
-		dd := &tinfo{ranked: true, dims: append(append([]dim{}, batch...), a2[len(a2)-2:]...)}
+		dd := &shape.Info{Ranked: true, Dims: append(append([]shape.Dim{}, batch...), a2[len(a2)-2:]...)}
 		if ra == 1 {
 			da = b.reshapeTo(b.unb(da, dd, A2), A)
 		} else {
@@ -440,7 +441,7 @@ func gradMatMul(b *builder, n *pb.NodeProto, gy []string) ([]contrib, error) {
 				return nil, err
 			}
 			db = b.op("MatMul", []string{at, g})
-			dd := &tinfo{ranked: true, dims: append(append([]dim{}, batch...), b2[len(b2)-2:]...)}
+			dd := &shape.Info{Ranked: true, Dims: append(append([]shape.Dim{}, batch...), b2[len(b2)-2:]...)}
 			if rb == 1 {
 				db = b.reshapeTo(b.unb(db, dd, B2), B)
 			} else {
@@ -504,41 +505,41 @@ func gradConv(b *builder, n *pb.NodeProto, gy []string) ([]contrib, error) {
 	in, g, y := n.GetInput(), gy[0], n.GetOutput()[0]
 	X, W := in[0], in[1]
 	xi, wi := b.info(X), b.info(W)
-	if !wi.ranked || len(wi.dims) < 3 {
+	if !wi.Ranked || len(wi.Dims) < 3 {
 		return nil, errors.New("conv weight rank unknown")
 	}
-	sp := len(wi.dims) - 2
+	sp := len(wi.Dims) - 2
 	ks := onnxgraph.AttrIntsOr(n, "kernel_shape", nil)
 	if ks == nil {
-		for _, d := range wi.dims[2:] {
-			if !d.isKnown() {
+		for _, d := range wi.Dims[2:] {
+			if !d.IsKnown() {
 				return nil, errors.New("conv kernel shape unknown")
 			}
-			ks = append(ks, d.c)
+			ks = append(ks, d.C)
 		}
 	}
-	cp, err := convParams(n, sp, ks)
+	cp, err := shape.ConvParams(n, sp, ks)
 	if err != nil {
 		return nil, err
 	}
 	cs := make([]contrib, len(in))
 	if b.needs(n, 0) {
-		unit := cp.autoPad == ""
+		unit := cp.AutoPad == ""
 		newPads := make([]int64, 2*sp)
 		for i := range sp {
-			unit = unit && cp.strides[i] == 1
-			newPads[i] = cp.dil[i]*(ks[i]-1) - cp.pads[i]
-			newPads[i+sp] = cp.dil[i]*(ks[i]-1) - cp.pads[i+sp]
+			unit = unit && cp.Strides[i] == 1
+			newPads[i] = cp.Dil[i]*(ks[i]-1) - cp.Pads[i]
+			newPads[i+sp] = cp.Dil[i]*(ks[i]-1) - cp.Pads[i+sp]
 			unit = unit && newPads[i] >= 0 && newPads[i+sp] >= 0
 		}
 		var dx string
 		if unit && !b.opt.convTranspose {
-			wf, err := b.flippedWeights(W, wi, cp.group, ks)
+			wf, err := b.flippedWeights(W, wi, cp.Group, ks)
 			if err != nil {
 				return nil, err
 			}
 			dx = b.op("Conv", []string{g, wf}, onnxgraph.AttrInts("pads", newPads...),
-				onnxgraph.AttrInts("dilations", cp.dil...), onnxgraph.AttrInt("group", cp.group),
+				onnxgraph.AttrInts("dilations", cp.Dil...), onnxgraph.AttrInt("group", cp.Group),
 				onnxgraph.AttrInts("kernel_shape", ks...))
 		} else {
 			dx, err = b.convTransposeGrad(n, g, X, W, y, xi, cp, ks)
@@ -558,39 +559,39 @@ func gradConv(b *builder, n *pb.NodeProto, gy []string) ([]contrib, error) {
 	return cs, nil
 }
 
-func (b *builder) convTransposeGrad(n *pb.NodeProto, g, X, W, y string, xi *tinfo, cp convAttrs, ks []int64) (string, error) {
+func (b *builder) convTransposeGrad(n *pb.NodeProto, g, X, W, y string, xi *shape.Info, cp shape.ConvAttrs, ks []int64) (string, error) {
 	sp := len(ks)
 	yi := b.info(y)
-	pads := append([]int64{}, cp.pads...)
+	pads := append([]int64{}, cp.Pads...)
 	outPad := make([]int64, sp)
 	for i := range sp {
-		if !xi.ranked || !yi.ranked || !xi.dims[2+i].isKnown() || !yi.dims[2+i].isKnown() {
-			return "", fmt.Errorf("strided conv needs static spatial sizes (input %v, output %v)", xi.dims, yi.dims)
+		if !xi.Ranked || !yi.Ranked || !xi.Dims[2+i].IsKnown() || !yi.Dims[2+i].IsKnown() {
+			return "", fmt.Errorf("strided conv needs static spatial sizes (input %v, output %v)", xi.Dims, yi.Dims)
 		}
-		h, ho := xi.dims[2+i].c, yi.dims[2+i].c
-		span := cp.dil[i]*(ks[i]-1) + 1
-		if cp.autoPad == "SAME_UPPER" || cp.autoPad == "SAME_LOWER" {
-			total := max(0, (ho-1)*cp.strides[i]+span-h)
+		h, ho := xi.Dims[2+i].C, yi.Dims[2+i].C
+		span := cp.Dil[i]*(ks[i]-1) + 1
+		if cp.AutoPad == "SAME_UPPER" || cp.AutoPad == "SAME_LOWER" {
+			total := max(0, (ho-1)*cp.Strides[i]+span-h)
 			small := total / 2
-			if cp.autoPad == "SAME_UPPER" {
+			if cp.AutoPad == "SAME_UPPER" {
 				pads[i], pads[i+sp] = small, total-small
 			} else {
 				pads[i], pads[i+sp] = total-small, small
 			}
 		}
-		outPad[i] = h - (cp.strides[i]*(ho-1) + span - pads[i] - pads[i+sp])
+		outPad[i] = h - (cp.Strides[i]*(ho-1) + span - pads[i] - pads[i+sp])
 		if outPad[i] < 0 {
 			return "", fmt.Errorf("conv geometry: negative output padding %d", outPad[i])
 		}
 	}
-	return b.op("ConvTranspose", []string{g, W}, onnxgraph.AttrInts("strides", cp.strides...),
-		onnxgraph.AttrInts("pads", pads...), onnxgraph.AttrInts("dilations", cp.dil...),
-		onnxgraph.AttrInt("group", cp.group), onnxgraph.AttrInts("kernel_shape", ks...),
+	return b.op("ConvTranspose", []string{g, W}, onnxgraph.AttrInts("strides", cp.Strides...),
+		onnxgraph.AttrInts("pads", pads...), onnxgraph.AttrInts("dilations", cp.Dil...),
+		onnxgraph.AttrInt("group", cp.Group), onnxgraph.AttrInts("kernel_shape", ks...),
 		onnxgraph.AttrInts("output_padding", outPad...)), nil
 }
 
 // flippedWeights returns W' with W'[g*Cg+c, o, k...] = W[g*Og+o, c, K-1-k...] for W of shape [G*Og, Cg, K...].
-func (b *builder) flippedWeights(W string, wi *tinfo, group int64, ks []int64) (string, error) {
+func (b *builder) flippedWeights(W string, wi *shape.Info, group int64, ks []int64) (string, error) {
 	key := fmt.Sprint("flip:", W, group)
 	if name, ok := b.cache[key]; ok {
 		return name, nil
@@ -640,10 +641,10 @@ func (b *builder) flippedWeights(W string, wi *tinfo, group int64, ks []int64) (
 	if group == 1 {
 		wt = b.op("Transpose", []string{W}, onnxgraph.AttrInts("perm", perm...))
 	} else {
-		if !wi.dims[0].isKnown() || !wi.dims[1].isKnown() {
+		if !wi.Dims[0].IsKnown() || !wi.Dims[1].IsKnown() {
 			return "", errors.New("grouped conv with run-time weights of unknown shape")
 		}
-		O, Cg := wi.dims[0].c, wi.dims[1].c
+		O, Cg := wi.Dims[0].C, wi.Dims[1].C
 		s5 := append([]int64{group, O / group, Cg}, ks...)
 		p5 := []int64{0, 2, 1}
 		for i := range sp {
@@ -667,7 +668,7 @@ func gradBatchNorm(b *builder, n *pb.NodeProto, gy []string) ([]contrib, error) 
 		return nil, errors.New("batch normalization in training mode")
 	}
 	x := in[0]
-	r := b.info(x).rank()
+	r := b.info(x).Rank()
 	if r < 2 {
 		return nil, errors.New("batch normalization input rank unknown")
 	}
@@ -702,7 +703,7 @@ func gradLayerNorm(b *builder, n *pb.NodeProto, gy []string) ([]contrib, error) 
 			axes = append(axes, a)
 		}
 	} else {
-		r := xi.rank()
+		r := xi.Rank()
 		if r < 0 {
 			return nil, errors.New("layer normalization input rank unknown")
 		}
@@ -783,11 +784,11 @@ func gradTranspose(b *builder, n *pb.NodeProto, gy []string) ([]contrib, error) 
 // gradConcat splits g back into the inputs' pieces with one Split.
 func gradConcat(b *builder, n *pb.NodeProto, gy []string) ([]contrib, error) {
 	in, y := n.GetInput(), n.GetOutput()[0]
-	r := b.info(y).rank()
+	r := b.info(y).Rank()
 	if r < 0 {
 		return nil, errors.New("concat rank unknown")
 	}
-	a, ok := normAxis(onnxgraph.AttrIntOr(n, "axis", 0), r)
+	a, ok := shape.NormAxis(onnxgraph.AttrIntOr(n, "axis", 0), r)
 	if !ok {
 		return nil, errors.New("concat axis out of range")
 	}
@@ -795,11 +796,11 @@ func gradConcat(b *builder, n *pb.NodeProto, gy []string) ([]contrib, error) {
 	static := true
 	for i, x := range in {
 		xi := b.info(x)
-		if !xi.ranked || !xi.dims[a].isKnown() {
+		if !xi.Ranked || !xi.Dims[a].IsKnown() {
 			static = false
 			break
 		}
-		sizes[i] = xi.dims[a].c
+		sizes[i] = xi.Dims[a].C
 	}
 	var split string
 	if static {
@@ -824,10 +825,10 @@ func gradConcat(b *builder, n *pb.NodeProto, gy []string) ([]contrib, error) {
 func gradSplit(b *builder, n *pb.NodeProto, gy []string) ([]contrib, error) {
 	x := n.GetInput()[0]
 	xi := b.info(x)
-	if !xi.ranked {
+	if !xi.Ranked {
 		return nil, errors.New("split input rank unknown")
 	}
-	sizes, a, ok := b.p.inf.splitSizes(n, xi)
+	sizes, a, ok := b.p.inf.SplitSizes(n, xi)
 	have := 0
 	for _, g := range gy {
 		if g != "" {
@@ -836,19 +837,19 @@ func gradSplit(b *builder, n *pb.NodeProto, gy []string) ([]contrib, error) {
 	}
 	static := ok
 	for _, s := range sizes {
-		static = static && s.isKnown()
+		static = static && s.IsKnown()
 	}
 	if have == 1 && static {
-		pads := make([]int64, 2*len(xi.dims))
+		pads := make([]int64, 2*len(xi.Dims))
 		before := true
 		for i, g := range gy {
 			switch {
 			case g != "":
 				before = false
 			case before:
-				pads[a] += sizes[i].c
+				pads[a] += sizes[i].C
 			default:
-				pads[a+len(xi.dims)] += sizes[i].c
+				pads[a+len(xi.Dims)] += sizes[i].C
 			}
 		}
 		for i, g := range gy {
@@ -871,28 +872,28 @@ func gradSplit(b *builder, n *pb.NodeProto, gy []string) ([]contrib, error) {
 func gradSlice(b *builder, n *pb.NodeProto, gy []string) ([]contrib, error) {
 	x := n.GetInput()[0]
 	xi := b.info(x)
-	if !xi.ranked {
+	if !xi.Ranked {
 		return nil, errors.New("slice input rank unknown")
 	}
-	r := len(xi.dims)
-	s, ok := b.p.inf.sliceParams(n, r)
+	r := len(xi.Dims)
+	s, ok := b.p.inf.SliceParams(n, r)
 	if !ok {
 		return nil, errors.New("slice gradient needs constant starts/ends/axes/steps")
 	}
 	pads := make([]int64, 2*r)
-	for i, a := range s.axes {
-		if s.steps[i] != 1 {
-			return nil, fmt.Errorf("slice gradient needs unit steps, got %d", s.steps[i])
+	for i, a := range s.Axes {
+		if s.Steps[i] != 1 {
+			return nil, fmt.Errorf("slice gradient needs unit steps, got %d", s.Steps[i])
 		}
-		st, en, _, ok := sliceBounds(s.starts[i], s.ends[i], 1, xi.dims[a])
+		st, en, _, ok := shape.SliceBounds(s.Starts[i], s.Ends[i], 1, xi.Dims[a])
 		if !ok {
-			return nil, fmt.Errorf("slice gradient: axis %d bounds [%d,%d) on a dim of unknown size", a, s.starts[i], s.ends[i])
+			return nil, fmt.Errorf("slice gradient: axis %d bounds [%d,%d) on a dim of unknown size", a, s.Starts[i], s.Ends[i])
 		}
 		if en < 0 { // whole axis of unknown size
 			continue
 		}
 		en = max(en, st)
-		pads[a], pads[int(a)+r] = st, xi.dims[a].c-en
+		pads[a], pads[int(a)+r] = st, xi.Dims[a].C-en
 	}
 	return []contrib{full(b.op("Pad", []string{gy[0], b.ints(pads...)}))}, nil
 }
@@ -902,21 +903,21 @@ func gradSlice(b *builder, n *pb.NodeProto, gy []string) ([]contrib, error) {
 func gradGather(b *builder, n *pb.NodeProto, gy []string) ([]contrib, error) {
 	x, idx := n.GetInput()[0], n.GetInput()[1]
 	xi, ii := b.info(x), b.info(idx)
-	if !xi.ranked || !ii.ranked || ii.rank() > 1 {
+	if !xi.Ranked || !ii.Ranked || ii.Rank() > 1 {
 		return nil, errors.New("gather gradient needs known ranks and 0-D or 1-D indices")
 	}
-	r := len(xi.dims)
-	a, ok := normAxis(onnxgraph.AttrIntOr(n, "axis", 0), r)
+	r := len(xi.Dims)
+	a, ok := shape.NormAxis(onnxgraph.AttrIntOr(n, "axis", 0), r)
 	if !ok {
 		return nil, errors.New("gather axis out of range")
 	}
 	g := gy[0]
-	if ii.rank() == 0 {
+	if ii.Rank() == 0 {
 		g = b.op("Unsqueeze", []string{g, b.ints(int64(a))})
 	}
-	if t := b.constInit(idx); t != nil && xi.dims[a].isKnown() {
+	if t := b.constInit(idx); t != nil && xi.Dims[a].IsKnown() {
 		if v, err := onnxgraph.Int64s(t); err == nil {
-			size := xi.dims[a].c
+			size := xi.Dims[a].C
 			inv := make([]int64, size)
 			for i := range inv {
 				inv[i] = int64(len(v)) // the padded zero slice
@@ -963,7 +964,7 @@ func gradGather(b *builder, n *pb.NodeProto, gy []string) ([]contrib, error) {
 func gradReduce(b *builder, n *pb.NodeProto, gy []string) ([]contrib, error) {
 	x, y, g := n.GetInput()[0], n.GetOutput()[0], gy[0]
 	el := b.elem(y)
-	axes, axesOK, present := b.p.inf.axesOf(n, 1)
+	axes, axesOK, present := b.p.inf.AxesOf(n, 1)
 	keep := onnxgraph.AttrIntOr(n, "keepdims", 1) != 0
 	noop := onnxgraph.AttrIntOr(n, "noop_with_empty_axes", 0) != 0
 	if present && !axesOK && !keep {
