@@ -18,8 +18,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
-	"github.com/lczerolens/lczerolens/internal/board"
-	"github.com/lczerolens/lczerolens/internal/lens"
+	"github.com/lczerolens/lczerolens/internal/pipeline"
 	"github.com/lczerolens/lczerolens/internal/source"
 	"github.com/lczerolens/lczerolens/internal/store"
 )
@@ -98,29 +97,6 @@ into the files one unsharded run writes. Sharding stdin works only when every sh
 	_ = cmd.MarkFlagRequired("output")
 	cmd.MarkFlagsMutuallyExclusive("resume", "force")
 	return cmd
-}
-
-// pending is one batch read and encoded, with the bad records met while reading it.
-type pending struct {
-	batch   lens.Batch
-	metas   []store.PositionMeta
-	bads    []store.ErrorRecord
-	bytes   int64 // input bytes consumed when the batch was cut
-	records int   // input records complete once this batch is written
-}
-
-// countingReader tracks input bytes for progress, and hashes them for the manifest.
-type countingReader struct {
-	r io.Reader
-	n int64
-	h hash.Hash
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	c.h.Write(p[:n])
-	return n, err
 }
 
 // inputInfo is the manifest's "input". Size and SHA256 cover every byte read, known once the run is
@@ -218,13 +194,6 @@ func runBatch(opts *BatchOptions) (err error) {
 	if err != nil {
 		return storeError(err)
 	}
-	// Whatever happens below, what was committed stays valid; a clean finish writes the final manifest.
-	finished := false
-	defer func() {
-		if !finished {
-			err = errors.Join(err, w.Abort())
-		}
-	}()
 	skipPos, skipBad, skipRecords := w.Done()
 
 	ctx := opts.Interrupt
@@ -233,69 +202,25 @@ func runBatch(opts *BatchOptions) (err error) {
 		ctx, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 	}
-	cr := &countingReader{r: in, h: sha256.New()}
-	batches := make(chan *pending, 2)
-	readErr := make(chan error, 1)
-	total := 0 // input records, read after readErr
-	go func() {
-		var err error
-		total, err = readBatches(ctx, cr, opts.Input, typ, source.Options{Plies: plies, Shard: shard}, enc, eng.NeedsCorrupt(), cfg.BatchSize, skipRecords, opts.Strict, batches)
-		readErr <- err
-		close(batches)
-	}()
-
+	hash := sha256.New()
 	prog := newProgress(f.IO, opts.Quiet, size, f.Logger())
+	sink := &batchSink{w: w, input: input, shard: shard, hash: hash}
 	start := time.Now()
-	positions, bad := skipPos, skipBad
-	// Three stages overlap: reading+encoding, the model run, and writing+committing the previous batch.
-	toWrite := make(chan analysed, 1)
-	writeErr := make(chan error, 1)
-	go func() {
-		var err error
-		for a := range toWrite {
-			if err != nil {
-				continue // keep draining so the analyser never blocks
-			}
-			if err = commitBatch(w, a.p, a.results); err == nil {
-				positions += a.p.batch.Len()
-				bad += len(a.p.bads)
-				prog.update(a.p.bytes, positions, bad)
-			}
-		}
-		writeErr <- err
-	}()
-	var runErr error
-	for p := range batches {
-		if runErr != nil {
-			continue // drain so the reader can finish
-		}
-		var results []lens.Result
-		if p.batch.Len() > 0 {
-			_, results, runErr = eng.Run(&p.batch)
-		}
-		if runErr == nil {
-			toWrite <- analysed{p: p, results: results}
-		}
-	}
-	close(toWrite)
-	if err := errors.Join(runErr, <-writeErr, <-readErr); err != nil {
-		prog.finish()
-		return err
-	}
+	sum, err := pipeline.Run(ctx,
+		pipeline.Input{R: io.TeeReader(in, hash), Name: opts.Input, Type: typ, Select: source.Options{Plies: plies, Shard: shard}, SkipRecords: skipRecords},
+		eng, sink,
+		pipeline.Options{BatchSize: cfg.BatchSize, Format: enc.Format, Fill: enc.Fill, Corrupt: eng.NeedsCorrupt(), Strict: opts.Strict,
+			Progress: func(s pipeline.Summary) { prog.update(s.Bytes, skipPos+s.Positions, skipBad+s.Bad) }})
 	prog.finish()
-	read := cr.n
-	input.Size, input.SHA256 = &read, hex.EncodeToString(cr.h.Sum(nil))
-	if err := w.SetExtra("input", input); err != nil {
-		return err
-	}
-	if shard.Count > 0 {
-		recs := &shardRecords{First: shard.Index, Stride: shard.Count, Count: shard.Records(total)}
-		if err := w.SetExtra("shard", shardInfo{Index: shard.Index, Count: shard.Count, Records: recs}); err != nil {
-			return err
+	positions, bad := skipPos+sum.Positions, skipBad+sum.Bad
+	if err != nil {
+		var se *pipeline.StrictError
+		switch {
+		case ctx.Err() != nil && !sink.failed:
+			return fmt.Errorf("batch: interrupted after %d positions: rerun with --resume", positions)
+		case errors.As(err, &se):
+			return fmt.Errorf("batch: %w", err)
 		}
-	}
-	finished = true
-	if err := w.Close(); err != nil {
 		return err
 	}
 	elapsed := time.Since(start).Seconds()
@@ -310,41 +235,68 @@ func runBatch(opts *BatchOptions) (err error) {
 	return nil
 }
 
-// analysed is a batch with its lens results, waiting to be written.
-type analysed struct {
-	p       *pending
-	results []lens.Result
+// batchSink writes analysed batches into the output directory, committing after each, and finishes the
+// manifest with what only the end of the input tells (its size and sha256, the shard's record count).
+type batchSink struct {
+	w      *store.Writer
+	input  inputInfo
+	shard  source.Shard
+	hash   hash.Hash // of every input byte read
+	failed bool      // a write failed (as opposed to the run being interrupted)
+}
+
+func (s *batchSink) Consume(_ context.Context, b *pipeline.Batch) error {
+	if err := commitBatch(s.w, b); err != nil {
+		s.failed = true
+		return err
+	}
+	return nil
+}
+
+// Close finishes the output when the run completed; otherwise it leaves the directory at its last commit,
+// for --resume.
+func (s *batchSink) Close(sum pipeline.Summary, err error) error {
+	if err != nil {
+		return s.w.Abort()
+	}
+	size := sum.Bytes
+	s.input.Size, s.input.SHA256 = &size, hex.EncodeToString(s.hash.Sum(nil))
+	if err := s.w.SetExtra("input", s.input); err != nil {
+		return errors.Join(err, s.w.Abort())
+	}
+	if sh := s.shard; sh.Count > 0 {
+		recs := &shardRecords{First: sh.Index, Stride: sh.Count, Count: sh.Records(sum.Records)}
+		if err := s.w.SetExtra("shard", shardInfo{Index: sh.Index, Count: sh.Count, Records: recs}); err != nil {
+			return errors.Join(err, s.w.Abort())
+		}
+	}
+	return s.w.Close()
 }
 
 // commitBatch writes one analysed batch and commits it. The commit mark is set after the positions of
 // complete records only, so a resume never repeats or loses part of a game.
-func commitBatch(w *store.Writer, p *pending, results []lens.Result) error {
-	for _, b := range p.bads {
-		if err := w.AddError(b); err != nil {
+func commitBatch(w *store.Writer, b *pipeline.Batch) error {
+	for _, r := range b.Bad {
+		if err := w.AddError(store.ErrorRecord{Source: r.Source, Record: r.Record, Game: r.Game, Line: r.Line, Reason: r.Reason}); err != nil {
 			return err
 		}
 	}
 	marked := false
-	for i := range p.metas {
-		if !marked && p.metas[i].Record >= p.records {
-			w.SetRecords(p.records)
+	for i, it := range b.Items {
+		if !marked && it.Record >= b.Records {
+			w.SetRecords(b.Records)
 			marked = true
 		}
-		if err := w.Add(p.metas[i], storeResults(results, i)); err != nil {
+		meta := positionMeta(it.Source, it.Game, it.Ply, it.Pos, it.Next)
+		meta.Record = it.Record
+		if err := w.Add(meta, storeResults(b.Results, i)); err != nil {
 			return err
 		}
 	}
 	if !marked {
-		w.SetRecords(p.records)
+		w.SetRecords(b.Records)
 	}
 	return w.Commit()
-}
-
-// strictError stops reading at the first bad record under --strict.
-type strictError struct{ bad store.ErrorRecord }
-
-func (e *strictError) Error() string {
-	return fmt.Sprintf("batch: bad record %d (line %d): %s (--strict)", e.bad.Record, e.bad.Line, e.bad.Reason)
 }
 
 // checkResume refuses to resume an output made for another shard or from another input, ply selection or
@@ -386,76 +338,6 @@ func describeShard(s source.Shard) string {
 		return "the whole input"
 	}
 	return "shard " + s.String()
-}
-
-// readBatches reads and encodes positions into batches of size n, skipping the records a resumed run
-// already has, and returns the number of records in the input. Each batch says how many input records are
-// complete once it is written, so a commit never splits a game. The input is read to its end so that its
-// sha256 covers every byte. With corrupt, each position's corrupted counterpart is encoded too, and a
-// record without one is a bad record.
-func readBatches(ctx context.Context, cr *countingReader, name string, typ source.Type, sel source.Options, enc encoding, corrupt bool, n, skipRecords int, strict bool, out chan<- *pending) (int, error) {
-	newPending := func() *pending {
-		return &pending{batch: lens.Batch{Planes: make([]float32, 0, n*board.NumPlanes*64), Format: enc.Format, Fill: enc.Fill}}
-	}
-	cur := newPending()
-	flush := func(complete int) error {
-		cur.bytes, cur.records = cr.n, complete
-		select {
-		case out <- cur:
-		case <-ctx.Done():
-			return fmt.Errorf("batch: interrupted: rerun with --resume to finish")
-		}
-		cur = newPending()
-		return nil
-	}
-	planes := make([]float32, board.NumPlanes*64)
-	bad := func(rec store.ErrorRecord) error {
-		cur.bads = append(cur.bads, rec)
-		if strict {
-			if err := flush(rec.Record + 1); err != nil {
-				return err
-			}
-			return &strictError{bad: rec}
-		}
-		return nil
-	}
-	records, err := source.Walk(cr, name, typ, sel, func(it *source.Item) error {
-		if it.Record < skipRecords {
-			return nil
-		}
-		if corrupt {
-			if it.Corrupt == nil {
-				return bad(store.ErrorRecord{Source: name, Record: it.Record, Game: it.Game, Reason: "no corrupt_fen or corrupt_moves: the patching lens needs a corrupted position"})
-			}
-			// The corrupted position is encoded like the clean one; patching works in the clean one's frame.
-			enc.encode(it.Corrupt, planes)
-			cur.batch.CorruptPlanes = append(cur.batch.CorruptPlanes, planes...)
-			cur.batch.CorruptPositions = append(cur.batch.CorruptPositions, it.Corrupt.Current())
-		}
-		transform := enc.encode(it.History, planes)
-		cur.batch.Planes = append(cur.batch.Planes, planes...)
-		cur.batch.Transforms = append(cur.batch.Transforms, transform)
-		cur.batch.Positions = append(cur.batch.Positions, it.Pos)
-		meta := positionMeta(it.Source, it.Game, it.Ply, it.Pos, it.Next)
-		meta.Record = it.Record
-		cur.metas = append(cur.metas, meta)
-		if cur.batch.Len() == n {
-			return flush(it.Record) // records before this one are complete
-		}
-		return nil
-	}, func(b *source.Bad) error {
-		if b.Record < skipRecords {
-			return nil
-		}
-		return bad(store.ErrorRecord{Source: name, Record: b.Record, Game: b.Game, Line: b.Line, Reason: b.Reason})
-	})
-	if err != nil {
-		return records, err
-	}
-	if _, err := io.Copy(io.Discard, cr); err != nil {
-		return records, fmt.Errorf("batch: read %s: %w", name, err)
-	}
-	return records, flush(max(records, skipRecords))
 }
 
 // progress reports a batch run: a bar on a terminal, periodic log lines otherwise, nothing with --quiet.
