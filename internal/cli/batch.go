@@ -189,7 +189,7 @@ func runBatch(opts *BatchOptions) (err error) {
 		Format: store.Format(cfg.Format), Resume: opts.Resume, Force: opts.Force, ToolVersion: f.Version,
 		Model: store.ModelInfo{Path: net.Path, SHA256: net.SHA256},
 		Lens:  store.LensInfo{Name: name, Options: lensOpts},
-		Extra: extra,
+		Extra: extra, WrapFile: wrapOutput,
 	})
 	if err != nil {
 		return storeError(err)
@@ -220,6 +220,8 @@ func runBatch(opts *BatchOptions) (err error) {
 			return fmt.Errorf("batch: interrupted after %d positions: rerun with --resume", positions)
 		case errors.As(err, &se):
 			return fmt.Errorf("batch: %w", err)
+		case errors.Is(err, syscall.ENOSPC):
+			return &diskFullError{dir: opts.Output, err: err}
 		}
 		return err
 	}
@@ -234,6 +236,26 @@ func runBatch(opts *BatchOptions) (err error) {
 	}
 	return nil
 }
+
+// wrapOutput, when set (tests), wraps the output directory's data files to inject write faults.
+var wrapOutput func(path string, w io.Writer) io.Writer
+
+// diskFullError is a write that failed for want of space: one line naming the file and what to do.
+type diskFullError struct {
+	dir string
+	err error
+}
+
+func (e *diskFullError) Error() string {
+	path := e.dir
+	var pe *os.PathError
+	if errors.As(e.err, &pe) {
+		path = pe.Path
+	}
+	return fmt.Sprintf("batch: no space left on device while writing %s: output left at its last commit; free space and rerun with --resume", path)
+}
+
+func (e *diskFullError) Unwrap() error { return e.err }
 
 // batchSink writes analysed batches into the output directory, committing after each, and finishes the
 // manifest with what only the end of the input tells (its size and sha256, the shard's record count).

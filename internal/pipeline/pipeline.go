@@ -131,6 +131,18 @@ func Run(ctx context.Context, in Input, eng Engine, sink Sink, opts Options) (su
 	run, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 
+	// Only the pump blocks in the input's Read. A stop closes the pipe, which frees the reader at once even
+	// when the input stalls (a producer that hangs on stdin); the pump is left to end at its next Read.
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := io.CopyBuffer(pw, in.R, make([]byte, 64<<10))
+		pw.CloseWithError(err) // nil: EOF
+	}()
+	go func() {
+		<-run.Done()
+		pr.CloseWithError(context.Cause(run))
+	}()
+
 	var wg sync.WaitGroup
 	read := make(chan *Batch, 1)
 	var readErr error
@@ -139,7 +151,7 @@ func Run(ctx context.Context, in Input, eng Engine, sink Sink, opts Options) (su
 	go func() {
 		defer wg.Done()
 		defer close(read)
-		r := &reader{ctx: run, in: in, opts: opts, out: read, cr: &countingReader{r: in.R}}
+		r := &reader{ctx: run, in: in, opts: opts, out: read, cr: &countingReader{r: pr}}
 		readErr = r.read()
 		skipped = r.skipped
 	}()

@@ -288,3 +288,35 @@ func TestStrictLimitAccept(t *testing.T) {
 		t.Errorf("accept error: %v, summary %+v: want the label error after the 2 whole batches before it", err, sum)
 	}
 }
+
+// stallingReader yields its data, then blocks until released (a producer that hangs).
+type stallingReader struct {
+	data    *strings.Reader
+	release chan struct{}
+}
+
+func (s *stallingReader) Read(p []byte) (int, error) {
+	if s.data.Len() > 0 {
+		return s.data.Read(p)
+	}
+	<-s.release
+	return 0, errors.New("released")
+}
+
+// TestCancelStalledInput: a cancellation stops the run even while the input blocks in Read.
+func TestCancelStalledInput(t *testing.T) {
+	eng := demoEngine(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	in := &stallingReader{data: strings.NewReader(lines(10)), release: make(chan struct{})}
+	defer close(in.release)
+	sink := &testSink{failAt: -1, onConsume: func(seq int) {
+		if seq == 1 {
+			cancel() // the reader is (or soon will be) blocked waiting for more input
+		}
+	}}
+	sum, err := Run(ctx, Input{R: in, Name: "stdin", Type: source.JSONL}, eng, sink, Options{BatchSize: 4})
+	if !errors.Is(err, context.Canceled) || sum.Positions != 8 || sink.closes != 1 {
+		t.Fatalf("Run: %v, summary %+v, %d closes", err, sum, sink.closes)
+	}
+}

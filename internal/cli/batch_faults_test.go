@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/lczerolens/lczerolens/internal/testutil"
+)
+
+// writeJSONLInput writes n JSONL positions (record i: the start position after i%8 moves of a Ruy Lopez),
+// with a malformed line after every 50th, and returns the file's path.
+func writeJSONLInput(t *testing.T, dir string, n int) string {
+	t.Helper()
+	moves := []string{"e2e4", "e7e5", "g1f3", "b8c6", "f1b5", "a7a6", "b5a4", "g8f6"}
+	var b bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&b, "{\"fen\":\"startpos\",\"moves\":%q}\n", strings.Join(moves[:i%len(moves)], " "))
+		if i%50 == 49 {
+			b.WriteString("{\"fen\":\"not a fen\"}\n")
+		}
+	}
+	p := filepath.Join(dir, "in.jsonl")
+	if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// sameFiles compares every file of dir want with the same file of dir got, byte for byte.
+func sameFiles(t *testing.T, want, got string) {
+	t.Helper()
+	entries, err := os.ReadDir(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotEntries, err := os.ReadDir(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != len(gotEntries) {
+		t.Errorf("%s holds %d files, %s %d", want, len(entries), got, len(gotEntries))
+	}
+	for _, e := range entries {
+		if a, b := fileSum(t, filepath.Join(want, e.Name())), fileSum(t, filepath.Join(got, e.Name())); a != b {
+			t.Errorf("%s differs (%s, want %s)", e.Name(), b, a)
+		}
+	}
+}
+
+// fullDisk fails with ENOSPC once the file named name has been given rows lines: a short write ending part
+// way into the next line, as a disk that fills up leaves it. Every later write fails too.
+type fullDisk struct {
+	w     io.Writer
+	path  string
+	rows  int
+	calls int // writes refused
+}
+
+func (d *fullDisk) Write(p []byte) (int, error) {
+	if d.rows < 0 {
+		d.calls++
+		return 0, &os.PathError{Op: "write", Path: d.path, Err: syscall.ENOSPC}
+	}
+	n := 0
+	for n < len(p) && d.rows > 0 {
+		i := bytes.IndexByte(p[n:], '\n')
+		if i < 0 {
+			i = len(p) - n - 1
+		} else {
+			d.rows--
+		}
+		n += i + 1
+	}
+	if n == len(p) && d.rows > 0 {
+		return d.w.Write(p)
+	}
+	short := min(len(p), n+7) // part of the next line
+	m, err := d.w.Write(p[:short])
+	if err != nil {
+		return m, err
+	}
+	d.rows = -1
+	d.calls++
+	return m, &os.PathError{Op: "write", Path: d.path, Err: syscall.ENOSPC}
+}
+
+// TestBatchDiskFull: a write failing with ENOSPC stops the run with one line naming the file and what to
+// do, exit 1; --resume then gives files byte-identical to an uninterrupted run (npy and json).
+func TestBatchDiskFull(t *testing.T) {
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
+	dir := t.TempDir()
+	in := writeJSONLInput(t, dir, 600)
+	for _, tc := range []struct{ format, file string }{{"npy", "positions.jsonl"}, {"json", "results.jsonl"}, {"npy", "errors.jsonl"}} {
+		t.Run(tc.format+"/"+tc.file, func(t *testing.T) {
+			args := func(out string, extra ...string) []string {
+				return append([]string{"batch", in, "-o", out, "--lens", "activation", "--batch-size", "16", "--format", tc.format, "--quiet"}, extra...)
+			}
+			clean := filepath.Join(dir, tc.format+"-"+tc.file+"-clean")
+			if code, _, stderr := runCLI(t, env, args(clean)...); code != 0 {
+				t.Fatalf("clean run: exit %d: %s", code, stderr)
+			}
+			full := filepath.Join(dir, tc.format+"-"+tc.file+"-full")
+			var disk *fullDisk
+			wrapOutput = func(path string, w io.Writer) io.Writer {
+				if filepath.Base(path) != tc.file {
+					return w
+				}
+				rows := 100
+				if tc.file == "errors.jsonl" {
+					rows = 3
+				}
+				disk = &fullDisk{w: w, path: path, rows: rows}
+				return disk
+			}
+			code, _, stderr := runCLI(t, env, args(full)...)
+			wrapOutput = nil
+			want := "no space left on device while writing " + filepath.Join(full, tc.file) + ": output left at its last commit; free space and rerun with --resume"
+			if code != ExitFailure || !strings.Contains(stderr, want) {
+				t.Fatalf("exit %d, stderr %q: want 1 and %q", code, stderr, want)
+			}
+			if n := strings.Count(stderr, "no space left"); n != 1 || disk.calls != 1 {
+				t.Errorf("the failure is reported %d times (%d writes refused): %q", n, disk.calls, stderr)
+			}
+			m := readManifest(t, full)
+			if m.Complete || m.Count == 0 || m.Count >= readManifest(t, clean).Count {
+				t.Errorf("after the failure the manifest says %d positions, complete %v", m.Count, m.Complete)
+			}
+			if code, _, stderr := runCLI(t, env, args(full, "--resume")...); code != 0 {
+				t.Fatalf("resume: exit %d: %s", code, stderr)
+			}
+			sameFiles(t, clean, full)
+		})
+	}
+}
