@@ -10,7 +10,6 @@ import (
 	"hash"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"syscall"
 	"time"
@@ -185,26 +184,30 @@ func runBatch(opts *BatchOptions) (err error) {
 			return err
 		}
 	}
-	w, err := store.Open(opts.Output, store.Options{
+	storeOpts := store.Options{
 		Format: store.Format(cfg.Format), Resume: opts.Resume, Force: opts.Force, ToolVersion: f.Version,
 		Model: store.ModelInfo{Path: net.Path, SHA256: net.SHA256},
 		Lens:  store.LensInfo{Name: name, Options: lensOpts},
 		Extra: extra, WrapFile: wrapOutput,
-	})
+	}
+	w, err := store.Open(opts.Output, storeOpts)
 	if err != nil {
 		return storeError(err)
 	}
 	skipPos, skipBad, skipRecords := w.Done()
+	if opts.Resume && !opts.Quiet {
+		fmt.Fprintf(f.IO.ErrOut, "batch: resuming at position %d (input record %d)\n", skipPos, skipRecords)
+	}
 
 	ctx := opts.Interrupt
 	if ctx == nil {
-		var stop context.CancelFunc
-		ctx, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		var stop func()
+		ctx, stop = signalContext()
 		defer stop()
 	}
 	hash := sha256.New()
 	prog := newProgress(f.IO, opts.Quiet, size, f.Logger())
-	sink := &batchSink{w: w, input: input, shard: shard, hash: hash}
+	sink := &batchSink{w: w, dir: opts.Output, opts: storeOpts, input: input, shard: shard, hash: hash}
 	start := time.Now()
 	sum, err := pipeline.Run(ctx,
 		pipeline.Input{R: io.TeeReader(in, hash), Name: opts.Input, Type: typ, Select: source.Options{Plies: plies, Shard: shard}, SkipRecords: skipRecords},
@@ -216,8 +219,8 @@ func runBatch(opts *BatchOptions) (err error) {
 	if err != nil {
 		var se *pipeline.StrictError
 		switch {
-		case ctx.Err() != nil && !sink.failed:
-			return fmt.Errorf("batch: interrupted after %d positions: rerun with --resume", positions)
+		case ctx.Err() != nil && errors.Is(err, context.Cause(ctx)):
+			return &interruptedError{cmd: "batch", positions: sink.committed, hint: "rerun with --resume", cause: err}
 		case errors.As(err, &se):
 			return fmt.Errorf("batch: %w", err)
 		case errors.Is(err, syscall.ENOSPC):
@@ -260,26 +263,37 @@ func (e *diskFullError) Unwrap() error { return e.err }
 // batchSink writes analysed batches into the output directory, committing after each, and finishes the
 // manifest with what only the end of the input tells (its size and sha256, the shard's record count).
 type batchSink struct {
-	w      *store.Writer
-	input  inputInfo
-	shard  source.Shard
-	hash   hash.Hash // of every input byte read
-	failed bool      // a write failed (as opposed to the run being interrupted)
+	w     *store.Writer
+	dir   string
+	opts  store.Options // as opened, to settle the directory after a stop
+	input inputInfo
+	shard source.Shard
+	hash  hash.Hash // of every input byte read
+	// committed is the number of positions the directory holds once the run has stopped.
+	committed int
 }
 
 func (s *batchSink) Consume(_ context.Context, b *pipeline.Batch) error {
-	if err := commitBatch(s.w, b); err != nil {
-		s.failed = true
-		return err
-	}
-	return nil
+	return commitBatch(s.w, b)
 }
 
-// Close finishes the output when the run completed; otherwise it leaves the directory at its last commit,
-// for --resume.
+// Close finishes the output when the run completed. Otherwise it leaves the directory at its last commit,
+// for --resume: positions written after it (the open record of the last batch) are truncated away now,
+// as a resume would, so that no reader of the stopped output sees rows beyond the manifest's count. After a
+// failed write the files are left as they are; the resume truncates them.
 func (s *batchSink) Close(sum pipeline.Summary, err error) error {
 	if err != nil {
-		return s.w.Abort()
+		if aerr := s.w.Abort(); aerr != nil {
+			return aerr
+		}
+		o := s.opts
+		o.Resume, o.Force = true, false
+		settled, serr := store.Open(s.dir, o)
+		if serr != nil {
+			return fmt.Errorf("batch: leave %s at its last commit: %w", s.dir, serr)
+		}
+		s.committed, _, _ = settled.Done()
+		return settled.Abort()
 	}
 	size := sum.Bytes
 	s.input.Size, s.input.SHA256 = &size, hex.EncodeToString(s.hash.Sum(nil))

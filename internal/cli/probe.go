@@ -8,11 +8,9 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/signal"
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -260,7 +258,7 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 		return err
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	sink := &probeSink{mods: mods, lab: lab, fit: lens.FitOptions{L2: opts.L2, MaxRows: opts.MaxRows, Seed: opts.Seed, Epochs: opts.Epochs}}
 	accept := func(it *source.Item) (any, bool, error) {
@@ -273,8 +271,8 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 	sum, err := pipeline.Run(ctx, pipeline.Input{R: in, Name: opts.Input, Type: typ, Select: source.Options{Plies: plies}}, eng, sink,
 		pipeline.Options{BatchSize: cfg.BatchSize, Format: enc.Format, Fill: enc.Fill, Limit: opts.MaxPositions, Accept: accept})
 	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("probe train: interrupted after %d positions: nothing written", sum.Positions)
+		if ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
+			return &interruptedError{cmd: "probe train", positions: sum.Positions, hint: "no probe written; rerun (with --max-positions to train on fewer)", cause: err}
 		}
 		return err
 	}
