@@ -228,6 +228,9 @@ func runBatch(opts *BatchOptions) (err error) {
 		}
 		return err
 	}
+	if positions == 0 {
+		return noneUsable(opts.Input, shard.Records(sum.Records), sink.firstBad)
+	}
 	elapsed := time.Since(start).Seconds()
 	if !opts.Quiet {
 		what := "batch"
@@ -271,10 +274,31 @@ type batchSink struct {
 	hash  hash.Hash // of every input byte read
 	// committed is the number of positions the directory holds once the run has stopped.
 	committed int
+	firstBad  *pipeline.BadRecord
 }
 
 func (s *batchSink) Consume(_ context.Context, b *pipeline.Batch) error {
+	if s.firstBad == nil && len(b.Bad) > 0 {
+		s.firstBad = &b.Bad[0]
+	}
 	return commitBatch(s.w, b)
+}
+
+// noneUsable is the input error of a run that analysed nothing: the input is not what it was taken for (a
+// gzip file, random bytes, a CSV read as FEN) or empty, and an empty output would only hide that.
+func noneUsable(input string, records int, first *pipeline.BadRecord) error {
+	if first == nil {
+		return usageErrorf("batch: 0 of %d records usable: %s holds no position to analyse", records, input)
+	}
+	where := fmt.Sprintf("record %d", first.Record)
+	if first.Line > 0 {
+		where = fmt.Sprintf("line %d", first.Line)
+	}
+	reason := first.Reason
+	if len(reason) > 200 {
+		reason = reason[:200] + "..."
+	}
+	return usageErrorf("batch: 0 of %d records usable (first error: %s: %s)", records, where, reason)
 }
 
 // Close finishes the output when the run completed. Otherwise it leaves the directory at its last commit,

@@ -2,8 +2,10 @@ package cli
 
 import (
 	"bytes"
+	"compress/gzip"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,10 +15,9 @@ import (
 	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
-// writeJSONLInput writes n JSONL positions (record i: the start position after i%8 moves of a Ruy Lopez),
-// with a malformed line after every 50th, and returns the file's path.
-func writeJSONLInput(t *testing.T, dir string, n int) string {
-	t.Helper()
+// jsonlText is n JSONL positions (record i: the start position after i%8 moves of a Ruy Lopez), with a
+// malformed line after every 50th.
+func jsonlText(n int) []byte {
 	moves := []string{"e2e4", "e7e5", "g1f3", "b8c6", "f1b5", "a7a6", "b5a4", "g8f6"}
 	var b bytes.Buffer
 	for i := range n {
@@ -25,8 +26,14 @@ func writeJSONLInput(t *testing.T, dir string, n int) string {
 			b.WriteString("{\"fen\":\"not a fen\"}\n")
 		}
 	}
+	return b.Bytes()
+}
+
+// writeJSONLInput writes jsonlText(n) to dir/in.jsonl and returns its path.
+func writeJSONLInput(t *testing.T, dir string, n int) string {
+	t.Helper()
 	p := filepath.Join(dir, "in.jsonl")
-	if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(p, jsonlText(n), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -135,6 +142,52 @@ func TestBatchDiskFull(t *testing.T) {
 				t.Fatalf("resume: exit %d: %s", code, stderr)
 			}
 			sameFiles(t, clean, full)
+		})
+	}
+}
+
+// TestBatchNothingUsable: an input in which no record is usable exits 2 with one line saying so, even with
+// --quiet, rather than an empty output and exit 0.
+func TestBatchNothingUsable(t *testing.T) {
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
+	dir := t.TempDir()
+	random := make([]byte, 4096)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range random {
+		random[i] = byte(rng.UintN(256))
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(jsonlText(200))
+	_ = zw.Close()
+	var csv strings.Builder
+	csv.WriteString("id,fen,rating\n")
+	for i := range 30 {
+		fmt.Fprintf(&csv, "%d,rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBNR w KQkq - 0 1,%d\n", i, 1500+i)
+	}
+	for _, tc := range []struct {
+		name, file string
+		data       []byte
+		extra      []string
+		want       string
+	}{
+		{"random bytes as pgn", "random.pgn", random, nil, " records usable (first error: "},
+		{"gzip as pgn", "games.pgn", gz.Bytes(), nil, " records usable (first error: "},
+		{"csv as fen", "puzzles.csv", []byte(csv.String()), []string{"--input-type", "fen"}, "0 of 31 records usable (first error: line 1: "},
+		{"gzip as jsonl", "pos.jsonl", gz.Bytes(), nil, " records usable (first error: "},
+		{"empty file", "empty.pgn", nil, nil, "0 of 0 records usable: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := filepath.Join(dir, tc.file)
+			if err := os.WriteFile(in, tc.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(dir, tc.name)
+			code, _, stderr := runCLI(t, env, append([]string{"batch", in, "-o", out, "--lens", "activation", "--quiet"}, tc.extra...)...)
+			last := strings.TrimSpace(stderr[strings.LastIndex(strings.TrimSpace(stderr), "\n")+1:])
+			if code != ExitUsage || !strings.HasPrefix(last, "lczerolens: batch: 0 of ") || !strings.Contains(last, tc.want) {
+				t.Errorf("exit %d, last line %q: want 2 and %q", code, last, tc.want)
+			}
 		})
 	}
 }
