@@ -191,3 +191,63 @@ func TestBatchNothingUsable(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchPerPositionFailures: a position where the lens's target is undefined (policy:e2e4 where e2e4 is
+// illegal, policy:best with no legal move) is a bad record with its ply; the run goes on and exits 0.
+func TestBatchPerPositionFailures(t *testing.T) {
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
+	dir := t.TempDir()
+	pgn := filepath.Join(dir, "g.pgn")
+	// e2e4 is legal only from the start positions and after 1. d4 d5 (white to move, e2 and e4 free).
+	if err := os.WriteFile(pgn, []byte("[Event \"a\"]\n\n1. e4 e5 2. Nf3 *\n\n[Event \"b\"]\n\n1. d4 d5 *\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	epd := filepath.Join(dir, "p.epd")
+	mated := "rnb1kbnr/pppp1ppp/8/4p3/6Pq/5P2/PPPPP2P/RNBQKBNR w KQkq - 1 3" // fool's mate
+	if err := os.WriteFile(epd, []byte("rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBNR w KQkq - 0 1\n"+mated+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, input, target string
+		rows                []string // game/record and ply of each analysed position
+		errs                []string // reasons, in order
+	}{
+		{"illegal move", pgn, "policy:e2e4", []string{`"game":0,"ply":0`, `"game":1,"ply":0`, `"game":1,"ply":2`},
+			[]string{"ply 1: ", "ply 2: ", "ply 3: ", "ply 1: "}},
+		{"mated", epd, "policy:best", []string{`"record":0`}, []string{"ply 0: lens: target policy:best: no legal move"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, lensName := range []string{"saliency", "occlusion"} {
+				out := filepath.Join(dir, tc.name+"-"+lensName)
+				code, _, stderr := runCLI(t, env, "batch", tc.input, "-o", out, "--lens", lensName, "--target", tc.target, "--format", "json")
+				if code != 0 {
+					t.Fatalf("%s: exit %d: %s", lensName, code, stderr)
+				}
+				rows := readLines(t, filepath.Join(out, "positions.jsonl"))
+				if len(rows) != len(tc.rows) {
+					t.Fatalf("%s: %d positions analysed, want %d: %q", lensName, len(rows), len(tc.rows), rows)
+				}
+				for i, want := range tc.rows {
+					if !strings.Contains(rows[i], want) {
+						t.Errorf("%s: row %d is %s, want %s", lensName, i, rows[i], want)
+					}
+				}
+				if n := len(readLines(t, filepath.Join(out, "results.jsonl"))); n != len(tc.rows) {
+					t.Errorf("%s: results.jsonl has %d rows, want %d", lensName, n, len(tc.rows))
+				}
+				errs := readLines(t, filepath.Join(out, "errors.jsonl"))
+				if len(errs) != len(tc.errs) {
+					t.Fatalf("%s: errors.jsonl %q, want %d rows", lensName, errs, len(tc.errs))
+				}
+				for i, want := range tc.errs {
+					if !strings.Contains(errs[i], want) {
+						t.Errorf("%s: error %d is %s, want %q in it", lensName, i, errs[i], want)
+					}
+				}
+				if !strings.Contains(stderr, fmt.Sprintf("%d bad records", len(tc.errs))) {
+					t.Errorf("%s: summary does not count the positions set aside: %q", lensName, stderr)
+				}
+			}
+		})
+	}
+}

@@ -17,6 +17,13 @@ type Engine interface {
 	Run(b *lens.Batch) (*lens.Outputs, []lens.Result, error)
 }
 
+// PositionChecker is an Engine that can tell, before a run, a position it cannot analyse (*lens.Engine: a
+// target undefined there, such as an illegal policy move). The pipeline sets such a position aside as a bad
+// record and runs the batch without it, instead of failing the whole run on one position.
+type PositionChecker interface {
+	Check(pos *board.Position) error
+}
+
 // Sink consumes analysed batches. The pipeline calls Consume from one goroutine, in input order, and Close
 // exactly once after the last Consume.
 type Sink interface {
@@ -89,7 +96,8 @@ type Batch struct {
 	Input   lens.Batch // the encoded positions the engine ran on
 	Items   []Position // row i of Input and Results
 	Results []lens.Result
-	// Bad are the bad records met while reading this batch's positions.
+	// Bad are the bad records met while reading this batch's positions, and the positions set aside
+	// because the engine cannot analyse them (see PositionChecker; Reason names the ply).
 	Bad []BadRecord
 	// Records is how many input records are complete once this batch is consumed: a sink that commits
 	// only at record boundaries never splits a game between a commit and a resume.
@@ -152,6 +160,7 @@ func Run(ctx context.Context, in Input, eng Engine, sink Sink, opts Options) (su
 		defer wg.Done()
 		defer close(read)
 		r := &reader{ctx: run, in: in, opts: opts, out: read, cr: &countingReader{r: pr}}
+		r.check, _ = eng.(PositionChecker)
 		readErr = r.read()
 		skipped = r.skipped
 	}()
@@ -251,6 +260,7 @@ type reader struct {
 	in       Input
 	opts     Options
 	out      chan<- *Batch
+	check    PositionChecker // nil: every position can be analysed
 	cr       *countingReader
 	cur      *Batch
 	seq      int
@@ -307,6 +317,11 @@ func (r *reader) item(it *source.Item) error {
 			return nil
 		}
 		label = l
+	}
+	if r.check != nil {
+		if err := r.check.Check(it.Pos); err != nil {
+			return r.bad(BadRecord{Source: r.in.Name, Record: it.Record, Game: it.Game, Reason: fmt.Sprintf("ply %d: %v", it.Ply, err)})
+		}
 	}
 	b := &r.cur.Input
 	if r.opts.Corrupt {
