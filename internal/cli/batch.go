@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/lczerolens/lczerolens/internal/pipeline"
@@ -206,15 +205,25 @@ func runBatch(opts *BatchOptions) (err error) {
 		defer stop()
 	}
 	hash := sha256.New()
-	prog := newProgress(f.IO, opts.Quiet, size, f.Logger())
+	var prog *pipeline.Progress
+	if !opts.Quiet {
+		prog = pipeline.NewProgress(f.IO.ErrOut, f.IO.StderrTTY, "batch", size, skipPos)
+		prog.Start()
+	}
 	sink := &batchSink{w: w, dir: opts.Output, opts: storeOpts, input: input, shard: shard, hash: hash}
 	start := time.Now()
 	sum, err := pipeline.Run(ctx,
 		pipeline.Input{R: io.TeeReader(in, hash), Name: opts.Input, Type: typ, Select: source.Options{Plies: plies, Shard: shard}, SkipRecords: skipRecords},
 		eng, sink,
 		pipeline.Options{BatchSize: cfg.BatchSize, Format: enc.Format, Fill: enc.Fill, Corrupt: eng.NeedsCorrupt(), Strict: opts.Strict,
-			Progress: func(s pipeline.Summary) { prog.update(s.Bytes, skipPos+s.Positions, skipBad+s.Bad) }})
-	prog.finish()
+			Progress: func(s pipeline.Summary) {
+				if prog != nil {
+					prog.Update(s)
+				}
+			}})
+	if prog != nil {
+		prog.Stop()
+	}
 	positions, bad := skipPos+sum.Positions, skipBad+sum.Bad
 	if err != nil {
 		var se *pipeline.StrictError
@@ -398,62 +407,4 @@ func describeShard(s source.Shard) string {
 		return "the whole input"
 	}
 	return "shard " + s.String()
-}
-
-// progress reports a batch run: a bar on a terminal, periodic log lines otherwise, nothing with --quiet.
-type progress struct {
-	bar     *progressbar.ProgressBar
-	log     func(positions, bad int, frac float64)
-	last    time.Time
-	started time.Time
-	size    int64
-}
-
-func newProgress(io *IOStreams, quiet bool, size int64, logger interface{ Info(string, ...any) }) *progress {
-	p := &progress{started: time.Now(), last: time.Now(), size: size}
-	switch {
-	case quiet:
-	case io.StderrTTY:
-		p.bar = progressbar.NewOptions64(size,
-			progressbar.OptionSetWriter(io.ErrOut),
-			progressbar.OptionSetDescription("analysing"),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-		)
-	default:
-		p.log = func(positions, bad int, frac float64) {
-			el := time.Since(p.started).Seconds()
-			args := []any{"positions", positions, "bad", bad, "positions_per_s", fmt.Sprintf("%.0f", float64(positions)/max(el, 1e-9))}
-			if frac >= 0 {
-				args = append(args, "done", fmt.Sprintf("%.1f%%", 100*frac))
-			}
-			logger.Info("batch progress", args...)
-		}
-	}
-	return p
-}
-
-func (p *progress) update(bytes int64, positions, bad int) {
-	if p.bar != nil {
-		el := time.Since(p.started).Seconds()
-		p.bar.Describe(fmt.Sprintf("%d positions (%.0f/s), %d bad", positions, float64(positions)/max(el, 1e-9), bad))
-		_ = p.bar.Set64(bytes)
-		return
-	}
-	if p.log != nil && time.Since(p.last) >= 10*time.Second {
-		p.last = time.Now()
-		frac := -1.0
-		if p.size > 0 {
-			frac = float64(bytes) / float64(p.size)
-		}
-		p.log(positions, bad, frac)
-	}
-}
-
-func (p *progress) finish() {
-	if p.bar != nil {
-		_ = p.bar.Finish()
-	}
 }

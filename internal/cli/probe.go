@@ -236,12 +236,16 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 		return inputError(err)
 	}
 	var in io.Reader = f.IO.In
+	var size int64 = -1
 	if opts.Input != "-" {
 		file, err := os.Open(opts.Input)
 		if err != nil {
 			return inputError(fmt.Errorf("probe train: %w", err))
 		}
 		defer file.Close()
+		if st, err := file.Stat(); err == nil {
+			size = st.Size()
+		}
 		in = file
 	}
 	sess, err := f.Session(opts.InputFormat)
@@ -268,8 +272,11 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 		}
 		return probeLabel{y: y, holdout: lens.InHoldout(opts.Seed, opts.Holdout, it.Record)}, ok, nil
 	}
+	prog := pipeline.NewProgress(f.IO.ErrOut, f.IO.StderrTTY, "probe train", size, 0)
+	prog.Start()
 	sum, err := pipeline.Run(ctx, pipeline.Input{R: in, Name: opts.Input, Type: typ, Select: source.Options{Plies: plies}}, eng, sink,
-		pipeline.Options{BatchSize: cfg.BatchSize, Format: enc.Format, Fill: enc.Fill, Limit: opts.MaxPositions, Accept: accept})
+		pipeline.Options{BatchSize: cfg.BatchSize, Format: enc.Format, Fill: enc.Fill, Limit: opts.MaxPositions, Accept: accept, Progress: prog.Update})
+	prog.Stop()
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
 			return &interruptedError{cmd: "probe train", positions: sum.Positions, hint: "no probe written; rerun (with --max-positions to train on fewer)", cause: err}
