@@ -10,16 +10,13 @@ import (
 	"hash"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
-	"github.com/lczerolens/lczerolens/internal/board"
-	"github.com/lczerolens/lczerolens/internal/lens"
+	"github.com/lczerolens/lczerolens/internal/pipeline"
 	"github.com/lczerolens/lczerolens/internal/source"
 	"github.com/lczerolens/lczerolens/internal/store"
 )
@@ -98,29 +95,6 @@ into the files one unsharded run writes. Sharding stdin works only when every sh
 	_ = cmd.MarkFlagRequired("output")
 	cmd.MarkFlagsMutuallyExclusive("resume", "force")
 	return cmd
-}
-
-// pending is one batch read and encoded, with the bad records met while reading it.
-type pending struct {
-	batch   lens.Batch
-	metas   []store.PositionMeta
-	bads    []store.ErrorRecord
-	bytes   int64 // input bytes consumed when the batch was cut
-	records int   // input records complete once this batch is written
-}
-
-// countingReader tracks input bytes for progress, and hashes them for the manifest.
-type countingReader struct {
-	r io.Reader
-	n int64
-	h hash.Hash
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	c.h.Write(p[:n])
-	return n, err
 }
 
 // inputInfo is the manifest's "input". Size and SHA256 cover every byte read, known once the run is
@@ -209,94 +183,62 @@ func runBatch(opts *BatchOptions) (err error) {
 			return err
 		}
 	}
-	w, err := store.Open(opts.Output, store.Options{
+	storeOpts := store.Options{
 		Format: store.Format(cfg.Format), Resume: opts.Resume, Force: opts.Force, ToolVersion: f.Version,
 		Model: store.ModelInfo{Path: net.Path, SHA256: net.SHA256},
 		Lens:  store.LensInfo{Name: name, Options: lensOpts},
-		Extra: extra,
-	})
+		Extra: extra, WrapFile: wrapOutput,
+	}
+	w, err := store.Open(opts.Output, storeOpts)
 	if err != nil {
 		return storeError(err)
 	}
-	// Whatever happens below, what was committed stays valid; a clean finish writes the final manifest.
-	finished := false
-	defer func() {
-		if !finished {
-			err = errors.Join(err, w.Abort())
-		}
-	}()
 	skipPos, skipBad, skipRecords := w.Done()
+	if opts.Resume && !opts.Quiet {
+		fmt.Fprintf(f.IO.ErrOut, "batch: resuming at position %d (input record %d)\n", skipPos, skipRecords)
+	}
 
 	ctx := opts.Interrupt
 	if ctx == nil {
-		var stop context.CancelFunc
-		ctx, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		var stop func()
+		ctx, stop = signalContext()
 		defer stop()
 	}
-	cr := &countingReader{r: in, h: sha256.New()}
-	batches := make(chan *pending, 2)
-	readErr := make(chan error, 1)
-	total := 0 // input records, read after readErr
-	go func() {
-		var err error
-		total, err = readBatches(ctx, cr, opts.Input, typ, source.Options{Plies: plies, Shard: shard}, enc, eng.NeedsCorrupt(), cfg.BatchSize, skipRecords, opts.Strict, batches)
-		readErr <- err
-		close(batches)
-	}()
-
-	prog := newProgress(f.IO, opts.Quiet, size, f.Logger())
+	hash := sha256.New()
+	var prog *pipeline.Progress
+	if !opts.Quiet {
+		prog = pipeline.NewProgress(f.IO.ErrOut, f.IO.StderrTTY, "batch", size, skipPos)
+		prog.Start()
+	}
+	sink := &batchSink{w: w, dir: opts.Output, opts: storeOpts, input: input, shard: shard, hash: hash}
 	start := time.Now()
-	positions, bad := skipPos, skipBad
-	// Three stages overlap: reading+encoding, the model run, and writing+committing the previous batch.
-	toWrite := make(chan analysed, 1)
-	writeErr := make(chan error, 1)
-	go func() {
-		var err error
-		for a := range toWrite {
-			if err != nil {
-				continue // keep draining so the analyser never blocks
-			}
-			if err = commitBatch(w, a.p, a.results); err == nil {
-				positions += a.p.batch.Len()
-				bad += len(a.p.bads)
-				prog.update(a.p.bytes, positions, bad)
-			}
-		}
-		writeErr <- err
-	}()
-	var runErr error
-	for p := range batches {
-		if runErr != nil {
-			continue // drain so the reader can finish
-		}
-		var results []lens.Result
-		if p.batch.Len() > 0 {
-			_, results, runErr = eng.Run(&p.batch)
-		}
-		if runErr == nil {
-			toWrite <- analysed{p: p, results: results}
-		}
+	sum, err := pipeline.Run(ctx,
+		pipeline.Input{R: io.TeeReader(in, hash), Name: opts.Input, Type: typ, Select: source.Options{Plies: plies, Shard: shard}, SkipRecords: skipRecords},
+		eng, sink,
+		pipeline.Options{BatchSize: cfg.BatchSize, Format: enc.Format, Fill: enc.Fill, Corrupt: eng.NeedsCorrupt(), Strict: opts.Strict,
+			Progress: func(s pipeline.Summary) {
+				if prog != nil {
+					prog.Update(s)
+				}
+			}})
+	if prog != nil {
+		prog.Stop()
 	}
-	close(toWrite)
-	if err := errors.Join(runErr, <-writeErr, <-readErr); err != nil {
-		prog.finish()
+	positions, bad := skipPos+sum.Positions, skipBad+sum.Bad
+	if err != nil {
+		var se *pipeline.StrictError
+		switch {
+		case ctx.Err() != nil && errors.Is(err, context.Cause(ctx)):
+			return &interruptedError{cmd: "batch", positions: sink.committed, hint: "rerun with --resume", cause: err}
+		case errors.As(err, &se):
+			return fmt.Errorf("batch: %w", err)
+		case errors.Is(err, syscall.ENOSPC):
+			return &diskFullError{dir: opts.Output, err: err}
+		}
 		return err
 	}
-	prog.finish()
-	read := cr.n
-	input.Size, input.SHA256 = &read, hex.EncodeToString(cr.h.Sum(nil))
-	if err := w.SetExtra("input", input); err != nil {
-		return err
-	}
-	if shard.Count > 0 {
-		recs := &shardRecords{First: shard.Index, Stride: shard.Count, Count: shard.Records(total)}
-		if err := w.SetExtra("shard", shardInfo{Index: shard.Index, Count: shard.Count, Records: recs}); err != nil {
-			return err
-		}
-	}
-	finished = true
-	if err := w.Close(); err != nil {
-		return err
+	if positions == 0 {
+		return noneUsable(opts.Input, shard.Records(sum.Records), sink.firstBad)
 	}
 	elapsed := time.Since(start).Seconds()
 	if !opts.Quiet {
@@ -310,41 +252,120 @@ func runBatch(opts *BatchOptions) (err error) {
 	return nil
 }
 
-// analysed is a batch with its lens results, waiting to be written.
-type analysed struct {
-	p       *pending
-	results []lens.Result
+// wrapOutput, when set (tests), wraps the output directory's data files to inject write faults.
+var wrapOutput func(path string, w io.Writer) io.Writer
+
+// diskFullError is a write that failed for want of space: one line naming the file and what to do.
+type diskFullError struct {
+	dir string
+	err error
+}
+
+func (e *diskFullError) Error() string {
+	path := e.dir
+	var pe *os.PathError
+	if errors.As(e.err, &pe) {
+		path = pe.Path
+	}
+	return fmt.Sprintf("batch: no space left on device while writing %s: output left at its last commit; free space and rerun with --resume", path)
+}
+
+func (e *diskFullError) Unwrap() error { return e.err }
+
+// batchSink writes analysed batches into the output directory, committing after each, and finishes the
+// manifest with what only the end of the input tells (its size and sha256, the shard's record count).
+type batchSink struct {
+	w     *store.Writer
+	dir   string
+	opts  store.Options // as opened, to settle the directory after a stop
+	input inputInfo
+	shard source.Shard
+	hash  hash.Hash // of every input byte read
+	// committed is the number of positions the directory holds once the run has stopped.
+	committed int
+	firstBad  *pipeline.BadRecord
+}
+
+func (s *batchSink) Consume(_ context.Context, b *pipeline.Batch) error {
+	if s.firstBad == nil && len(b.Bad) > 0 {
+		s.firstBad = &b.Bad[0]
+	}
+	return commitBatch(s.w, b)
+}
+
+// noneUsable is the input error of a run that analysed nothing: the input is not what it was taken for (a
+// gzip file, random bytes, a CSV read as FEN) or empty, and an empty output would only hide that.
+func noneUsable(input string, records int, first *pipeline.BadRecord) error {
+	if first == nil {
+		return usageErrorf("batch: 0 of %d records usable: %s holds no position to analyse", records, input)
+	}
+	where := fmt.Sprintf("record %d", first.Record)
+	if first.Line > 0 {
+		where = fmt.Sprintf("line %d", first.Line)
+	}
+	reason := first.Reason
+	if len(reason) > 200 {
+		reason = reason[:200] + "..."
+	}
+	return usageErrorf("batch: 0 of %d records usable (first error: %s: %s)", records, where, reason)
+}
+
+// Close finishes the output when the run completed. Otherwise it leaves the directory at its last commit,
+// for --resume: positions written after it (the open record of the last batch) are truncated away now,
+// as a resume would, so that no reader of the stopped output sees rows beyond the manifest's count. After a
+// failed write the files are left as they are; the resume truncates them.
+func (s *batchSink) Close(sum pipeline.Summary, err error) error {
+	if err != nil {
+		if aerr := s.w.Abort(); aerr != nil {
+			return aerr
+		}
+		o := s.opts
+		o.Resume, o.Force = true, false
+		settled, serr := store.Open(s.dir, o)
+		if serr != nil {
+			return fmt.Errorf("batch: leave %s at its last commit: %w", s.dir, serr)
+		}
+		s.committed, _, _ = settled.Done()
+		return settled.Abort()
+	}
+	size := sum.Bytes
+	s.input.Size, s.input.SHA256 = &size, hex.EncodeToString(s.hash.Sum(nil))
+	if err := s.w.SetExtra("input", s.input); err != nil {
+		return errors.Join(err, s.w.Abort())
+	}
+	if sh := s.shard; sh.Count > 0 {
+		recs := &shardRecords{First: sh.Index, Stride: sh.Count, Count: sh.Records(sum.Records)}
+		if err := s.w.SetExtra("shard", shardInfo{Index: sh.Index, Count: sh.Count, Records: recs}); err != nil {
+			return errors.Join(err, s.w.Abort())
+		}
+	}
+	return s.w.Close()
 }
 
 // commitBatch writes one analysed batch and commits it. The commit mark is set after the positions of
 // complete records only, so a resume never repeats or loses part of a game.
-func commitBatch(w *store.Writer, p *pending, results []lens.Result) error {
-	for _, b := range p.bads {
-		if err := w.AddError(b); err != nil {
+func commitBatch(w *store.Writer, b *pipeline.Batch) error {
+	for _, r := range b.Bad {
+		if err := w.AddError(store.ErrorRecord{Source: r.Source, Record: r.Record, Game: r.Game, Line: r.Line, Reason: r.Reason}); err != nil {
 			return err
 		}
 	}
 	marked := false
-	for i := range p.metas {
-		if !marked && p.metas[i].Record >= p.records {
-			w.SetRecords(p.records)
+	for i, it := range b.Items {
+		if !marked && it.Record >= b.Records {
+			w.SetRecords(b.Records)
 			marked = true
 		}
-		if err := w.Add(p.metas[i], storeResults(results, i)); err != nil {
+		meta := positionMeta(it.Source, it.Game, it.Ply, it.Pos, it.Next)
+		meta.Record = it.Record
+		if err := w.Add(meta, storeResults(b.Results, i)); err != nil {
 			return err
 		}
 	}
 	if !marked {
-		w.SetRecords(p.records)
+		w.SetRecords(b.Records)
 	}
 	return w.Commit()
-}
-
-// strictError stops reading at the first bad record under --strict.
-type strictError struct{ bad store.ErrorRecord }
-
-func (e *strictError) Error() string {
-	return fmt.Sprintf("batch: bad record %d (line %d): %s (--strict)", e.bad.Record, e.bad.Line, e.bad.Reason)
 }
 
 // checkResume refuses to resume an output made for another shard or from another input, ply selection or
@@ -386,132 +407,4 @@ func describeShard(s source.Shard) string {
 		return "the whole input"
 	}
 	return "shard " + s.String()
-}
-
-// readBatches reads and encodes positions into batches of size n, skipping the records a resumed run
-// already has, and returns the number of records in the input. Each batch says how many input records are
-// complete once it is written, so a commit never splits a game. The input is read to its end so that its
-// sha256 covers every byte. With corrupt, each position's corrupted counterpart is encoded too, and a
-// record without one is a bad record.
-func readBatches(ctx context.Context, cr *countingReader, name string, typ source.Type, sel source.Options, enc encoding, corrupt bool, n, skipRecords int, strict bool, out chan<- *pending) (int, error) {
-	newPending := func() *pending {
-		return &pending{batch: lens.Batch{Planes: make([]float32, 0, n*board.NumPlanes*64), Format: enc.Format, Fill: enc.Fill}}
-	}
-	cur := newPending()
-	flush := func(complete int) error {
-		cur.bytes, cur.records = cr.n, complete
-		select {
-		case out <- cur:
-		case <-ctx.Done():
-			return fmt.Errorf("batch: interrupted: rerun with --resume to finish")
-		}
-		cur = newPending()
-		return nil
-	}
-	planes := make([]float32, board.NumPlanes*64)
-	bad := func(rec store.ErrorRecord) error {
-		cur.bads = append(cur.bads, rec)
-		if strict {
-			if err := flush(rec.Record + 1); err != nil {
-				return err
-			}
-			return &strictError{bad: rec}
-		}
-		return nil
-	}
-	records, err := source.Walk(cr, name, typ, sel, func(it *source.Item) error {
-		if it.Record < skipRecords {
-			return nil
-		}
-		if corrupt {
-			if it.Corrupt == nil {
-				return bad(store.ErrorRecord{Source: name, Record: it.Record, Game: it.Game, Reason: "no corrupt_fen or corrupt_moves: the patching lens needs a corrupted position"})
-			}
-			// The corrupted position is encoded like the clean one; patching works in the clean one's frame.
-			enc.encode(it.Corrupt, planes)
-			cur.batch.CorruptPlanes = append(cur.batch.CorruptPlanes, planes...)
-			cur.batch.CorruptPositions = append(cur.batch.CorruptPositions, it.Corrupt.Current())
-		}
-		transform := enc.encode(it.History, planes)
-		cur.batch.Planes = append(cur.batch.Planes, planes...)
-		cur.batch.Transforms = append(cur.batch.Transforms, transform)
-		cur.batch.Positions = append(cur.batch.Positions, it.Pos)
-		meta := positionMeta(it.Source, it.Game, it.Ply, it.Pos, it.Next)
-		meta.Record = it.Record
-		cur.metas = append(cur.metas, meta)
-		if cur.batch.Len() == n {
-			return flush(it.Record) // records before this one are complete
-		}
-		return nil
-	}, func(b *source.Bad) error {
-		if b.Record < skipRecords {
-			return nil
-		}
-		return bad(store.ErrorRecord{Source: name, Record: b.Record, Game: b.Game, Line: b.Line, Reason: b.Reason})
-	})
-	if err != nil {
-		return records, err
-	}
-	if _, err := io.Copy(io.Discard, cr); err != nil {
-		return records, fmt.Errorf("batch: read %s: %w", name, err)
-	}
-	return records, flush(max(records, skipRecords))
-}
-
-// progress reports a batch run: a bar on a terminal, periodic log lines otherwise, nothing with --quiet.
-type progress struct {
-	bar     *progressbar.ProgressBar
-	log     func(positions, bad int, frac float64)
-	last    time.Time
-	started time.Time
-	size    int64
-}
-
-func newProgress(io *IOStreams, quiet bool, size int64, logger interface{ Info(string, ...any) }) *progress {
-	p := &progress{started: time.Now(), last: time.Now(), size: size}
-	switch {
-	case quiet:
-	case io.StderrTTY:
-		p.bar = progressbar.NewOptions64(size,
-			progressbar.OptionSetWriter(io.ErrOut),
-			progressbar.OptionSetDescription("analysing"),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-		)
-	default:
-		p.log = func(positions, bad int, frac float64) {
-			el := time.Since(p.started).Seconds()
-			args := []any{"positions", positions, "bad", bad, "positions_per_s", fmt.Sprintf("%.0f", float64(positions)/max(el, 1e-9))}
-			if frac >= 0 {
-				args = append(args, "done", fmt.Sprintf("%.1f%%", 100*frac))
-			}
-			logger.Info("batch progress", args...)
-		}
-	}
-	return p
-}
-
-func (p *progress) update(bytes int64, positions, bad int) {
-	if p.bar != nil {
-		el := time.Since(p.started).Seconds()
-		p.bar.Describe(fmt.Sprintf("%d positions (%.0f/s), %d bad", positions, float64(positions)/max(el, 1e-9), bad))
-		_ = p.bar.Set64(bytes)
-		return
-	}
-	if p.log != nil && time.Since(p.last) >= 10*time.Second {
-		p.last = time.Now()
-		frac := -1.0
-		if p.size > 0 {
-			frac = float64(bytes) / float64(p.size)
-		}
-		p.log(positions, bad, frac)
-	}
-}
-
-func (p *progress) finish() {
-	if p.bar != nil {
-		_ = p.bar.Finish()
-	}
 }

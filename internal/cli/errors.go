@@ -53,6 +53,10 @@ func ExitCode(err error) int {
 	if err == nil {
 		return ExitOK
 	}
+	var coded interface{ ExitCode() int } // a signal's status (130, 143)
+	if errors.As(err, &coded) {
+		return coded.ExitCode()
+	}
 	var ue *UsageError
 	if errors.As(err, &ue) {
 		return ExitUsage

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,9 +15,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/concepts"
 	"github.com/lczerolens/lczerolens/internal/lens"
+	"github.com/lczerolens/lczerolens/internal/model"
+	"github.com/lczerolens/lczerolens/internal/pipeline"
 	"github.com/lczerolens/lczerolens/internal/source"
 )
 
@@ -199,9 +201,6 @@ func (l *labeler) name() string {
 	return "column:" + l.column
 }
 
-// errEnough stops the walk at --max-positions.
-var errEnough = errors.New("enough positions")
-
 func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 	f := opts.Factory
 	cfg := f.Config()
@@ -237,12 +236,16 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 		return inputError(err)
 	}
 	var in io.Reader = f.IO.In
+	var size int64 = -1
 	if opts.Input != "-" {
 		file, err := os.Open(opts.Input)
 		if err != nil {
 			return inputError(fmt.Errorf("probe train: %w", err))
 		}
 		defer file.Close()
+		if st, err := file.Stat(); err == nil {
+			size = st.Size()
+		}
 		in = file
 	}
 	sess, err := f.Session(opts.InputFormat)
@@ -259,74 +262,28 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 		return err
 	}
 
-	fit := lens.FitOptions{L2: opts.L2, MaxRows: opts.MaxRows, Seed: opts.Seed, Epochs: opts.Epochs}
-	var fitters []*lens.ProbeFitter // made at the first batch, once the kind and shapes are known
-	var (
-		batch            lens.Batch
-		labels           []float64
-		holdout          []bool
-		positions, skips int
-		bad              int
-	)
-	run := func() error {
-		if batch.Len() == 0 {
-			return nil
-		}
-		_, res, err := eng.Run(&batch)
-		if err != nil {
-			return err
-		}
-		if fitters == nil {
-			fit.Binary = lab.binary
-			for k, m := range mods {
-				fitters = append(fitters, lens.NewProbeFitter(m.Name, res[k].Shape, fit))
-			}
-		}
-		for k, fr := range fitters {
-			for i := range batch.Positions {
-				if err := fr.Add(res[k].Row(i), labels[i], holdout[i]); err != nil {
-					return err
-				}
-			}
-		}
-		batch = lens.Batch{Format: enc.Format, Fill: enc.Fill}
-		labels, holdout = labels[:0], holdout[:0]
-		return nil
-	}
-	batch = lens.Batch{Format: enc.Format, Fill: enc.Fill}
-	planes := make([]float32, board.NumPlanes*64)
-	_, err = source.Walk(in, opts.Input, typ, source.Options{Plies: plies}, func(it *source.Item) error {
+	ctx, stop := signalContext()
+	defer stop()
+	sink := &probeSink{mods: mods, lab: lab, fit: lens.FitOptions{L2: opts.L2, MaxRows: opts.MaxRows, Seed: opts.Seed, Epochs: opts.Epochs}}
+	accept := func(it *source.Item) (any, bool, error) {
 		y, ok, err := lab.label(it)
 		if err != nil {
-			return inputError(fmt.Errorf("probe train: record %d: %w", it.Record, err))
+			return nil, false, inputError(fmt.Errorf("probe train: record %d: %w", it.Record, err))
 		}
-		if !ok {
-			skips++
-			return nil
+		return probeLabel{y: y, holdout: lens.InHoldout(opts.Seed, opts.Holdout, it.Record)}, ok, nil
+	}
+	prog := pipeline.NewProgress(f.IO.ErrOut, f.IO.StderrTTY, "probe train", size, 0)
+	prog.Start()
+	sum, err := pipeline.Run(ctx, pipeline.Input{R: in, Name: opts.Input, Type: typ, Select: source.Options{Plies: plies}}, eng, sink,
+		pipeline.Options{BatchSize: cfg.BatchSize, Format: enc.Format, Fill: enc.Fill, Limit: opts.MaxPositions, Accept: accept, Progress: prog.Update})
+	prog.Stop()
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
+			return &interruptedError{cmd: "probe train", positions: sum.Positions, hint: "no probe written; rerun (with --max-positions to train on fewer)", cause: err}
 		}
-		transform := enc.encode(it.History, planes)
-		batch.Planes = append(batch.Planes, planes...)
-		batch.Positions = append(batch.Positions, it.Pos)
-		batch.Transforms = append(batch.Transforms, transform)
-		labels = append(labels, y)
-		holdout = append(holdout, lens.InHoldout(opts.Seed, opts.Holdout, it.Record))
-		positions++
-		if batch.Len() == cfg.BatchSize {
-			if err := run(); err != nil {
-				return err
-			}
-		}
-		if opts.MaxPositions > 0 && positions >= opts.MaxPositions {
-			return errEnough
-		}
-		return nil
-	}, func(*source.Bad) error { bad++; return nil })
-	if err != nil && !errors.Is(err, errEnough) {
 		return err
 	}
-	if err := run(); err != nil {
-		return err
-	}
+	positions, skips, bad, fitters := sum.Positions, sum.Skipped, sum.Bad, sink.fitters
 	if positions == 0 {
 		return inputError(fmt.Errorf("probe train: no labelled position in %s (%d skipped, %d bad records)", opts.Input, skips, bad))
 	}
@@ -356,6 +313,44 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 	fmt.Fprintf(f.IO.ErrOut, "probe train: %s (%s) on %d positions (%d skipped, %d bad records) -> %s\n", pf.Concept, kind, positions, skips, bad, opts.Output)
 	return printProbes(f.IO.Out, probes)
 }
+
+// probeLabel is a position's concept value and split.
+type probeLabel struct {
+	y       float64
+	holdout bool
+}
+
+// probeSink feeds each batch's activations to one probe fitter per module.
+type probeSink struct {
+	mods    []model.Module
+	lab     *labeler
+	fit     lens.FitOptions
+	fitters []*lens.ProbeFitter // made at the first batch, once the kind and shapes are known
+}
+
+func (s *probeSink) Consume(_ context.Context, b *pipeline.Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	if s.fitters == nil {
+		s.fit.Binary = s.lab.binary
+		for k, m := range s.mods {
+			s.fitters = append(s.fitters, lens.NewProbeFitter(m.Name, b.Results[k].Shape, s.fit))
+		}
+	}
+	for k, fr := range s.fitters {
+		for i, it := range b.Items {
+			l := it.Label.(probeLabel)
+			if err := fr.Add(b.Results[k].Row(i), l.y, l.holdout); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Close has nothing to finish: the probes are fitted once the run is over.
+func (s *probeSink) Close(pipeline.Summary, error) error { return nil }
 
 // fitAll fits the modules' probes concurrently, one per core.
 func fitAll(fitters []*lens.ProbeFitter) ([]lens.Probe, error) {

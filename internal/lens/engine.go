@@ -213,6 +213,27 @@ func (e *Engine) NeedsCorrupt() bool {
 	return false
 }
 
+// Check reports why the lenses cannot analyse pos (a target undefined there: an illegal policy move, no
+// legal move for policy:best), or nil. Run fails a whole batch holding such a position; a caller streaming
+// many positions checks each first and sets the ones that fail aside as bad records.
+func (e *Engine) Check(pos *board.Position) error {
+	for _, p := range e.passes {
+		if p != nil {
+			if err := p.target.Defined(pos); err != nil {
+				return err
+			}
+		}
+	}
+	for _, p := range e.preps {
+		if p.Check != nil {
+			if err := p.Check(pos); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // Meta returns the lenses' metadata keyed by lens name (nil when no lens has any).
 func (e *Engine) Meta() map[string]any {
 	var out map[string]any

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/model"
 )
 
@@ -64,6 +65,9 @@ type Prep struct {
 	// Meta is what a reader needs to interpret the results beyond their keys (e.g. the order of the
 	// modules along an axis); it goes to the manifest and the JSON envelope under "lens_meta".
 	Meta map[string]any
+	// Check, when set, reports why the lens cannot analyse a position (a target undefined there); see
+	// Engine.Check. Gradient and Relevance targets are checked by the engine itself.
+	Check func(pos *board.Position) error
 }
 
 // GradientNeed is a request for d target / d tensor for each tensor of Wrt (the model input included).

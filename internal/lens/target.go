@@ -94,6 +94,22 @@ func (t Target) Check(n *model.Network) error {
 	return nil
 }
 
+// Defined reports why the target has no value at pos (its move is illegal there, or there is no legal
+// move at all), or nil. Such a position cannot be analysed with this target, though others can.
+func (t Target) Defined(pos *board.Position) error {
+	switch t.Kind {
+	case TargetPolicyMove:
+		if _, err := pos.ParseMove(t.Move); err != nil {
+			return fmt.Errorf("lens: target %s: %w", t, err)
+		}
+	case TargetPolicyBest:
+		if len(pos.LegalMoves()) == 0 {
+			return fmt.Errorf("lens: target policy:best: no legal move in %s", pos.FEN())
+		}
+	}
+	return nil
+}
+
 // seedTensors are the head tensors the backward pass starts from.
 func (t Target) seedTensors(n *model.Network) []string {
 	switch t.Kind {

@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -82,6 +83,10 @@ type Options struct {
 	// the manifest's own field names and must be the same on resume for the
 	// output to be byte-identical.
 	Extra map[string]any
+	// WrapFile, when set, wraps the file under each JSON Lines stream
+	// (positions, errors, results) given its path: a seam for injecting
+	// write faults (a full disk) in tests.
+	WrapFile func(path string, w io.Writer) io.Writer
 }
 
 // ModelInfo identifies the network; only SHA256 must match on resume.
@@ -334,6 +339,7 @@ func (w *Writer) fresh() (*Writer, error) {
 			return nil, errors.Join(err, w.closeFiles())
 		}
 	}
+	w.wrapStreams()
 	if err := w.Commit(); err != nil {
 		return nil, errors.Join(err, w.closeFiles())
 	}
@@ -444,6 +450,7 @@ func (w *Writer) resume(entries []os.DirEntry) (_ *Writer, err error) {
 	}
 	w.count, w.nerrors, w.nonfinite, w.records = m.positions, m.errors, m.nonfinite, m.records
 	w.mark, w.done, w.marked = m, m, true
+	w.wrapStreams()
 	// Rewrites a manifest that a crash may have left one commit behind.
 	if err := w.Commit(); err != nil {
 		return nil, err
@@ -978,6 +985,18 @@ func syncDir(dir string) error {
 		return fmt.Errorf("store: sync directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// wrapStreams applies Options.WrapFile to the streams, before anything is buffered.
+func (w *Writer) wrapStreams() {
+	if w.opts.WrapFile == nil {
+		return
+	}
+	for _, s := range []*stream{w.positions, w.errs, w.results} {
+		if s != nil {
+			s.w.Reset(w.opts.WrapFile(s.f.Name(), s.f))
+		}
+	}
 }
 
 // stream is an append-only buffered file that counts its bytes.
