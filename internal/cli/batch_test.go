@@ -105,29 +105,6 @@ func readManifest(t testing.TB, dir string) manifest {
 	return m
 }
 
-// checkNumpy loads every NPY file of a batch directory with numpy and checks its shape against the manifest.
-func checkNumpy(t *testing.T, dir string) {
-	t.Helper()
-	if err := exec.Command("/usr/bin/python3", "-c", "import numpy").Run(); err != nil {
-		t.Skip("skipping numpy check: /usr/bin/python3 with numpy not available (apt-get install python3-numpy)")
-	}
-	script := `
-import json, sys, numpy as np
-d = sys.argv[1]
-m = json.load(open(d + "/manifest.json"))
-for key, k in m["keys"].items():
-    a = np.load(d + "/" + k["file"])
-    assert a.dtype == np.float32, (key, a.dtype)
-    assert list(a.shape) == [m["count"]] + k["shape"], (key, a.shape, k["shape"])
-    assert np.isfinite(a).all(), key
-print("ok", len(m["keys"]))
-`
-	out, err := exec.Command("/usr/bin/python3", "-c", script, dir).CombinedOutput()
-	if err != nil || !strings.HasPrefix(string(out), "ok") {
-		t.Fatalf("numpy check failed: %v\n%s", err, out)
-	}
-}
-
 // TestBatchRealPGN runs the activation lens over 1,000 real games (demo network) and checks the counts,
 // the positions index and that numpy loads every file with the manifest's shapes.
 func TestBatchRealPGN(t *testing.T) {
@@ -161,7 +138,7 @@ func TestBatchRealPGN(t *testing.T) {
 	if first.Game != 0 || first.Ply != 0 || first.Move == nil || last.Move != nil || last.Game != games-1 {
 		t.Errorf("first row %+v, last row %+v", first, last)
 	}
-	checkNumpy(t, out)
+	testutil.NumpyManifest(t, out, true)
 }
 
 // TestBatchBadRecords checks that a malformed game goes to errors.jsonl and the run goes on, and that
