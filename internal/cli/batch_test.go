@@ -185,8 +185,9 @@ func TestBatchBadRecords(t *testing.T) {
 	}
 }
 
-// TestBatchKillResume SIGKILLs a batch run midway, resumes it, and compares every file with an
-// uninterrupted run byte for byte.
+// TestBatchKillResume SIGKILLs a batch run three times at fixed fractions of its output, resuming after each
+// kill, and compares every file with an uninterrupted run byte for byte. A run that ends before its kill
+// fails the test: a resume that never followed a kill proves nothing.
 func TestBatchKillResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping in -short mode")
@@ -200,9 +201,10 @@ func TestBatchKillResume(t *testing.T) {
 	if out, err := cliProcess(t, args(clean)...).CombinedOutput(); err != nil {
 		t.Fatalf("clean run: %v\n%s", err, out)
 	}
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	total := fileSize(t, filepath.Join(clean, "positions.jsonl"))
+	// A fixed seed: the kill points vary within their windows but are the same on every run of the test.
+	rng := rand.New(rand.NewPCG(12, 7))
 	killed := filepath.Join(dir, "killed")
-	kills := 0
 	for attempt := 0; attempt < 3; attempt++ {
 		extra := []string{}
 		if attempt > 0 {
@@ -212,29 +214,29 @@ func TestBatchKillResume(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		// Kill once some rows are on disk, at a random moment.
-		target := 100 + rng.IntN(3000)
-		deadline := time.Now().Add(20 * time.Second)
+		// Kill once the index has grown past a point in the attempt's quarter of the output (20-30%,
+		// 45-55%, 70-80%), so that each attempt has rows to write before it and rows left after it.
+		target := total * int64(20+25*attempt+rng.IntN(11)) / 100
+		deadline := time.Now().Add(60 * time.Second)
 		for time.Now().Before(deadline) {
-			if fi, err := os.Stat(filepath.Join(killed, "positions.jsonl")); err == nil && fi.Size() > int64(target*40) {
+			if fi, err := os.Stat(filepath.Join(killed, "positions.jsonl")); err == nil && fi.Size() > target {
 				break
 			}
 			time.Sleep(time.Millisecond)
 		}
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		err := cmd.Wait()
-		if err == nil {
-			break // finished before the kill
+		ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		if err == nil || !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			t.Fatalf("attempt %d (kill past %d of %d index bytes) was not killed: %v; the resume would prove nothing", attempt, target, total, err)
 		}
-		kills++
-	}
-	if kills == 0 {
-		t.Log("note: the run finished before any kill landed")
+		if got := fileSize(t, filepath.Join(killed, "positions.jsonl")); got >= total {
+			t.Fatalf("attempt %d was killed with the whole index (%d of %d bytes) written: nothing was left to resume", attempt, got, total)
+		}
 	}
 	if out, err := cliProcess(t, args(killed, "--resume")...).CombinedOutput(); err != nil {
 		t.Fatalf("resume: %v\n%s", err, out)
 	}
-	t.Logf("killed %d times, then resumed", kills)
 	entries, err := os.ReadDir(clean)
 	if err != nil {
 		t.Fatal(err)
@@ -251,6 +253,16 @@ func TestBatchKillResume(t *testing.T) {
 	if readManifest(t, killed).Count != readManifest(t, clean).Count {
 		t.Error("manifest counts differ")
 	}
+}
+
+// fileSize is a file's size, failing the test when it cannot be read.
+func fileSize(t testing.TB, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
 }
 
 // fileSum is a file's size and sha256, read as a stream.
