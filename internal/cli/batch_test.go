@@ -3,20 +3,27 @@ package cli
 import (
 	"bufio"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+	"unicode"
+
+	"github.com/notnil/chess"
 
 	"github.com/lczerolens/lczerolens/internal/board"
+	"github.com/lczerolens/lczerolens/internal/npy"
 	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
@@ -106,7 +113,9 @@ func readManifest(t testing.TB, dir string) manifest {
 }
 
 // TestBatchRealPGN runs the activation lens over 1,000 real games (demo network) and checks the counts,
-// the positions index and that numpy loads every file with the manifest's shapes.
+// the positions index and that numpy loads every file with the manifest's shapes. The values are checked
+// without the project's chess code: the first games' positions against notnil/chess replaying the PGN, and
+// sampled rows' activations against the demo network's closed form computed from their FEN.
 func TestBatchRealPGN(t *testing.T) {
 	pgn := testutil.Shared(t, "data/pgn/corentings-lichess-big.pgn")
 	lib := testutil.ORTLib(t)
@@ -138,7 +147,120 @@ func TestBatchRealPGN(t *testing.T) {
 	if first.Game != 0 || first.Ply != 0 || first.Move == nil || last.Move != nil || last.Game != games-1 {
 		t.Errorf("first row %+v, last row %+v", first, last)
 	}
+	checkRowsAgainstNotnil(t, pgn, rows, 3)
+	key, ok := m.Keys["block0/conv2/relu_output"]
+	if !ok {
+		t.Fatalf("no block0/conv2/relu_output among the keys %v", m.Keys)
+	}
+	// Every 97th row, and the last: rows of every game phase, both sides to move.
+	var sample []int
+	for i := 0; i < len(rows); i += 97 {
+		sample = append(sample, i)
+	}
+	checkDemoBody(t, filepath.Join(out, key.File), rows, append(sample, len(rows)-1))
 	testutil.NumpyManifest(t, out, true)
+}
+
+// checkRowsAgainstNotnil replays the first n games of pgn with notnil/chess and checks that the first rows of
+// positions.jsonl are their positions in order (placement, side to move, castling).
+func checkRowsAgainstNotnil(t *testing.T, pgn string, rows []string, n int) {
+	t.Helper()
+	f, err := os.Open(pgn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := chess.NewScanner(f)
+	row := 0
+	for g := 0; g < n; g++ {
+		if !sc.Scan() {
+			t.Fatalf("notnil read %d games: %v", g, sc.Err())
+		}
+		for ply, pos := range sc.Next().Positions() {
+			var r struct {
+				Game int    `json:"game"`
+				Ply  int    `json:"ply"`
+				FEN  string `json:"fen"`
+			}
+			if err := json.Unmarshal([]byte(rows[row]), &r); err != nil {
+				t.Fatal(err)
+			}
+			got, want := strings.Fields(r.FEN)[:3], strings.Fields(pos.String())[:3]
+			if r.Game != g || r.Ply != ply || !slices.Equal(got, want) {
+				t.Fatalf("row %d: game %d ply %d %v, notnil game %d ply %d %v", row, r.Game, r.Ply, got, g, ply, want)
+			}
+			row++
+		}
+	}
+}
+
+// checkDemoBody checks rows of the demo network's block0/conv2/relu_output against its closed form computed
+// from each row's FEN: channel c at a square is 2*(x+1), x being the value of the mover's piece there (c=0),
+// of the opponent's (c=1), or whether the mover (c=2) or the opponent (c=3) has a piece there; the board is
+// seen from the mover's side (ranks mirrored when black moves). See internal/demonet.
+func checkDemoBody(t *testing.T, path string, rows []string, sample []int) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	shape, off, err := npy.ReadHeader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(shape, []int{len(rows), 4, 8, 8}) {
+		t.Fatalf("%s: shape %v, want [%d 4 8 8]", path, shape, len(rows))
+	}
+	values := map[rune]float64{'p': 1, 'n': 3, 'b': 3, 'r': 5, 'q': 9, 'k': 0}
+	raw := make([]byte, 4*8*8*4)
+	for _, i := range sample {
+		var r struct {
+			FEN string `json:"fen"`
+		}
+		if err := json.Unmarshal([]byte(rows[i]), &r); err != nil {
+			t.Fatal(err)
+		}
+		fields := strings.Fields(r.FEN)
+		black := fields[1] == "b"
+		var want [4][8][8]float64
+		for rank, line := range strings.Split(fields[0], "/") {
+			rank = 7 - rank // FEN lists rank 8 first
+			file := 0
+			for _, c := range line {
+				if c >= '1' && c <= '8' {
+					file += int(c - '0')
+					continue
+				}
+				lower := unicode.ToLower(c)
+				mine := (c == lower) == black // lower case is black
+				rk := rank
+				if black {
+					rk = 7 - rank
+				}
+				ch := 1
+				if mine {
+					ch = 0
+				}
+				want[ch][rk][file] = values[lower]
+				want[ch+2][rk][file] = 1
+				file++
+			}
+		}
+		if _, err := f.ReadAt(raw, off+int64(i)*int64(len(raw))); err != nil {
+			t.Fatal(err)
+		}
+		for c := range 4 {
+			for rk := range 8 {
+				for file := range 8 {
+					got := float64(math.Float32frombits(binary.LittleEndian.Uint32(raw[4*((c*8+rk)*8+file):])))
+					if w := 2 * (want[c][rk][file] + 1); got != w {
+						t.Fatalf("row %d (%s): channel %d rank %d file %d = %g, closed form %g", i, r.FEN, c, rk+1, file+1, got, w)
+					}
+				}
+			}
+		}
+	}
 }
 
 // TestBatchBadRecords checks that a malformed game goes to errors.jsonl and the run goes on, and that
