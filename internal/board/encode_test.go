@@ -20,7 +20,7 @@ func readDumps(t *testing.T, pattern string, sub ...string) map[string][]testuti
 	dir := testutil.Shared(t, sub...)
 	files, err := filepath.Glob(filepath.Join(dir, pattern))
 	if err != nil || len(files) == 0 {
-		t.Skipf("no %s files in %s", pattern, dir)
+		testutil.Missing(t, "no %s files in %s", pattern, dir)
 	}
 	out := map[string][]testutil.RefRecord{}
 	for _, f := range files {

@@ -14,7 +14,7 @@ func TestEPDFiles(t *testing.T) {
 	dir := testutil.Shared(t, "data", "epd")
 	files, err := filepath.Glob(filepath.Join(dir, "*.epd"))
 	if err != nil || len(files) == 0 {
-		t.Skip("no EPD files")
+		testutil.Missing(t, "no EPD files in %s", dir)
 	}
 	// One position of senjo-test.epd has a pawn on the eighth rank.
 	wantBad := map[string]int{"senjo-test.epd": 1}

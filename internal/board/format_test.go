@@ -3,6 +3,7 @@ package board
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -118,7 +119,7 @@ func checkLegal(t *testing.T, tag string, p *Position, r testutil.RefRecord, tr 
 	for _, lm := range r.LegalMoves {
 		want[lm.NNIndex] = 1
 	}
-	if !equalPlanes(mask, want) {
+	if !slices.Equal(mask, want) {
 		t.Errorf("%s: LegalMaskT does not match lc0's indices", tag)
 	}
 }
@@ -428,7 +429,7 @@ func TestCastlingPlaneFormat(t *testing.T) {
 		}
 	}
 	if len(recs) == 0 {
-		t.Skip("no format-3 refdump")
+		testutil.Missing(t, "no format-3 refdump")
 	}
 	classical := make([]float32, NumPlanes*64)
 	got := make([]float32, NumPlanes*64)
@@ -486,7 +487,7 @@ func TestCanonicalFillEdges(t *testing.T) {
 		for _, fill := range []HistoryFill{FillFENOnly, FillAlways} {
 			ta := g.EncodeFormat(InputCanonicalV2, fill, a)
 			tb := g.EncodeFormat(InputCanonicalV2, FillNo, b)
-			if ta != tb || !equalPlanes(a, b) {
+			if ta != tb || !slices.Equal(a, b) {
 				t.Errorf("%s fill %s: format 5 differs from fill no", fen, fill)
 			}
 		}
@@ -500,7 +501,7 @@ func TestCanonicalFillEdges(t *testing.T) {
 	for _, f := range []InputFormat{InputCanonical, InputCanonicalV2} {
 		g.EncodeFormat(f, FillCurrent, a)
 		for i := 1; i < HistorySlots; i++ {
-			if !equalPlanes(a[:PlanesPerSlot*64], a[i*PlanesPerSlot*64:(i+1)*PlanesPerSlot*64]) {
+			if !slices.Equal(a[:PlanesPerSlot*64], a[i*PlanesPerSlot*64:(i+1)*PlanesPerSlot*64]) {
 				t.Errorf("format %s fill current: slot %d differs from slot 0", f, i)
 			}
 		}
@@ -519,18 +520,6 @@ func TestCanonicalFillEdges(t *testing.T) {
 			t.Fatalf("fill current after a pawn move: plane %d not empty", i/64)
 		}
 	}
-}
-
-func equalPlanes(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestPolicyIndexTErrors checks the error paths of the transform-aware
@@ -613,7 +602,7 @@ func TestLc0EncoderCases(t *testing.T) {
 		// Slot 0 is the current position as Encode has it.
 		classical := make([]float32, NumPlanes*64)
 		g.Encode(FillNo, classical)
-		if !equalPlanes(got[:PlanesPerSlot*64], classical[:PlanesPerSlot*64]) {
+		if !slices.Equal(got[:PlanesPerSlot*64], classical[:PlanesPerSlot*64]) {
 			t.Errorf("%s %q: current-position planes differ from Encode", tc.f, tc.moves)
 		}
 		for pl := PlanesPerSlot; pl < NumPlanes; pl++ {

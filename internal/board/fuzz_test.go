@@ -3,7 +3,9 @@ package board
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"slices"
 	"testing"
 )
 
@@ -85,6 +87,9 @@ func FuzzPGNReader(f *testing.F) {
 		"% escape\n[Event \"a\"]\n\n[Event \"b\"]\n1. d4 ; comment\n{multi\nline} d5 *\r\n",
 		"1. e4 e5 2. Ke3 *\n1. d4 *",
 		"[Variant \"Crazyhouse\"]\n1. e4 N@f3 *",
+		// Underpromotion, a black first move, en passant and a knight move that needs its file.
+		"[FEN \"4k3/8/8/8/8/8/p7/4K3 b - - 0 1\"]\n1... a1=N 2. Kd2 *",
+		"1. e4 Nf6 2. e5 d5 3. exd6 Nc6 4. Nc3 Nb4 5. Nge2 1/2-1/2",
 	} {
 		f.Add([]byte(s))
 	}
@@ -111,8 +116,49 @@ func FuzzPGNReader(f *testing.F) {
 			}
 			_ = g.Positions(func(gm *Game, ply int, next *Move) error {
 				gm.Encode(FillFENOnly, planes)
+				if next != nil {
+					p := gm.Current()
+					san := p.SAN(*next)
+					if back, err := p.ParseMove(san); err != nil || back != *next {
+						t.Fatalf("game %d ply %d (%s): SAN %q of %s parses to %v, %v", g.Index, ply, p.FEN(), san, *next, back, err)
+					}
+				}
 				return nil
 			})
+			sanRoundTrip(t, g)
 		}
 	})
+}
+
+// sanRoundTrip writes g back as PGN, its start as a FEN tag and its moves in the SAN we generate, and reads
+// that with a fresh reader: the game must come back with the same start, moves and result.
+func sanRoundTrip(t *testing.T, g *PGNGame) {
+	t.Helper()
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "[SetUp \"1\"]\n[FEN \"%s\"]\n\n", g.StartFEN)
+	_ = g.Positions(func(gm *Game, ply int, next *Move) error {
+		if next == nil {
+			return nil
+		}
+		p := gm.Current()
+		switch {
+		case p.SideToMove() == White:
+			fmt.Fprintf(&b, "%d. ", p.FullmoveNumber())
+		case ply == 0:
+			fmt.Fprintf(&b, "%d... ", p.FullmoveNumber())
+		}
+		b.WriteString(p.SAN(*next))
+		b.WriteByte(' ')
+		return nil
+	})
+	b.WriteString(g.Result)
+	b.WriteByte('\n')
+	back, err := NewPGNReader(bytes.NewReader(b.Bytes())).Next()
+	if err != nil {
+		t.Fatalf("game %d written back as\n%s\ndoes not read: %v", g.Index, b.Bytes(), err)
+	}
+	if back.StartFEN != g.StartFEN || !slices.Equal(back.Moves, g.Moves) || back.Result != g.Result {
+		t.Fatalf("game %d written back as\n%s\nreads as start %q, %d moves %v, result %q; want %q, %d moves %v, %q",
+			g.Index, b.Bytes(), back.StartFEN, len(back.Moves), back.Moves, back.Result, g.StartFEN, len(g.Moves), g.Moves, g.Result)
+	}
 }

@@ -141,7 +141,7 @@ func openShared(t *testing.T, sub, name string) *os.File {
 	t.Helper()
 	f, err := os.Open(filepath.Join(testutil.Shared(t, "data", sub), name))
 	if err != nil {
-		t.Skipf("%s: %v", name, err)
+		testutil.Missing(t, "%s: %v", name, err)
 	}
 	t.Cleanup(func() { f.Close() })
 	return f

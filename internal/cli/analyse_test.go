@@ -101,7 +101,7 @@ func TestAnalyseSaliencyMaia(t *testing.T) {
 			}
 		}
 	}
-	checkNumpy(t, dir)
+	testutil.NumpyManifest(t, dir, true)
 	// --format npy without -o is a usage error.
 	if code, _, stderr := runCLI(t, env, "analyse", "--model", maia, "--lens", "saliency", "--startpos", "--format", "npy"); code != ExitUsage || !strings.Contains(stderr, "-o") {
 		t.Errorf("npy without -o: exit %d %q", code, stderr)

@@ -3,20 +3,27 @@ package cli
 import (
 	"bufio"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+	"unicode"
+
+	"github.com/notnil/chess"
 
 	"github.com/lczerolens/lczerolens/internal/board"
+	"github.com/lczerolens/lczerolens/internal/npy"
 	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
@@ -105,31 +112,10 @@ func readManifest(t testing.TB, dir string) manifest {
 	return m
 }
 
-// checkNumpy loads every NPY file of a batch directory with numpy and checks its shape against the manifest.
-func checkNumpy(t *testing.T, dir string) {
-	t.Helper()
-	if err := exec.Command("/usr/bin/python3", "-c", "import numpy").Run(); err != nil {
-		t.Skip("skipping numpy check: /usr/bin/python3 with numpy not available (apt-get install python3-numpy)")
-	}
-	script := `
-import json, sys, numpy as np
-d = sys.argv[1]
-m = json.load(open(d + "/manifest.json"))
-for key, k in m["keys"].items():
-    a = np.load(d + "/" + k["file"])
-    assert a.dtype == np.float32, (key, a.dtype)
-    assert list(a.shape) == [m["count"]] + k["shape"], (key, a.shape, k["shape"])
-    assert np.isfinite(a).all(), key
-print("ok", len(m["keys"]))
-`
-	out, err := exec.Command("/usr/bin/python3", "-c", script, dir).CombinedOutput()
-	if err != nil || !strings.HasPrefix(string(out), "ok") {
-		t.Fatalf("numpy check failed: %v\n%s", err, out)
-	}
-}
-
 // TestBatchRealPGN runs the activation lens over 1,000 real games (demo network) and checks the counts,
-// the positions index and that numpy loads every file with the manifest's shapes.
+// the positions index and that numpy loads every file with the manifest's shapes. The values are checked
+// without the project's chess code: the first games' positions against notnil/chess replaying the PGN, and
+// sampled rows' activations against the demo network's closed form computed from their FEN.
 func TestBatchRealPGN(t *testing.T) {
 	pgn := testutil.Shared(t, "data/pgn/corentings-lichess-big.pgn")
 	lib := testutil.ORTLib(t)
@@ -161,7 +147,120 @@ func TestBatchRealPGN(t *testing.T) {
 	if first.Game != 0 || first.Ply != 0 || first.Move == nil || last.Move != nil || last.Game != games-1 {
 		t.Errorf("first row %+v, last row %+v", first, last)
 	}
-	checkNumpy(t, out)
+	checkRowsAgainstNotnil(t, pgn, rows, 3)
+	key, ok := m.Keys["block0/conv2/relu_output"]
+	if !ok {
+		t.Fatalf("no block0/conv2/relu_output among the keys %v", m.Keys)
+	}
+	// Every 97th row, and the last: rows of every game phase, both sides to move.
+	var sample []int
+	for i := 0; i < len(rows); i += 97 {
+		sample = append(sample, i)
+	}
+	checkDemoBody(t, filepath.Join(out, key.File), rows, append(sample, len(rows)-1))
+	testutil.NumpyManifest(t, out, true)
+}
+
+// checkRowsAgainstNotnil replays the first n games of pgn with notnil/chess and checks that the first rows of
+// positions.jsonl are their positions in order (placement, side to move, castling).
+func checkRowsAgainstNotnil(t *testing.T, pgn string, rows []string, n int) {
+	t.Helper()
+	f, err := os.Open(pgn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := chess.NewScanner(f)
+	row := 0
+	for g := 0; g < n; g++ {
+		if !sc.Scan() {
+			t.Fatalf("notnil read %d games: %v", g, sc.Err())
+		}
+		for ply, pos := range sc.Next().Positions() {
+			var r struct {
+				Game int    `json:"game"`
+				Ply  int    `json:"ply"`
+				FEN  string `json:"fen"`
+			}
+			if err := json.Unmarshal([]byte(rows[row]), &r); err != nil {
+				t.Fatal(err)
+			}
+			got, want := strings.Fields(r.FEN)[:3], strings.Fields(pos.String())[:3]
+			if r.Game != g || r.Ply != ply || !slices.Equal(got, want) {
+				t.Fatalf("row %d: game %d ply %d %v, notnil game %d ply %d %v", row, r.Game, r.Ply, got, g, ply, want)
+			}
+			row++
+		}
+	}
+}
+
+// checkDemoBody checks rows of the demo network's block0/conv2/relu_output against its closed form computed
+// from each row's FEN: channel c at a square is 2*(x+1), x being the value of the mover's piece there (c=0),
+// of the opponent's (c=1), or whether the mover (c=2) or the opponent (c=3) has a piece there; the board is
+// seen from the mover's side (ranks mirrored when black moves). See internal/demonet.
+func checkDemoBody(t *testing.T, path string, rows []string, sample []int) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	shape, off, err := npy.ReadHeader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(shape, []int{len(rows), 4, 8, 8}) {
+		t.Fatalf("%s: shape %v, want [%d 4 8 8]", path, shape, len(rows))
+	}
+	values := map[rune]float64{'p': 1, 'n': 3, 'b': 3, 'r': 5, 'q': 9, 'k': 0}
+	raw := make([]byte, 4*8*8*4)
+	for _, i := range sample {
+		var r struct {
+			FEN string `json:"fen"`
+		}
+		if err := json.Unmarshal([]byte(rows[i]), &r); err != nil {
+			t.Fatal(err)
+		}
+		fields := strings.Fields(r.FEN)
+		black := fields[1] == "b"
+		var want [4][8][8]float64
+		for rank, line := range strings.Split(fields[0], "/") {
+			rank = 7 - rank // FEN lists rank 8 first
+			file := 0
+			for _, c := range line {
+				if c >= '1' && c <= '8' {
+					file += int(c - '0')
+					continue
+				}
+				lower := unicode.ToLower(c)
+				mine := (c == lower) == black // lower case is black
+				rk := rank
+				if black {
+					rk = 7 - rank
+				}
+				ch := 1
+				if mine {
+					ch = 0
+				}
+				want[ch][rk][file] = values[lower]
+				want[ch+2][rk][file] = 1
+				file++
+			}
+		}
+		if _, err := f.ReadAt(raw, off+int64(i)*int64(len(raw))); err != nil {
+			t.Fatal(err)
+		}
+		for c := range 4 {
+			for rk := range 8 {
+				for file := range 8 {
+					got := float64(math.Float32frombits(binary.LittleEndian.Uint32(raw[4*((c*8+rk)*8+file):])))
+					if w := 2 * (want[c][rk][file] + 1); got != w {
+						t.Fatalf("row %d (%s): channel %d rank %d file %d = %g, closed form %g", i, r.FEN, c, rk+1, file+1, got, w)
+					}
+				}
+			}
+		}
+	}
 }
 
 // TestBatchBadRecords checks that a malformed game goes to errors.jsonl and the run goes on, and that
@@ -208,8 +307,9 @@ func TestBatchBadRecords(t *testing.T) {
 	}
 }
 
-// TestBatchKillResume SIGKILLs a batch run midway, resumes it, and compares every file with an
-// uninterrupted run byte for byte.
+// TestBatchKillResume SIGKILLs a batch run three times at fixed fractions of its output, resuming after each
+// kill, and compares every file with an uninterrupted run byte for byte. A run that ends before its kill
+// fails the test: a resume that never followed a kill proves nothing.
 func TestBatchKillResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping in -short mode")
@@ -223,9 +323,10 @@ func TestBatchKillResume(t *testing.T) {
 	if out, err := cliProcess(t, args(clean)...).CombinedOutput(); err != nil {
 		t.Fatalf("clean run: %v\n%s", err, out)
 	}
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	total := fileSize(t, filepath.Join(clean, "positions.jsonl"))
+	// A fixed seed: the kill points vary within their windows but are the same on every run of the test.
+	rng := rand.New(rand.NewPCG(12, 7))
 	killed := filepath.Join(dir, "killed")
-	kills := 0
 	for attempt := 0; attempt < 3; attempt++ {
 		extra := []string{}
 		if attempt > 0 {
@@ -235,29 +336,29 @@ func TestBatchKillResume(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		// Kill once some rows are on disk, at a random moment.
-		target := 100 + rng.IntN(3000)
-		deadline := time.Now().Add(20 * time.Second)
+		// Kill once the index has grown past a point in the attempt's quarter of the output (20-30%,
+		// 45-55%, 70-80%), so that each attempt has rows to write before it and rows left after it.
+		target := total * int64(20+25*attempt+rng.IntN(11)) / 100
+		deadline := time.Now().Add(60 * time.Second)
 		for time.Now().Before(deadline) {
-			if fi, err := os.Stat(filepath.Join(killed, "positions.jsonl")); err == nil && fi.Size() > int64(target*40) {
+			if fi, err := os.Stat(filepath.Join(killed, "positions.jsonl")); err == nil && fi.Size() > target {
 				break
 			}
 			time.Sleep(time.Millisecond)
 		}
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		err := cmd.Wait()
-		if err == nil {
-			break // finished before the kill
+		ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		if err == nil || !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			t.Fatalf("attempt %d (kill past %d of %d index bytes) was not killed: %v; the resume would prove nothing", attempt, target, total, err)
 		}
-		kills++
-	}
-	if kills == 0 {
-		t.Log("note: the run finished before any kill landed")
+		if got := fileSize(t, filepath.Join(killed, "positions.jsonl")); got >= total {
+			t.Fatalf("attempt %d was killed with the whole index (%d of %d bytes) written: nothing was left to resume", attempt, got, total)
+		}
 	}
 	if out, err := cliProcess(t, args(killed, "--resume")...).CombinedOutput(); err != nil {
 		t.Fatalf("resume: %v\n%s", err, out)
 	}
-	t.Logf("killed %d times, then resumed", kills)
 	entries, err := os.ReadDir(clean)
 	if err != nil {
 		t.Fatal(err)
@@ -274,6 +375,16 @@ func TestBatchKillResume(t *testing.T) {
 	if readManifest(t, killed).Count != readManifest(t, clean).Count {
 		t.Error("manifest counts differ")
 	}
+}
+
+// fileSize is a file's size, failing the test when it cannot be read.
+func fileSize(t testing.TB, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
 }
 
 // fileSum is a file's size and sha256, read as a stream.

@@ -6,7 +6,6 @@ import (
 	"encoding/xml"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -129,7 +128,7 @@ func TestHeatmapLensesCLI(t *testing.T) {
 						if _, err := os.Stat(filepath.Join(out, "variants.npy")); err == nil {
 							t.Error("batch npy wrote variants.npy")
 						}
-						numpyShapes(t, out)
+						testutil.NumpyManifest(t, out, false)
 						// render draws row 0 (black to move) with its pieces from positions.jsonl.
 						pic := filepath.Join(t.TempDir(), "b.svg")
 						code, _, stderr = runCLI(t, env, "render", "--from", out, "--key", "heatmap", "--row", "0", "--orientation", "side-to-move", "--arrows", "f6h5", "-o", pic)
@@ -162,29 +161,6 @@ func TestHeatmapLensesCLI(t *testing.T) {
 				}
 			})
 		}
-	}
-}
-
-// numpyShapes checks that numpy loads every NPY file of dir with the manifest's shape. Unlike checkNumpy it
-// allows NaN, which occlusion writes where its target's move becomes illegal.
-func numpyShapes(t *testing.T, dir string) {
-	t.Helper()
-	if err := exec.Command("/usr/bin/python3", "-c", "import numpy").Run(); err != nil {
-		t.Skip("skipping numpy check: /usr/bin/python3 with numpy not available (apt-get install python3-numpy)")
-	}
-	script := `
-import json, sys, numpy as np
-d = sys.argv[1]
-m = json.load(open(d + "/manifest.json"))
-for key, k in m["keys"].items():
-    a = np.load(d + "/" + k["file"])
-    assert a.dtype == np.float32, (key, a.dtype)
-    assert list(a.shape) == [m["count"]] + k["shape"], (key, a.shape, k["shape"])
-print("ok", len(m["keys"]))
-`
-	out, err := exec.Command("/usr/bin/python3", "-c", script, dir).CombinedOutput()
-	if err != nil || !strings.HasPrefix(string(out), "ok") {
-		t.Fatalf("numpy check failed: %v\n%s", err, out)
 	}
 }
 

@@ -2,11 +2,11 @@ package concepts
 
 import (
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/lczerolens/lczerolens/internal/board"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 func pos(t *testing.T, fen string) *board.Position {
@@ -134,10 +134,9 @@ func placement(pieces map[board.Square]byte) string {
 // TestAttackedAgainstInCheck compares Attacked with the board's own check detection: moving the defender's
 // king onto a square makes "attacked" and "in check" the same question. Positions come from real games.
 func TestAttackedAgainstInCheck(t *testing.T) {
-	path, _ := filepath.Abs(filepath.Join("..", "..", "..", "shared", "data", "pgn", "educhess-Morphy.pgn"))
-	f, err := os.Open(path)
+	f, err := os.Open(testutil.Shared(t, "data", "pgn", "educhess-Morphy.pgn"))
 	if err != nil {
-		t.Skipf("skipping: %s not found (../shared is present in CI)", path)
+		t.Fatal(err)
 	}
 	defer f.Close()
 	r := board.NewPGNReader(f)

@@ -60,14 +60,14 @@ func encode(t *testing.T, fen string) []float32 {
 	return planes
 }
 
-// TestEmbeddedUpToDate fails when demo.onnx in internal/model and Build disagree: run go generate there.
+// TestEmbeddedUpToDate fails when demo.onnx in internal/model and Build disagree: run `make demo`.
 func TestEmbeddedUpToDate(t *testing.T) {
 	want, err := demonet.Bytes()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(model.DemoBytes(), want) {
-		t.Fatal("internal/model/demo.onnx is stale: run `go generate ./internal/model`")
+		t.Fatal("internal/model/demo.onnx is stale: run `make demo`")
 	}
 	again, _ := demonet.Bytes()
 	if !bytes.Equal(again, want) {

@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -212,7 +213,7 @@ func TestModuleNames(t *testing.T) {
 					t.Errorf("module %s missing", m.Name)
 					continue
 				}
-				if got.Op != m.Op || !equalShapes(got.Shape, m.Shape) {
+				if got.Op != m.Op || !slices.Equal(got.Shape, m.Shape) {
 					t.Errorf("module %s: %s %v, lc0 has %s %v", m.Name, got.Op, got.Shape, m.Op, m.Shape)
 				}
 			}
@@ -231,18 +232,6 @@ func TestModuleNames(t *testing.T) {
 			}
 		})
 	}
-}
-
-func equalShapes(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestMultiHead selects the other heads of a multi-head net: they convert, run, and differ from the defaults.

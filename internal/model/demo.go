@@ -5,8 +5,6 @@ import (
 	"sync"
 )
 
-//go:generate go run ../demonet/gen -o demo.onnx
-
 // demoONNX is the demo network built by internal/demonet; a test there checks it is up to date.
 //
 //go:embed demo.onnx

@@ -25,8 +25,17 @@ func valueSeed(n *Network) (string, []float32) {
 // relevance per position.
 func relevanceRun(t *testing.T, rt *Runtime, n *Network, planes []float32, batch int, rule Rule) (target, sum []float64) {
 	t.Helper()
+	target, sums := relevanceSums(t, rt, n, planes, batch, rule, nil)
+	return target, sums[n.Input]
+}
+
+// relevanceSums is relevanceRun that also returns the summed relevance of the tensors in at (and of the
+// input), per position.
+func relevanceSums(t *testing.T, rt *Runtime, n *Network, planes []float32, batch int, rule Rule, at []string) (target []float64, sums map[string][]float64) {
+	t.Helper()
 	seed, row := valueSeed(n)
-	p, ios, err := BackwardPlan(n, nil, []Backward{{Seeds: []string{seed}, Wrt: []string{n.Input}, Rule: rule}})
+	wrt := append([]string{n.Input}, at...)
+	p, ios, err := BackwardPlan(n, nil, []Backward{{Seeds: []string{seed}, Wrt: wrt, Rule: rule}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,26 +43,64 @@ func relevanceRun(t *testing.T, rt *Runtime, n *Network, planes []float32, batch
 	for i := range sd {
 		sd[i] = row[i%len(row)]
 	}
+	fetch := []string{seed}
+	for _, w := range wrt {
+		fetch = append(fetch, ios[0].Grads[w])
+	}
 	out, err := rt.Run(p, map[string]Tensor{
 		n.Input:                 {Shape: []int64{int64(batch), Planes, 8, 8}, Data: planes},
 		ios[0].SeedInputs[seed]: {Shape: []int64{int64(batch), int64(len(row))}, Data: sd},
-	}, []string{seed, ios[0].Grads[n.Input]})
+	}, fetch)
 	if err != nil {
 		t.Fatal(err)
 	}
-	y, rel := out[seed].Data, out[ios[0].Grads[n.Input]].Data
-	per := Planes * 64
+	y := out[seed].Data
 	for i := range batch {
-		tv, s := 0.0, 0.0
+		tv := 0.0
 		for k, c := range row {
 			tv += float64(c) * float64(y[i*len(row)+k])
 		}
-		for _, r := range rel[i*per : (i+1)*per] {
-			s += float64(r)
-		}
-		target, sum = append(target, tv), append(sum, s)
+		target = append(target, tv)
 	}
-	return target, sum
+	sums = map[string][]float64{}
+	for _, w := range wrt {
+		rel := out[ios[0].Grads[w]].Data
+		per := len(rel) / batch
+		for i := range batch {
+			s := 0.0
+			for _, r := range rel[i*per : (i+1)*per] {
+				s += float64(r)
+			}
+			sums[w] = append(sums[w], s)
+		}
+	}
+	return target, sums
+}
+
+// seMean is a squeeze-excitation block's mean over the board, as lc0's nets build it: x feeds the mean and a
+// Mul by the gate.
+type seMean struct{ x, mean, gated string }
+
+// seMeans finds every mean over a tensor whose only other consumer is a Mul (squeeze-excitation's gating).
+func seMeans(n *Network) []seMean {
+	ix := onnxgraph.NewIndex(n.Proto.GetGraph())
+	var out []seMean
+	for _, nd := range n.Proto.GetGraph().GetNode() {
+		if op := nd.GetOpType(); op != "ReduceMean" && op != "GlobalAveragePool" {
+			continue
+		}
+		x := nd.GetInput()[0]
+		cs := ix.Consumers[x]
+		if len(cs) != 2 {
+			continue
+		}
+		for _, c := range cs {
+			if c != nd && c.GetOpType() == "Mul" {
+				out = append(out, seMean{x: x, mean: nd.GetOutput()[0], gated: c.GetOutput()[0]})
+			}
+		}
+	}
+	return out
 }
 
 // zeroBiases returns a copy of n whose biases (Conv's third input, constant terms of Add) are zero, so LRP
@@ -111,10 +158,15 @@ func refBatch(t *testing.T, path string) ([]float32, int) {
 
 // TestRelevanceConservation checks LRP's defining property on every real net: the input relevance sums to
 // the target. With the biases zeroed nothing may absorb relevance but epsilon, so the epsilon rule must
-// conserve it up to float32 rounding. The z+ rule also drops the relevance of units with no positive
-// contribution, which has no simple bound (relevances of both signs), so for it the residual is only logged
-// and checked finite; its rules are checked exactly on hand graphs in autograd. With the real biases the
-// residual (target - sum) is what biases absorb; it is logged, the figure the lens documentation quotes.
+// conserve it up to float32 rounding (measured within 2e-5; held to 5e-5). The z+ rule does not conserve it
+// on these nets even without biases, and the test pins down where it leaks: at squeeze-excitation's mean.
+// z+ passes a mean's relevance only to the positive entries of its input (the conv output before the gate,
+// which can be negative), while the layer after the mean credits a negative mean through its negative
+// weights; a channel negative everywhere thus receives relevance it cannot pass back. So, per position,
+// target - input sum must equal the sum over SE blocks of what the mean received minus what reached x through
+// it (R(x) - R(x * gate)), to the same 5e-5 (measured within 1e-5). Measured: that leak is up to 0.03-0.61 per
+// net, for targets of magnitude up to 1, and it is all of the shortfall. With the real biases the residual (target - sum) is what biases absorb; it is logged, the
+// figure the lens documentation quotes.
 func TestRelevanceConservation(t *testing.T) {
 	rt := testRuntime(t)
 	for _, path := range refNets(t) {
@@ -126,21 +178,39 @@ func TestRelevanceConservation(t *testing.T) {
 			}
 			planes, batch := refBatch(t, path)
 			nb := zeroBiases(t, n)
+			se := seMeans(nb)
+			var at []string
+			for _, m := range se {
+				at = append(at, m.x, m.mean, m.gated)
+			}
 			for _, rule := range []Rule{{Kind: RuleLRPEpsilon, Epsilon: 1e-6}, {Kind: RuleLRPZPlus, Epsilon: 1e-6}} {
-				target, sum := relevanceRun(t, rt, nb, planes, batch, rule)
-				worst := 0.0
+				target, sums := relevanceSums(t, rt, nb, planes, batch, rule, at)
+				sum := sums[nb.Input]
+				worst, worstLeak := 0.0, 0.0
 				for i := range target {
-					d := math.Abs(target[i] - sum[i])
-					worst = math.Max(worst, d)
-					tol := 1e-3 * math.Max(1, math.Abs(target[i]))
-					if rule.Kind == RuleLRPZPlus {
-						tol = math.Inf(1)
+					if math.IsNaN(sum[i]) || math.IsInf(sum[i], 0) {
+						t.Fatalf("%s, no biases, position %d: relevance sum %g", rule, i, sum[i])
 					}
-					if math.IsNaN(sum[i]) || math.IsInf(sum[i], 0) || d > tol {
-						t.Errorf("%s, no biases, position %d: relevance sums to %g, target %g", rule, i, sum[i], target[i])
+					want, tol := target[i], 5e-5*math.Max(1, math.Abs(target[i]))
+					if rule.Kind == RuleLRPZPlus {
+						leak := 0.0
+						for _, m := range se {
+							leak += sums[m.mean][i] - (sums[m.x][i] - sums[m.gated][i])
+						}
+						want = target[i] - leak
+						worstLeak = math.Max(worstLeak, math.Abs(leak))
+					}
+					d := math.Abs(want - sum[i])
+					worst = math.Max(worst, d)
+					if d > tol {
+						t.Errorf("%s, no biases, position %d: relevance sums to %g, want %g (target %g), tolerance %g", rule, i, sum[i], want, target[i], tol)
 					}
 				}
-				t.Logf("%s, no biases: max |target - sum| = %.3g", rule, worst)
+				if rule.Kind == RuleLRPZPlus {
+					t.Logf("%s, no biases: %d SE means leak up to %.3g; max |target - leak - sum| = %.3g", rule, len(se), worstLeak, worst)
+				} else {
+					t.Logf("%s, no biases: max |target - sum| = %.3g", rule, worst)
+				}
 
 				target, sum = relevanceRun(t, rt, n, planes, batch, rule)
 				var absRes, absT float64

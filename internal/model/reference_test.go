@@ -62,7 +62,7 @@ func TestSyntheticNets(t *testing.T) {
 	sh := sharedDir(t)
 	paths, _ := filepath.Glob(filepath.Join(sh, "models", "synthetic", "*.onnx"))
 	if len(paths) == 0 {
-		t.Skip("no synthetic nets")
+		testutil.Missing(t, "no synthetic nets in %s/models/synthetic", sh)
 	}
 	for _, path := range paths {
 		base := strings.TrimSuffix(filepath.Base(path), ".onnx")

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 func readFile(t *testing.T, path string) ([]int, []float32) {
@@ -228,7 +230,7 @@ func TestAppenderErrors(t *testing.T) {
 // TestNumpyLoadsAppender checks numpy reads an Appender file while it is
 // still open, right after a Sync.
 func TestNumpyLoadsAppender(t *testing.T) {
-	numpyPython(t)
+	testutil.NumpyPython(t)
 	path := filepath.Join(t.TempDir(), "a.npy")
 	a, err := CreateAppender(path, []int{64, 8, 8})
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 // values returns n deterministic float32s covering signs, fractions,
@@ -236,16 +238,6 @@ func TestReadAcceptsVariants(t *testing.T) {
 	}
 }
 
-// numpyPython returns a python3 that imports numpy, or skips the test.
-func numpyPython(t *testing.T) string {
-	t.Helper()
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import numpy").Run(); err != nil {
-		t.Skipf("skipping numpy check: %s cannot import numpy (%v); install python3-numpy", py, err)
-	}
-	return py
-}
-
 // numpyLoad loads each file with numpy.load and returns its shape and its
 // values flattened (NaN and infinities as strings, since JSON has none).
 func numpyLoad(t *testing.T, files ...string) map[string]struct {
@@ -253,7 +245,7 @@ func numpyLoad(t *testing.T, files ...string) map[string]struct {
 	Flat  []any
 } {
 	t.Helper()
-	py := numpyPython(t)
+	py := testutil.NumpyPython(t)
 	script := `
 import json, sys, numpy as np
 out = {}
@@ -299,7 +291,7 @@ func numpyValue(v any) float32 {
 }
 
 func TestNumpyLoadsWrite(t *testing.T) {
-	numpyPython(t)
+	testutil.NumpyPython(t)
 	dir := t.TempDir()
 	shapes := [][]int{{}, {0}, {7}, {2, 3}, {2, 112, 8, 8}}
 	var files []string

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/lczerolens/lczerolens/internal/npy"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 // The tests drive a Writer with a deterministic synthetic input: record r
@@ -390,20 +391,10 @@ func compareDirs(t *testing.T, a, b string) {
 	}
 }
 
-// numpyPython returns a python3 that imports numpy, or skips the test.
-func numpyPython(t *testing.T) string {
-	t.Helper()
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import numpy").Run(); err != nil {
-		t.Skipf("skipping numpy check: %s cannot import numpy (%v); install python3-numpy", py, err)
-	}
-	return py
-}
-
 // runPython runs script with args and returns its stdout.
 func runPython(t *testing.T, script string, args ...string) []byte {
 	t.Helper()
-	cmd := exec.Command(numpyPython(t), append([]string{"-c", script}, args...)...)
+	cmd := exec.Command(testutil.NumpyPython(t), append([]string{"-c", script}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 func TestKeyFileName(t *testing.T) {
@@ -90,7 +92,7 @@ func TestWriterFormats(t *testing.T) {
 // TestNumpyLoadsOutput loads every file of both formats with numpy and the
 // json module and compares shapes and values with the recipe.
 func TestNumpyLoadsOutput(t *testing.T) {
-	numpyPython(t)
+	testutil.NumpyPython(t)
 	const records = 40
 	positions := positionsBefore(records)
 	dirs := map[Format]string{}

@@ -1,6 +1,11 @@
 // Package testutil holds what the project's tests share: the module root, the reference data in ../shared
-// beside the checkout, the ONNX Runtime library, and lc0's reference dumps. It is for tests only: nothing
-// outside _test.go files imports it, and it imports nothing from the project, so any package's tests may use it.
+// beside the checkout, the ONNX Runtime library, numpy, and lc0's reference dumps. It is for tests only:
+// nothing outside _test.go files imports it, and it imports nothing from the project, so any package's tests
+// may use it.
+//
+// A test whose dependency is absent (../shared, ONNX Runtime, numpy) skips with a message on a developer's
+// machine, but fails when CI=true: in CI an absent dependency is a broken setup, and tests that skip silently
+// there prove nothing.
 package testutil
 
 import (
@@ -11,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -49,13 +55,30 @@ func Root(t testing.TB) string {
 	return dir
 }
 
-// Shared returns ../shared/rel... beside the checkout and skips the test when that path is absent: the
-// reference data is not part of the repository and is present only in CI and the dev sandbox.
+// Strict reports whether an absent test dependency fails the test rather than skipping it: it does when the
+// CI variable is true (CI=true, as CI services and .ci/run set it).
+func Strict() bool {
+	v, err := strconv.ParseBool(os.Getenv("CI"))
+	return err == nil && v
+}
+
+// Missing ends a test whose dependency is absent: it skips with the message, or fails with it under Strict.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if Strict() {
+		t.Fatalf("%s (CI=true: a missing test dependency is an error)", msg)
+	}
+	t.Skipf("skipping: %s", msg)
+}
+
+// Shared returns ../shared/rel... beside the checkout and ends the test through Missing when that path is
+// absent: the reference data is not part of the repository and is present only in CI and the dev sandbox.
 func Shared(t testing.TB, rel ...string) string {
 	t.Helper()
 	p := filepath.Join(append([]string{Root(t), "..", "shared"}, rel...)...)
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("skipping: shared test data %s absent (../shared is present in CI and the dev sandbox)", p)
+		Missing(t, "shared test data %s absent (../shared is present in CI and the dev sandbox)", p)
 	}
 	return p
 }
@@ -75,14 +98,56 @@ func FindORTLib() (string, error) {
 	return p, nil
 }
 
-// ORTLib returns the ONNX Runtime shared library in third_party and skips the test when it is absent.
+// ORTLib returns the ONNX Runtime shared library in third_party and ends the test through Missing when it
+// is absent.
 func ORTLib(t testing.TB) string {
 	t.Helper()
 	p, err := FindORTLib()
 	if err != nil {
-		t.Skipf("skipping: %v", err)
+		Missing(t, "%v", err)
 	}
 	return p
+}
+
+// Python is the interpreter the numpy checks run: the system one, which python3-numpy installs into.
+const Python = "/usr/bin/python3"
+
+// NumpyPython returns Python when it imports numpy, and otherwise ends the test through Missing.
+func NumpyPython(t testing.TB) string {
+	t.Helper()
+	if err := exec.Command(Python, "-c", "import numpy").Run(); err != nil {
+		Missing(t, "numpy check: %s cannot import numpy (%v); install python3-numpy", Python, err)
+	}
+	return Python
+}
+
+// numpyManifestScript loads every NPY file a manifest lists and checks its dtype and its shape, [count] and
+// the key's shape; with finite set it also requires every value to be finite.
+const numpyManifestScript = `
+import json, sys, numpy as np
+d, finite = sys.argv[1], sys.argv[2] == "1"
+m = json.load(open(d + "/manifest.json"))
+for key, k in m["keys"].items():
+    a = np.load(d + "/" + k["file"])
+    assert a.dtype == np.float32, (key, a.dtype)
+    assert list(a.shape) == [m["count"]] + k["shape"], (key, a.shape, k["shape"])
+    assert not finite or np.isfinite(a).all(), key
+print("ok", len(m["keys"]))
+`
+
+// NumpyManifest loads every NPY file of an output directory with numpy and checks each against its
+// manifest.json entry: float32, shape [count]+shape and, when finite is set, no NaN or infinity (occlusion
+// writes NaN where its target's move becomes illegal, so not every output can promise that).
+func NumpyManifest(t testing.TB, dir string, finite bool) {
+	t.Helper()
+	flag := "0"
+	if finite {
+		flag = "1"
+	}
+	out, err := exec.Command(NumpyPython(t), "-c", numpyManifestScript, dir, flag).CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "ok") {
+		t.Fatalf("numpy check of %s failed: %v\n%s", dir, err, out)
+	}
 }
 
 // RefRecord is one line of an lc0 reference dump (NET.refdump.jsonl, synthetic/*.jsonl.gz): a position, the

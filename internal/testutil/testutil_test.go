@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -103,5 +104,74 @@ func TestReadRefdump(t *testing.T) {
 		if p := DecodePlanes(t, r); p[0] != 1 {
 			t.Errorf("%s: a1 of plane 0 = %g, want 1", path, p[0])
 		}
+	}
+}
+
+// recorder is a testing.TB that records how a helper ended the test instead of ending it; Skipf and Fatalf
+// stop the calling goroutine as the real ones do, so code after them must not run.
+type recorder struct {
+	testing.TB
+	skipped, failed bool
+	msg             string
+}
+
+func (r *recorder) Helper() {}
+func (r *recorder) Skipf(format string, args ...any) {
+	r.skipped, r.msg = true, fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+func (r *recorder) Fatalf(format string, args ...any) {
+	r.failed, r.msg = true, fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// run calls f with a recorder on its own goroutine, so that Skipf and Fatalf can stop it.
+func run(t *testing.T, f func(tb testing.TB)) *recorder {
+	r := &recorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(r)
+	}()
+	<-done
+	return r
+}
+
+// TestMissingStrictInCI checks that an absent dependency skips a developer's test but fails it under CI=true,
+// through Shared, ORTLib's Missing and Missing itself, and that a present path neither skips nor fails.
+func TestMissingStrictInCI(t *testing.T) {
+	absent := []string{"no such folder", "of test data"}
+	for _, tc := range []struct {
+		ci           string
+		skip, strict bool
+	}{
+		{"", true, false},
+		{"false", true, false},
+		{"true", false, true},
+		{"1", false, true},
+	} {
+		t.Run("CI="+tc.ci, func(t *testing.T) {
+			t.Setenv("CI", tc.ci)
+			if Strict() != tc.strict {
+				t.Fatalf("Strict() = %v with CI=%q", Strict(), tc.ci)
+			}
+			for name, f := range map[string]func(testing.TB){
+				"Shared":  func(tb testing.TB) { Shared(tb, absent...) },
+				"Missing": func(tb testing.TB) { Missing(tb, "thing %s absent", "x") },
+			} {
+				r := run(t, f)
+				if r.skipped != tc.skip || r.failed != tc.strict {
+					t.Errorf("%s: skipped %v failed %v, want %v %v (%s)", name, r.skipped, r.failed, tc.skip, tc.strict, r.msg)
+				}
+				if tc.strict && !strings.Contains(r.msg, "CI=true") {
+					t.Errorf("%s: failure %q does not say CI=true made it one", name, r.msg)
+				}
+			}
+			// ../shared/../<checkout> is the checkout itself: a path that exists whether ../shared does or not.
+			here := filepath.Base(Root(t))
+			if r := run(t, func(tb testing.TB) { Shared(tb, "..", here) }); r.skipped || r.failed {
+				t.Errorf("the checkout itself, seen from ../shared, is present but: %s", r.msg)
+			}
+		})
 	}
 }

@@ -1,5 +1,5 @@
-// Command gen writes the demo network built by internal/demonet to a file; internal/model runs it through
-// go generate to refresh the embedded demo.onnx.
+// Command gen writes the demo network built by internal/demonet to a file; `make demo` (go generate in
+// internal/demonet) runs it to refresh internal/model's embedded demo.onnx.
 package main
 
 import (

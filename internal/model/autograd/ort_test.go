@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 func needORT(t testing.TB) {
 	t.Helper()
 	if ortErr != nil {
-		t.Skipf("onnx runtime unavailable: %v", ortErr)
+		testutil.Missing(t, "onnx runtime unavailable: %v", ortErr)
 	}
 }
 
