@@ -55,7 +55,7 @@ outputs: JSON to stdout or -o FILE, or with --format npy the same directory layo
 	opts.Pos.register(cmd)
 	opts.Lenses.register(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&opts.Format, "format", "json", "output format: json, or npy (needs -o DIR)")
+	fl.StringVar(&opts.Format, "format", "json", "output format: json, or npy (needs -o DIR); default from config key format, else json")
 	fl.StringVarP(&opts.Output, "output", "o", "", "output file (json) or directory (npy)")
 	fl.IntVar(&opts.Top, "top", 5, "network moves listed in the envelope (0 = all legal moves)")
 	fl.BoolVar(&opts.Force, "force", false, "with --format npy: overwrite a non-empty output directory")
@@ -105,13 +105,16 @@ type positionJSON struct {
 func runAnalyse(opts *AnalyseOptions) (err error) {
 	f := opts.Factory
 	cfg := f.Config()
+	if cfg.Format != "" { // --format, else LCZEROLENS_FORMAT or the format key, else json
+		opts.Format = cfg.Format
+	}
 	switch {
 	case opts.Format != "json" && opts.Format != "npy":
 		return usageErrorf("analyse: format %q: want json or npy", opts.Format)
 	case opts.Format == "npy" && opts.Output == "":
 		return usageErrorf("analyse: --format npy needs -o DIR")
 	}
-	specs, err := opts.Lenses.specs(cfg.Lens)
+	specs, err := opts.Lenses.specs(cfg)
 	if err != nil {
 		return err
 	}

@@ -96,7 +96,7 @@ into the files one unsharded run writes. Sharding stdin works only when every sh
 	fl.BoolVar(&opts.Strict, "strict", false, "stop at the first bad record (exit 1) instead of logging it")
 	fl.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress output")
 	_ = cmd.MarkFlagRequired("output")
-	cmd.MarkFlagsMutuallyExclusive("resume", "force")
+	mutuallyExclusive(cmd, "resume", "force")
 	return cmd
 }
 
@@ -166,7 +166,7 @@ func runBatch(opts *BatchOptions) (err error) {
 			return inputError(err)
 		}
 	}
-	specs, err := opts.Lenses.specs(cfg.Lens)
+	specs, err := opts.Lenses.specs(cfg)
 	if err != nil {
 		return err
 	}

@@ -9,8 +9,6 @@ import (
 	"github.com/spf13/pflag"
 )
 
-func envFunc(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-
 func TestConfigPrecedence(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "c.yaml")
@@ -45,7 +43,8 @@ func TestConfigPrecedence(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, _, err := LoadConfig(tt.file, newFlags(tt.args...), envFunc(tt.env))
+			setEnv(t, tt.env)
+			cfg, _, err := LoadConfig(tt.file, newFlags(tt.args...))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -64,7 +63,8 @@ func TestConfigXDGFile(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "lczerolens", "config.yaml"), []byte("format: json\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, path, err := LoadConfig("", nil, envFunc(map[string]string{"XDG_CONFIG_HOME": dir}))
+	setEnv(t, map[string]string{"XDG_CONFIG_HOME": dir})
+	cfg, path, err := LoadConfig("", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,8 @@ func TestConfigErrors(t *testing.T) {
 			if err := os.WriteFile(file, []byte(tt.body), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, _, err := LoadConfig(file, nil, envFunc(nil))
+			setEnv(t, nil)
+			_, _, err := LoadConfig(file, nil)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want error containing %q", err, tt.want)
 			}
@@ -114,11 +115,12 @@ func TestShippedConfigMatchesDefaults(t *testing.T) {
 			t.Errorf("configs/lczerolens.yaml lacks key %q", k)
 		}
 	}
-	cfg, _, err := LoadConfig(file, nil, envFunc(nil))
+	setEnv(t, nil)
+	cfg, _, err := LoadConfig(file, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	def, _, _ := LoadConfig("", nil, envFunc(nil))
+	def := defaultConfig()
 	if strings.Join(cfg.Lens, ",") != strings.Join(def.Lens, ",") || cfg.BatchSize != def.BatchSize || cfg.Device != def.Device || cfg.Format != def.Format || cfg.HistoryFill != def.HistoryFill {
 		t.Errorf("shipped config %+v differs from defaults %+v", cfg, def)
 	}
