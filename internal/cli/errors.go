@@ -156,6 +156,9 @@ func groupCommand(c *cobra.Command) *cobra.Command {
 			return nil
 		}
 		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if cmd.SuggestionsMinimumDistance <= 0 {
+			cmd.SuggestionsMinimumDistance = 2 // cobra's own default, set only on its path
+		}
 		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
 			msg += " (did you mean " + strings.Join(s, " or ") + "?)"
 		}

@@ -392,5 +392,8 @@ func printProbes(w io.Writer, probes []lens.Probe) error {
 	for _, p := range probes {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\n", p.Module, p.Train, p.Test, p.Metric, num(p.Score), num(p.TrainScore))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("probe train: write: %w", err)
+	}
+	return nil
 }

@@ -84,7 +84,11 @@ named tensors per position, as JSON or NPY.`,
 		NewCmdConvert(f),
 	)
 	// Cobra's usage errors become UsageErrors where cobra makes them: argument validators are wrapped, and
-	// commands that only hold subcommands refuse unknown ones (the completion command included).
+	// commands that only hold subcommands refuse unknown ones (the completion command included, made here
+	// rather than at Execute, after the streams it captures are set).
+	cmd.SetIn(f.IO.In)
+	cmd.SetOut(f.IO.Out)
+	cmd.SetErr(f.IO.ErrOut)
 	cmd.InitDefaultCompletionCmd()
 	groupCommands(cmd)
 	wrapArgs(cmd)
@@ -122,8 +126,10 @@ func NewCmdVersion(f *Factory) *cobra.Command {
 		Args:        cobra.NoArgs,
 		Annotations: map[string]string{annNoConfig: "true"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintf(f.IO.Out, "lczerolens %s\n", toolVersion())
-			return err
+			if _, err := fmt.Fprintf(f.IO.Out, "lczerolens %s\n", toolVersion()); err != nil {
+				return fmt.Errorf("version: write: %w", err)
+			}
+			return nil
 		},
 	}
 }
@@ -147,9 +153,6 @@ func Run(args []string, io *IOStreams) (code int) {
 	}()
 	root := NewCmdRoot(f)
 	root.SetArgs(args)
-	root.SetIn(io.In)
-	root.SetOut(io.Out)
-	root.SetErr(io.ErrOut)
 	err := root.Execute()
 	err = errors.Join(err, f.Close())
 	if err != nil {
