@@ -93,7 +93,7 @@ func lensOptionKeys() map[string]lens.Option {
 
 // keyOf is the config key of a flag name (batch-size -> batch_size); flagOf the reverse.
 func keyOf(flag string) string { return strings.ReplaceAll(flag, "-", "_") }
-func flagOf(key string) string  { return strings.ReplaceAll(key, "_", "-") }
+func flagOf(key string) string { return strings.ReplaceAll(key, "_", "-") }
 
 // envPrefix is the prefix of environment variables that set configuration keys (LCZEROLENS_BATCH_SIZE).
 const envPrefix = "LCZEROLENS"
