@@ -175,7 +175,7 @@ func runBatch(opts *BatchOptions) (err error) {
 	if opts.Input != "-" {
 		file, err := os.Open(opts.Input)
 		if err != nil {
-			return inputError(fmt.Errorf("batch: %w", err))
+			return pathError(fmt.Errorf("batch: %w", err))
 		}
 		defer file.Close()
 		if st, err := file.Stat(); err == nil {

@@ -240,7 +240,7 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 	if opts.Input != "-" {
 		file, err := os.Open(opts.Input)
 		if err != nil {
-			return inputError(fmt.Errorf("probe train: %w", err))
+			return pathError(fmt.Errorf("probe train: %w", err))
 		}
 		defer file.Close()
 		in = file
