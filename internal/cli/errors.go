@@ -165,6 +165,7 @@ func groupCommand(c *cobra.Command) *cobra.Command {
 		return usageErrorf("%s", msg)
 	}
 	c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	c.DisableFlagsInUseLine = true // its usage is its subcommands'
 	if c.Annotations == nil {
 		c.Annotations = map[string]string{}
 	}
