@@ -29,6 +29,8 @@ type AnalyseOptions struct {
 	// need: it starts from CorruptFEN, else from the clean start (--fen or the start position).
 	CorruptFEN   string
 	CorruptMoves string
+	// corruptFENSet says --corrupt-fen was given, so that an empty one is refused rather than ignored.
+	corruptFENSet bool
 }
 
 // NewCmdAnalyse builds `lczerolens analyse`.
@@ -46,6 +48,7 @@ outputs: JSON to stdout or -o FILE, or with --format npy the same directory layo
   lczerolens analyse --lens gradient --target policy:e2e4 --startpos`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.corruptFENSet = cmd.Flags().Changed("corrupt-fen")
 			if len(runF) > 0 {
 				return runF[0](opts)
 			}
@@ -199,6 +202,8 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 func (opts *AnalyseOptions) addCorrupt(b *lens.Batch, clean *board.Game, enc encoding, need bool) error {
 	given := opts.CorruptFEN != "" || opts.CorruptMoves != ""
 	switch {
+	case opts.corruptFENSet && opts.CorruptFEN == "":
+		return usageErrorf("analyse: --corrupt-fen is empty: give a FEN, or leave it out to start from the clean position")
 	case need && !given:
 		return usageErrorf("analyse: lens patching compares with a corrupted position: pass --corrupt-fen and/or --corrupt-moves")
 	case !need && given:

@@ -157,6 +157,8 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "lrp", "--epsilon", "-1"}, code: 2, want: "lens lrp: option --epsilon"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "activation", "--pattern", "^nosuch$"}, code: 2, want: "nosuch"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--model", missing}, code: 2, want: missing},
+		{cmd: "analyse", args: []string{"analyse", "--fen", "", "--lens", "activation"}, code: 2, want: "--fen is empty"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "patching", "--corrupt-fen", ""}, code: 2, want: "--corrupt-fen is empty"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--model", fx.notNet}, code: 2, want: "not an onnx model"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--threads", "100000"}, code: 2, want: fmt.Sprintf("want at most %d", threadsPerCPU*runtime.NumCPU())},
 		{cmd: "analyse", args: []string{"analyse", "--startpos"}, env: with(map[string]string{"LCZEROLENS_FORMAT": "npy"}), code: 2, want: "--format npy needs -o DIR"},
