@@ -29,6 +29,8 @@ type AnalyseOptions struct {
 	// need: it starts from CorruptFEN, else from the clean start (--fen or the start position).
 	CorruptFEN   string
 	CorruptMoves string
+	// corruptFENSet says --corrupt-fen was given, so that an empty one is refused rather than ignored.
+	corruptFENSet bool
 }
 
 // NewCmdAnalyse builds `lczerolens analyse`.
@@ -46,6 +48,7 @@ outputs: JSON to stdout or -o FILE, or with --format npy the same directory layo
   lczerolens analyse --lens gradient --target policy:e2e4 --startpos`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.corruptFENSet = cmd.Flags().Changed("corrupt-fen")
 			if len(runF) > 0 {
 				return runF[0](opts)
 			}
@@ -55,7 +58,7 @@ outputs: JSON to stdout or -o FILE, or with --format npy the same directory layo
 	opts.Pos.register(cmd)
 	opts.Lenses.register(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&opts.Format, "format", "json", "output format: json, or npy (needs -o DIR)")
+	fl.StringVar(&opts.Format, "format", "json", "output format: json, or npy (needs -o DIR); default from config key format, else json")
 	fl.StringVarP(&opts.Output, "output", "o", "", "output file (json) or directory (npy)")
 	fl.IntVar(&opts.Top, "top", 5, "network moves listed in the envelope (0 = all legal moves)")
 	fl.BoolVar(&opts.Force, "force", false, "with --format npy: overwrite a non-empty output directory")
@@ -105,13 +108,16 @@ type positionJSON struct {
 func runAnalyse(opts *AnalyseOptions) (err error) {
 	f := opts.Factory
 	cfg := f.Config()
+	if cfg.Format != "" { // --format, else LCZEROLENS_FORMAT or the format key, else json
+		opts.Format = cfg.Format
+	}
 	switch {
 	case opts.Format != "json" && opts.Format != "npy":
 		return usageErrorf("analyse: format %q: want json or npy", opts.Format)
 	case opts.Format == "npy" && opts.Output == "":
 		return usageErrorf("analyse: --format npy needs -o DIR")
 	}
-	specs, err := opts.Lenses.specs(cfg.Lens)
+	specs, err := opts.Lenses.specs(cfg)
 	if err != nil {
 		return err
 	}
@@ -196,6 +202,8 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 func (opts *AnalyseOptions) addCorrupt(b *lens.Batch, clean *board.Game, enc encoding, need bool) error {
 	given := opts.CorruptFEN != "" || opts.CorruptMoves != ""
 	switch {
+	case opts.corruptFENSet && opts.CorruptFEN == "":
+		return usageErrorf("analyse: --corrupt-fen is empty: give a FEN, or leave it out to start from the clean position")
 	case need && !given:
 		return usageErrorf("analyse: lens patching compares with a corrupted position: pass --corrupt-fen and/or --corrupt-moves")
 	case !need && given:

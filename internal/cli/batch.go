@@ -93,7 +93,7 @@ into the files one unsharded run writes. Sharding stdin works only when every sh
 	fl.BoolVar(&opts.Strict, "strict", false, "stop at the first bad record (exit 1) instead of logging it")
 	fl.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress output")
 	_ = cmd.MarkFlagRequired("output")
-	cmd.MarkFlagsMutuallyExclusive("resume", "force")
+	mutuallyExclusive(cmd, "resume", "force")
 	return cmd
 }
 
@@ -140,7 +140,7 @@ func runBatch(opts *BatchOptions) (err error) {
 			return inputError(err)
 		}
 	}
-	specs, err := opts.Lenses.specs(cfg.Lens)
+	specs, err := opts.Lenses.specs(cfg)
 	if err != nil {
 		return err
 	}
@@ -149,7 +149,7 @@ func runBatch(opts *BatchOptions) (err error) {
 	if opts.Input != "-" {
 		file, err := os.Open(opts.Input)
 		if err != nil {
-			return inputError(fmt.Errorf("batch: %w", err))
+			return pathError(fmt.Errorf("batch: %w", err))
 		}
 		defer file.Close()
 		if st, err := file.Stat(); err == nil {

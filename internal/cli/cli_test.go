@@ -9,18 +9,33 @@ import (
 	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
-// runCLI runs the CLI in-process with an environment holding only env.
+// runCLI runs the CLI in-process with env as the only configuration variables (see setEnv).
 func runCLI(t testing.TB, env map[string]string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	io, _, out, errOut := TestIO()
-	if env == nil {
-		env = map[string]string{}
-	}
-	if _, ok := env["HOME"]; !ok {
-		env["HOME"] = t.TempDir() // no user config file leaks in
-	}
-	code = Run(args, io, envFunc(env))
+	setEnv(t, env)
+	code = Run(args, io)
 	return code, out.String(), errOut.String()
+}
+
+// setEnv makes env the only LCZEROLENS_* variables and XDG_CONFIG_HOME of the process for the rest of the
+// test (the configuration reads the process environment; an empty value counts as unset), with HOME an empty
+// directory unless env sets it, so that no user config file leaks in.
+func setEnv(t testing.TB, env map[string]string) {
+	t.Helper()
+	if _, ok := env["HOME"]; !ok {
+		t.Setenv("HOME", t.TempDir())
+	}
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, envPrefix+"_") || k == "XDG_CONFIG_HOME" {
+			t.Setenv(k, "")
+		}
+	}
+	t.Setenv("XDG_CONFIG_HOME", "")
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
 }
 
 func TestExitCodesAndOneLineErrors(t *testing.T) {

@@ -50,7 +50,7 @@ convert writes the .onnx for other tools. Multi-head nets choose their heads wit
 func runConvert(opts *ConvertOptions) (err error) {
 	raw, err := os.ReadFile(opts.Input)
 	if err != nil {
-		return inputError(fmt.Errorf("convert: %w", err))
+		return pathError(fmt.Errorf("convert: %w", err))
 	}
 	n, err := lc0.Parse(raw)
 	if err != nil {

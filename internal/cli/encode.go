@@ -43,6 +43,8 @@ mirrored for black). Also lists the legal moves with their index in lc0's 1858-m
 	}
 	opts.Pos.register(cmd)
 	cmd.Flags().StringVar(&opts.Format, "format", "json", "output format: json (one line) or npy (float32 [1,112,8,8])")
+	// The format key of the configuration is about lens results, not planes.
+	_ = cmd.Flags().SetAnnotation("format", annNotConfig, []string{"true"})
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "output file (default stdout)")
 	return cmd
 }

@@ -17,7 +17,6 @@ import (
 type Factory struct {
 	IO      *IOStreams
 	Version string
-	Getenv  func(string) string
 
 	// ConfigFile is the --config flag, set by the root command before any command runs.
 	ConfigFile string
@@ -31,19 +30,16 @@ type Factory struct {
 
 // NewFactory returns a Factory over the given streams.
 func NewFactory(io *IOStreams, version string) *Factory {
-	return &Factory{IO: io, Version: version, Getenv: os.Getenv, nets: map[string]*model.Network{}}
+	return &Factory{IO: io, Version: version, nets: map[string]*model.Network{}}
 }
 
-// Config returns the loaded configuration; the root command loads it before the command runs.
+// Config returns the loaded configuration; the root command loads it before the command runs (commands
+// that read none, and tests that build a command alone, get the defaults).
 func (f *Factory) Config() *Config {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.cfg == nil {
-		cfg, _, err := LoadConfig("", nil, func(string) string { return "" })
-		if err != nil {
-			panic(err) // defaults are valid by construction
-		}
-		f.cfg = cfg
+		f.cfg = defaultConfig()
 	}
 	return f.cfg
 }
@@ -144,7 +140,8 @@ func (f *Factory) Network() (*model.Network, error) {
 	} else {
 		var err error
 		if n, err = model.Load(path); err != nil {
-			return nil, inputError(err)
+			// A path that is wrong, or a file that is no network, is the user's; a failing disk is not.
+			return nil, pathError(err)
 		}
 	}
 	f.nets[path] = n
@@ -176,11 +173,12 @@ func (f *Factory) Session(inputFormat string) (*netSession, error) {
 	return &netSession{net: net, rt: rt, enc: enc}, nil
 }
 
-// engine prepares lenses on the session; a lens that cannot run on the network is an input error.
+// engine prepares lenses on the session; a lens that cannot run on the network is an input error, a failure
+// to build the run is not.
 func (s *netSession) engine(specs []lens.Spec, savePlanes bool) (*lens.Engine, error) {
 	eng, err := lens.NewEngine(s.rt, s.net, specs, lens.EngineOptions{SavePlanes: savePlanes})
 	if err != nil {
-		return nil, inputError(err)
+		return nil, engineError(err)
 	}
 	return eng, nil
 }

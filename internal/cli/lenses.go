@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 
@@ -100,7 +101,10 @@ func runLensesList(opts *LensesOptions) error {
 		all = append(all, j)
 	}
 	if opts.JSON {
-		return json.NewEncoder(opts.IO.Out).Encode(all)
+		if err := json.NewEncoder(opts.IO.Out).Encode(all); err != nil {
+			return fmt.Errorf("lenses list: write json: %w", err)
+		}
+		return nil
 	}
 	tw := tabwriter.NewWriter(opts.IO.Out, 2, 4, 2, ' ', 0)
 	for _, j := range all {
@@ -117,7 +121,10 @@ func runLensesList(opts *LensesOptions) error {
 			fmt.Fprintf(tw, "\t  --%s (%s, default %q)\t%s\n", o.Name, o.Type, o.Default, o.Help)
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("lenses list: write: %w", err)
+	}
+	return nil
 }
 
 func runLensesDescribe(opts *LensesOptions) error {
@@ -127,16 +134,23 @@ func runLensesDescribe(opts *LensesOptions) error {
 	}
 	j := describeLens(l)
 	if opts.JSON {
-		return json.NewEncoder(opts.IO.Out).Encode(j)
+		if err := json.NewEncoder(opts.IO.Out).Encode(j); err != nil {
+			return fmt.Errorf("lenses describe: write json: %w", err)
+		}
+		return nil
 	}
-	fmt.Fprintf(opts.IO.Out, "%s: %s\n\nOptions (flags of analyse and batch):\n", j.Name, j.Doc)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s\n\nOptions (flags of analyse and batch, and config keys):\n", j.Name, j.Doc)
 	for _, o := range j.Options {
 		line := fmt.Sprintf("  --%s (%s, default %q): %s", o.Name, o.Type, o.Default, o.Help)
 		if len(o.Choices) > 0 {
 			line += " [" + strings.Join(o.Choices, ", ") + "]"
 		}
-		fmt.Fprintln(opts.IO.Out, line)
+		b.WriteString(line + "\n")
 	}
-	fmt.Fprintf(opts.IO.Out, "\nExample:\n  lczerolens analyse --lens %s --startpos\n", l.Name)
+	fmt.Fprintf(&b, "\nExample:\n  lczerolens analyse --lens %s --startpos\n", l.Name)
+	if _, err := io.WriteString(opts.IO.Out, b.String()); err != nil {
+		return fmt.Errorf("lenses describe: write: %w", err)
+	}
 	return nil
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -29,14 +28,16 @@ func (lf *lensFlags) register(cmd *cobra.Command) {
 		}
 		if o.Kind == lens.Bool {
 			fl.Bool(o.Name, false, help)
-			continue
+		} else {
+			// Lenses sharing an option may default differently, so the flag's own default is empty: unset means
+			// each lens's default.
+			if o.Default != "" && len(lensesWith(o.Name)) == 1 {
+				help += fmt.Sprintf(" (default %q)", o.Default)
+			}
+			fl.String(o.Name, "", help)
 		}
-		// Lenses sharing an option may default differently, so the flag's own default is empty: unset means
-		// each lens's default.
-		if o.Default != "" && len(lensesWith(o.Name)) == 1 {
-			help += fmt.Sprintf(" (default %q)", o.Default)
-		}
-		fl.String(o.Name, "", help)
+		// The option is also a configuration key (target, save_inputs) that this flag overrides.
+		_ = fl.SetAnnotation(o.Name, annLensOption, []string{"true"})
 	}
 }
 
@@ -53,17 +54,25 @@ func lensesWith(option string) []string {
 	return out
 }
 
-// specs resolves the chosen lenses and their options; an option set on the command line that none of the
-// chosen lenses has is a usage error rather than silently ignored.
-func (lf *lensFlags) specs(names []string) ([]lens.Spec, error) {
-	if len(names) == 0 {
-		return nil, usageErrorf("lens: no lens given: pass --lens NAME (see `lczerolens lenses list`)")
+// specs resolves the configured lenses (--lens, or the lens key) and their options (flags, or the
+// configuration's keys). A lens named twice is refused: it would run twice and its results clash. An option
+// set on the command line that none of the chosen lenses has is a usage error rather than silently ignored;
+// one set in the environment or the config file is a default for the lenses that have it.
+func (lf *lensFlags) specs(cfg *Config) ([]lens.Spec, error) {
+	names := cfg.Lens
+	from := ""
+	if src := cfg.source("lens"); src != "" && !strings.HasPrefix(src, "--") {
+		from = " (" + src + ")"
 	}
-	raw := map[string]string{}
-	for _, o := range lens.Lenses.Options() {
-		if f := lf.cmd.Flags().Lookup(o.Name); f != nil && f.Changed {
-			raw[o.Name] = f.Value.String()
+	if len(names) == 0 {
+		return nil, usageErrorf("lens: no lens given: pass --lens NAME (see `lczerolens lenses list`)%s", from)
+	}
+	seen := map[string]bool{}
+	for _, name := range names {
+		if seen[name] {
+			return nil, usageErrorf("lens: %s is named twice in --lens %s%s: name each lens once", name, strings.Join(names, ","), from)
 		}
+		seen[name] = true
 	}
 	used := map[string]bool{}
 	var specs []lens.Spec
@@ -72,7 +81,7 @@ func (lf *lensFlags) specs(names []string) ([]lens.Spec, error) {
 		if err != nil {
 			return nil, inputError(err)
 		}
-		v, err := l.Resolve(raw)
+		v, err := l.Resolve(cfg.LensOptions)
 		if err != nil {
 			return nil, inputError(err)
 		}
@@ -82,13 +91,12 @@ func (lf *lensFlags) specs(names []string) ([]lens.Spec, error) {
 		specs = append(specs, lens.Spec{Lens: l, Values: v})
 	}
 	var stray []string
-	for name := range raw {
-		if !used[name] {
-			stray = append(stray, "--"+name)
+	for _, o := range lens.Lenses.Options() {
+		if f := lf.cmd.Flags().Lookup(o.Name); f != nil && f.Changed && !used[o.Name] {
+			stray = append(stray, "--"+o.Name)
 		}
 	}
 	if len(stray) > 0 {
-		sort.Strings(stray)
 		return nil, usageErrorf("lens: %s not an option of lens %s (see `lczerolens lenses describe NAME`)", strings.Join(stray, ", "), strings.Join(names, ","))
 	}
 	return specs, nil

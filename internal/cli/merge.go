@@ -112,7 +112,7 @@ func runMerge(opts *MergeOptions) error {
 func readShardDir(dir string) (*shardDir, error) {
 	m, err := store.ReadManifest(dir)
 	if err != nil {
-		return nil, inputError(fmt.Errorf("merge: %s is not a batch output directory: %w", dir, err))
+		return nil, pathError(fmt.Errorf("merge: %s is not a batch output directory: %w", dir, err))
 	}
 	s := &shardDir{dir: dir, m: m, rawInput: m.Extra["input"]}
 	raw, ok := m.Extra["shard"]

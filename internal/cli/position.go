@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/model"
@@ -17,6 +18,8 @@ type positionFlags struct {
 	Moves       string
 	HistoryFill string
 	InputFormat string
+
+	flags *pflag.FlagSet
 }
 
 func (p *positionFlags) register(cmd *cobra.Command) {
@@ -26,17 +29,21 @@ func (p *positionFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&p.Moves, "moves", "", "moves played from the position, space-separated UCI (e2e4, e1g1 or e1h1) or SAN (Nf3, O-O)")
 	fl.String("history-fill", "fen-only", "history planes for games starting from a FEN: fen-only (lc0 default), always, no, current")
 	fl.StringVar(&p.InputFormat, "input-format", "", inputFormatHelp)
-	cmd.MarkFlagsMutuallyExclusive("fen", "startpos")
+	mutuallyExclusive(cmd, "fen", "startpos")
+	p.flags = fl
 }
 
 // inputFormatHelp documents --input-format.
 const inputFormatHelp = "lc0 input format: 1|classical, 2|castling-plane, 3|canonical, 4|canonical-hectoplies, 5|canonical-v2 (default: the network's own for lc0 weight files, else classical; ONNX files do not record it)"
 
-// game parses the flags into a game; its errors are the user's input errors.
+// game parses the flags into a game; its errors are the user's input errors. An empty --fen is refused: it
+// is a script's empty variable far more often than a wish for the start position (--startpos says that).
 func (p *positionFlags) game() (*board.Game, error) {
 	start := "startpos"
 	if p.FEN != "" {
 		start = p.FEN
+	} else if p.flags != nil && p.flags.Changed("fen") {
+		return nil, usageErrorf("position: --fen is empty: give a FEN, or --startpos for the initial position")
 	}
 	g, err := board.ParseGame(start, p.Moves)
 	if err != nil {

@@ -240,7 +240,7 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 	if opts.Input != "-" {
 		file, err := os.Open(opts.Input)
 		if err != nil {
-			return inputError(fmt.Errorf("probe train: %w", err))
+			return pathError(fmt.Errorf("probe train: %w", err))
 		}
 		defer file.Close()
 		if st, err := file.Stat(); err == nil {
@@ -387,5 +387,8 @@ func printProbes(w io.Writer, probes []lens.Probe) error {
 	for _, p := range probes {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\n", p.Module, p.Train, p.Test, p.Metric, num(p.Score), num(p.TrainScore))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("probe train: write: %w", err)
+	}
+	return nil
 }

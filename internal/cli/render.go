@@ -181,7 +181,7 @@ func dirRow(dir, key string, i int) ([]float32, error) {
 	defer f.Close()
 	line, err := nthLine(f, i)
 	if err != nil {
-		return nil, inputError(fmt.Errorf("render: %s: %w", jl, err))
+		return nil, pathError(fmt.Errorf("render: %s: %w", jl, err))
 	}
 	var rec struct {
 		Results map[string]struct {
@@ -243,12 +243,12 @@ func flattenJSON(v any, dst *[]float32) error {
 func npyRow(path string, i int) ([]float32, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, inputError(fmt.Errorf("render: %w", err))
+		return nil, pathError(fmt.Errorf("render: %w", err))
 	}
 	defer f.Close()
 	shape, off, err := npy.ReadHeader(f)
 	if err != nil {
-		return nil, inputError(fmt.Errorf("render: %s: %w", path, err))
+		return nil, pathError(fmt.Errorf("render: %s: %w", path, err))
 	}
 	total := 1
 	for _, d := range shape {
@@ -269,7 +269,7 @@ func npyRow(path string, i int) ([]float32, error) {
 	}
 	var buf [64 * 4]byte
 	if _, err := io.ReadFull(f, buf[:]); err != nil {
-		return nil, inputError(fmt.Errorf("render: %s: row %d: %w", path, i, err))
+		return nil, pathError(fmt.Errorf("render: %s: row %d: %w", path, i, err))
 	}
 	out := make([]float32, 64)
 	for k := range out {
@@ -283,12 +283,12 @@ func rowFEN(dir string, i int) (string, error) {
 	path := filepath.Join(dir, "positions.jsonl")
 	f, err := os.Open(path)
 	if err != nil {
-		return "", inputError(fmt.Errorf("render: %w (or pass --fen)", err))
+		return "", pathError(fmt.Errorf("render: %w (or pass --fen)", err))
 	}
 	defer f.Close()
 	line, err := nthLine(f, i)
 	if err != nil {
-		return "", inputError(fmt.Errorf("render: %s: %w", path, err))
+		return "", pathError(fmt.Errorf("render: %s: %w", path, err))
 	}
 	var rec struct {
 		FEN string `json:"fen"`

@@ -5,9 +5,7 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"os"
 	"runtime/debug"
-	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -45,7 +43,13 @@ named tensors per position, as JSON or NPY.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, path, err := LoadConfig(f.ConfigFile, cmd.Flags(), f.Getenv)
+			if err := validateFlags(cmd); err != nil {
+				return err
+			}
+			if !readsConfig(cmd) && f.ConfigFile == "" {
+				return nil
+			}
+			cfg, path, err := LoadConfig(f.ConfigFile, cmd.Flags())
 			if err != nil {
 				return err
 			}
@@ -61,11 +65,9 @@ named tensors per position, as JSON or NPY.`,
 	pf.String("model", "", "lc0 network: weight file (.pb, .pb.gz) or ONNX (.onnx); empty = the built-in demo network")
 	pf.String("device", "cpu", "execution device: cpu, cuda or auto (cuda if available, else cpu)")
 	pf.String("ort-lib", "", "path to libonnxruntime.so (default: third_party/onnxruntime/ of the checkout; run \"make ort\")")
-	pf.Int("threads", 0, "intra-op threads for ONNX Runtime (0 = one per core)")
+	pf.Int("threads", 0, fmt.Sprintf("intra-op threads for ONNX Runtime (0 = one per core; at most %d per CPU)", threadsPerCPU))
 	pf.String("log-level", "info", "log level: debug, info, warn or error")
-	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return &UsageError{Err: fmt.Errorf("%w (see %q)", err, c.CommandPath()+" --help")}
-	})
+	cmd.SetFlagErrorFunc(flagError)
 
 	// The command set, listed explicitly.
 	cmd.AddCommand(
@@ -81,32 +83,67 @@ named tensors per position, as JSON or NPY.`,
 		NewCmdModel(f),
 		NewCmdConvert(f),
 	)
+	// Cobra's usage errors become UsageErrors where cobra makes them: argument validators are wrapped, and
+	// commands that only hold subcommands refuse unknown ones (the completion command included, made here
+	// rather than at Execute, after the streams it captures are set).
+	cmd.SetIn(f.IO.In)
+	cmd.SetOut(f.IO.Out)
+	cmd.SetErr(f.IO.ErrOut)
+	cmd.InitDefaultCompletionCmd()
+	groupCommands(cmd)
+	wrapArgs(cmd)
 	return cmd
+}
+
+// groupCommands makes every command that only holds subcommands a group command (see groupCommand).
+func groupCommands(c *cobra.Command) {
+	if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+		groupCommand(c)
+	}
+	for _, sub := range c.Commands() {
+		groupCommands(sub)
+	}
+}
+
+// readsConfig reports whether cmd reads the configuration. Version, help, completion and the group commands
+// do not, so a bad user config file cannot stop them (an explicit --config is still read).
+func readsConfig(cmd *cobra.Command) bool {
+	if cmd.Annotations[annNoConfig] != "" {
+		return false
+	}
+	switch cmd.Name() {
+	case "help", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+		return false
+	}
+	return !(cmd.HasParent() && cmd.Parent().Name() == "completion")
 }
 
 // NewCmdVersion builds `lczerolens version`.
 func NewCmdVersion(f *Factory) *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the tool version",
-		Args:  cobra.NoArgs,
+		Use:         "version",
+		Short:       "Print the tool version",
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{annNoConfig: "true"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintf(f.IO.Out, "lczerolens %s\n", toolVersion())
-			return err
+			if _, err := fmt.Fprintf(f.IO.Out, "lczerolens %s\n", toolVersion()); err != nil {
+				return fmt.Errorf("version: write: %w", err)
+			}
+			return nil
 		},
 	}
 }
 
-// Main runs the CLI with the process's streams and arguments and returns the exit code. It is the one place
-// where errors become exit codes and one-line messages.
+// Main runs the CLI with the process's streams, arguments and environment and returns the exit code. It is
+// the one place where errors become exit codes and one-line messages.
 func Main(args []string) int {
-	return Run(args, SystemIO(), os.Getenv)
+	return Run(args, SystemIO())
 }
 
-// Run is Main over given streams and environment (tests call it directly).
-func Run(args []string, io *IOStreams, getenv func(string) string) (code int) {
+// Run is Main over given streams (tests call it directly; the environment is the process's, which the
+// configuration reads through Viper).
+func Run(args []string, io *IOStreams) (code int) {
 	f := NewFactory(io, toolVersion())
-	f.Getenv = getenv
 	defer func() {
 		// A bug must still end as one line, not a stack trace; results already written stay on disk.
 		if r := recover(); r != nil {
@@ -116,27 +153,10 @@ func Run(args []string, io *IOStreams, getenv func(string) string) (code int) {
 	}()
 	root := NewCmdRoot(f)
 	root.SetArgs(args)
-	root.SetIn(io.In)
-	root.SetOut(io.Out)
-	root.SetErr(io.ErrOut)
 	err := root.Execute()
 	err = errors.Join(err, f.Close())
 	if err != nil {
-		if isCobraUsage(err) {
-			err = &UsageError{Err: err}
-		}
 		fmt.Fprintf(io.ErrOut, "lczerolens: %s\n", oneLine(err.Error()))
 	}
 	return ExitCode(err)
-}
-
-// isCobraUsage recognises cobra's own argument errors, which it returns as plain errors.
-func isCobraUsage(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "requires at most", "invalid argument", "flag needs an argument", "required flag"} {
-		if strings.Contains(msg, p) {
-			return true
-		}
-	}
-	return false
 }

@@ -95,6 +95,7 @@ type Engine struct {
 
 // pass is one backward pass built into the shared graph: the lenses' merged request and the graph's names.
 type pass struct {
+	lens   string // the first lens that asked for it
 	target Target
 	rule   model.Rule
 	wrt    []string
@@ -111,14 +112,14 @@ const (
 func (e *Engine) merge(i int, lens string, t Target, rule model.Rule, wrt []string) error {
 	p := e.passes[i]
 	if p == nil {
-		e.passes[i] = &pass{target: t, rule: rule, wrt: appendUnique(nil, wrt...)}
+		e.passes[i] = &pass{lens: lens, target: t, rule: rule, wrt: appendUnique(nil, wrt...)}
 		return nil
 	}
 	if p.target != t || p.rule != rule {
 		if i == passGradient {
-			return fmt.Errorf("lens %s: target %s differs from another lens's target %s: lenses in one pass share one target", lens, t, p.target)
+			return &NetworkError{Lens: lens, Err: fmt.Errorf("target %s differs from another lens's target %s: lenses in one pass share one target", t, p.target)}
 		}
-		return fmt.Errorf("lens %s: relevance of %s under %s differs from another lens's (%s under %s): lenses in one pass share one", lens, t, rule, p.target, p.rule)
+		return &NetworkError{Lens: lens, Err: fmt.Errorf("relevance of %s under %s differs from another lens's (%s under %s): lenses in one pass share one", t, rule, p.target, p.rule)}
 	}
 	p.wrt = appendUnique(p.wrt, wrt...)
 	return nil
@@ -130,6 +131,18 @@ type EngineOptions struct {
 	SavePlanes bool
 }
 
+// NetworkError is a lens that cannot run as asked on a network: the network lacks what the lens needs (a
+// head, an op it can differentiate, a module its pattern names, the network a probe was trained on) or the
+// lenses of one run ask for different passes. It is the user's choice of lens, options or network that is
+// wrong, unlike a failure to build or run the plan.
+type NetworkError struct {
+	Lens string
+	Err  error
+}
+
+func (e *NetworkError) Error() string { return "lens " + e.Lens + ": " + e.Err.Error() }
+func (e *NetworkError) Unwrap() error { return e.Err }
+
 // NewEngine checks every lens against the network, prepares them and builds one plan for all of them.
 func NewEngine(rt *model.Runtime, n *model.Network, specs []Spec, opts EngineOptions) (*Engine, error) {
 	if len(specs) == 0 {
@@ -140,12 +153,12 @@ func NewEngine(rt *model.Runtime, n *model.Network, specs []Spec, opts EngineOpt
 	for _, s := range specs {
 		if s.Lens.Compatible != nil {
 			if err := s.Lens.Compatible(n, s.Values); err != nil {
-				return nil, fmt.Errorf("lens %s: incompatible with %s: %w", s.Lens.Name, n.Path, err)
+				return nil, &NetworkError{Lens: s.Lens.Name, Err: fmt.Errorf("incompatible with %s: %w", n.Path, err)}
 			}
 		}
 		p, err := s.Lens.Prepare(n, s.Values)
 		if err != nil {
-			return nil, fmt.Errorf("lens %s: %w", s.Lens.Name, err)
+			return nil, &NetworkError{Lens: s.Lens.Name, Err: err}
 		}
 		e.preps = append(e.preps, p)
 		for _, h := range p.Hooks {
@@ -173,7 +186,7 @@ func NewEngine(rt *model.Runtime, n *model.Network, specs []Spec, opts EngineOpt
 			continue
 		}
 		if err := p.target.Check(n); err != nil {
-			return nil, err
+			return nil, &NetworkError{Lens: p.lens, Err: err}
 		}
 		backward = append(backward, model.Backward{Seeds: p.target.seedTensors(n), Wrt: p.wrt, Rule: p.rule})
 		built = append(built, p)

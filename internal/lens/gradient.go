@@ -7,7 +7,7 @@ import (
 	"github.com/lczerolens/lczerolens/internal/model"
 )
 
-var targetOption = Option{Name: "target", Kind: String, Default: "value", Help: "what to differentiate: " + TargetHelp}
+var targetOption = Option{Name: "target", Kind: String, Default: "value", Help: "what to differentiate: " + TargetHelp, Check: checkTarget}
 
 // Gradient returns the gradient of a target w.r.t. the input planes and selected modules.
 var Gradient = &Lens{

@@ -36,6 +36,9 @@ type Option struct {
 	Default string // as the user would type it; "" for none
 	Help    string
 	Choices []string // Enum only
+	// Check, when set, refuses a parsed value the kind alone allows (an unknown target, a negative epsilon),
+	// so that a bad option is reported as the option's error before any network is looked at.
+	Check func(v any) error
 }
 
 // Lens is one registered analysis.
@@ -131,11 +134,23 @@ func (l *Lens) Resolve(raw map[string]string) (Values, error) {
 		if !set {
 			s = o.Default
 		}
-		val, err := o.parse(s)
+		val, err := o.Parse(s)
 		if err != nil {
 			return nil, fmt.Errorf("lens %s: option --%s: %w", l.Name, o.Name, err)
 		}
 		v[o.Name] = val
+	}
+	return v, nil
+}
+
+// Parse turns an option's string form into its value, refusing what the kind or Check does not allow.
+func (o Option) Parse(s string) (any, error) {
+	v, err := o.parse(s)
+	if err == nil && o.Check != nil {
+		err = o.Check(v)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return v, nil
 }
@@ -251,7 +266,7 @@ func (r Registry) Validate() error {
 				return fmt.Errorf("lens %s: option %q is %s here but %s in another lens", l.Name, o.Name, o.Kind, k)
 			}
 			kinds[o.Name] = o.Kind
-			if _, err := o.parse(o.Default); err != nil {
+			if _, err := o.Parse(o.Default); err != nil {
 				return fmt.Errorf("lens %s: option %q default %q: %v", l.Name, o.Name, o.Default, err)
 			}
 		}

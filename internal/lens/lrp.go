@@ -30,12 +30,20 @@ var LRP = &Lens{
 	Options: []Option{
 		targetOption,
 		{Name: "rule", Kind: Enum, Default: "epsilon", Choices: []string{"epsilon", "zplus"}, Help: "LRP rule for Conv/MatMul/Gemm: epsilon (biases absorb their share), or zplus (positive contributions only, biases ignored)"},
-		{Name: "epsilon", Kind: Float, Default: "1e-6", Help: "LRP stabiliser, > 0: z + eps*sign(z) in the epsilon rule's denominators, z + eps in z+'s"},
+		{Name: "epsilon", Kind: Float, Default: "1e-6", Help: "LRP stabiliser, > 0: z + eps*sign(z) in the epsilon rule's denominators, z + eps in z+'s", Check: checkEpsilon},
 		{Name: "planes", Kind: Enum, Default: "current", Choices: []string{"current", "all"}, Help: "planes summed per square: the current position's 12 piece planes, or all 104 history planes"},
 		{Name: "normalize", Kind: Enum, Default: "none", Choices: []string{"none", "max-abs", "sum"}, Help: "heatmap normalisation: none, divide by the largest absolute value, or by the sum of absolute values"},
 	},
 	Compatible: compatibleLRP,
 	Prepare:    prepareLRP,
+}
+
+// checkEpsilon is the Check of --epsilon.
+func checkEpsilon(v any) error {
+	if eps, _ := v.(float64); !(eps > 0) || math.IsInf(eps, 1) {
+		return fmt.Errorf("%g: want a finite number > 0", eps)
+	}
+	return nil
 }
 
 // lrpNeed reads the lens's options.

@@ -33,6 +33,15 @@ const TargetHelp = "value (force_value: value head or W-L), wdl:w|d|l, policy:UC
 
 // ParseTarget parses the --target syntax.
 func ParseTarget(s string) (Target, error) {
+	t, err := parseTarget(s)
+	if err != nil {
+		return Target{}, fmt.Errorf("lens: target %w", err)
+	}
+	return t, nil
+}
+
+// parseTarget is ParseTarget with errors that start with the value, for option messages.
+func parseTarget(s string) (Target, error) {
 	switch {
 	case s == "value":
 		return Target{Kind: TargetValue}, nil
@@ -43,17 +52,24 @@ func ParseTarget(s string) (Target, error) {
 	case strings.HasPrefix(s, "wdl:"):
 		i := strings.Index("wdl", strings.TrimPrefix(s, "wdl:"))
 		if len(s) != 5 || i < 0 {
-			return Target{}, fmt.Errorf("lens: target %q: want wdl:w, wdl:d or wdl:l", s)
+			return Target{}, fmt.Errorf("%q: want wdl:w, wdl:d or wdl:l", s)
 		}
 		return Target{Kind: TargetWDL, WDL: i}, nil
 	case strings.HasPrefix(s, "policy:"):
 		mv := strings.TrimPrefix(s, "policy:")
 		if len(mv) < 4 || len(mv) > 5 {
-			return Target{}, fmt.Errorf("lens: target %q: want policy:UCI (e.g. policy:e2e4) or policy:best", s)
+			return Target{}, fmt.Errorf("%q: want policy:UCI (e.g. policy:e2e4) or policy:best", s)
 		}
 		return Target{Kind: TargetPolicyMove, Move: mv}, nil
 	}
-	return Target{}, fmt.Errorf("lens: unknown target %q (want %s)", s, TargetHelp)
+	return Target{}, fmt.Errorf("%q is not a target (want %s)", s, TargetHelp)
+}
+
+// checkTarget is the Check of --target options.
+func checkTarget(v any) error {
+	s, _ := v.(string)
+	_, err := parseTarget(s)
+	return err
 }
 
 // String is the --target form.

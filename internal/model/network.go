@@ -81,7 +81,7 @@ func Load(path string) (*Network, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("model: load %s: no such file; pass the path of an lc0 network (.pb, .pb.gz or .onnx), or omit --model for the demo network", path)
 		}
-		return nil, fmt.Errorf("model: load %s: %s", path, oneLine(err.Error()))
+		return nil, fmt.Errorf("model: load %s: %w", path, err)
 	}
 	return LoadBytes(path, raw)
 }
@@ -264,7 +264,7 @@ func (n *Network) Module(name string) (Module, bool) {
 func (n *Network) Select(pattern string) ([]Module, error) {
 	re, err := regexp.Compile(pattern)
 	if err != nil {
-		return nil, fmt.Errorf("model: select %q: invalid regular expression: %s", pattern, oneLine(err.Error()))
+		return nil, fmt.Errorf("model: select %q: invalid regular expression: %w", pattern, err)
 	}
 	var out []Module
 	for _, m := range n.Modules {

@@ -237,7 +237,7 @@ func (r *Runtime) sessionFor(p *Plan, outputs []string) (*session, error) {
 	defer so.Destroy()
 	ds, err := ort.NewDynamicAdvancedSessionWithONNXData(p.raw, p.Inputs, outputs, so)
 	if err != nil {
-		return nil, fmt.Errorf("model: create session: %s", oneLine(err.Error()))
+		return nil, fmt.Errorf("model: create session: %w", err)
 	}
 	s := &session{s: ds, inputs: p.Inputs, outputs: outputs}
 	r.sessions[key] = s
@@ -356,7 +356,7 @@ func (r *Runtime) run(p *Plan, inputs map[string]Tensor, outputs []string, take 
 		}
 		v, err := ort.NewTensor(ort.NewShape(t.Shape...), t.Data)
 		if err != nil {
-			return fmt.Errorf("model: run: input %q: %s", name, oneLine(err.Error()))
+			return fmt.Errorf("model: run: input %q: %w", name, err)
 		}
 		vals[i] = v
 	}
@@ -376,7 +376,7 @@ func (r *Runtime) run(p *Plan, inputs map[string]Tensor, outputs []string, take 
 		err = errors.Join(err, destroyErr(v.Destroy()))
 	}
 	if runErr != nil {
-		return errors.Join(fmt.Errorf("model: run: %s", oneLine(runErr.Error())), err)
+		return errors.Join(fmt.Errorf("model: run: %w", runErr), err)
 	}
 	return err
 }

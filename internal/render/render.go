@@ -310,7 +310,10 @@ func SVG(w io.Writer, o Options) error {
 		p(`</g>` + "\n")
 	}
 	p(`</svg>` + "\n")
-	return bw2.Flush()
+	if err := bw2.Flush(); err != nil {
+		return fmt.Errorf("render: write svg: %w", err)
+	}
+	return nil
 }
 
 func num(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }

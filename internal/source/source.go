@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/lczerolens/lczerolens/internal/board"
 )
@@ -116,7 +117,24 @@ type Bad struct {
 	Record int
 	Game   int
 	Line   int
-	Reason string
+	Reason string // at most MaxReason bytes
+}
+
+// MaxReason bounds Bad.Reason: a parser's message may quote the record, and a 50 MB line must not become a
+// 50 MB line of errors.jsonl.
+const MaxReason = 512
+
+// reason is err's message cut to MaxReason bytes (on a UTF-8 boundary), saying how much was left out.
+func reason(err error) string {
+	msg := err.Error()
+	if len(msg) <= MaxReason {
+		return msg
+	}
+	cut := MaxReason - 40 // room for the suffix, whose count has at most 20 digits
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + fmt.Sprintf("... (%d bytes more)", len(msg)-cut)
 }
 
 // Shard selects one part of a deterministic partition of the input by record: record r belongs to shard
@@ -198,7 +216,7 @@ func walkPGN(r io.Reader, name string, opts Options, item func(*Item) error, bad
 			if !opts.Shard.Holds(record) {
 				continue
 			}
-			if err := bad(&Bad{Record: record, Game: ge.Game, Line: ge.Line, Reason: ge.Error()}); err != nil {
+			if err := bad(&Bad{Record: record, Game: ge.Game, Line: ge.Line, Reason: reason(ge)}); err != nil {
 				return record, err
 			}
 			continue
@@ -253,7 +271,7 @@ func walkLines(r io.Reader, name string, typ Type, shard Shard, item func(*Item)
 		}
 		it, perr := parseLine(text, typ)
 		if perr != nil {
-			if err := bad(&Bad{Record: record - 1, Game: -1, Line: line, Reason: perr.Error()}); err != nil {
+			if err := bad(&Bad{Record: record - 1, Game: -1, Line: line, Reason: reason(perr)}); err != nil {
 				return record, err
 			}
 			continue

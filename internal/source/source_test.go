@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 const twoGamesAndABadOne = `[Event "a"]
@@ -264,5 +265,34 @@ func TestWalkJSONLCorruptAndFields(t *testing.T) {
 	}
 	if len(bads) != 2 || !strings.Contains(bads[0].Reason, "e2e5") || !strings.Contains(bads[1].Reason, "corrupt_moves") {
 		t.Errorf("bad records %+v", bads)
+	}
+}
+
+// TestBadReasonBounded: a record whose parser quotes it (a 1 MB FEN, a 1 MB JSONL line with multi-byte
+// runes) gives a reason of at most MaxReason bytes, valid UTF-8, saying how much was left out; short
+// reasons are kept whole.
+func TestBadReasonBounded(t *testing.T) {
+	huge := strings.Repeat("é", 1<<19) // 1 MiB of two-byte runes
+	for _, tc := range []struct {
+		name, input string
+		typ         Type
+	}{
+		{"fen", huge + " w - - 0 1\n", FEN},
+		{"jsonl", `{"fen": "` + huge + `"}` + "\n", JSONL},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, bads, _ := collectOpts(t, tc.input, tc.typ, Options{})
+			if len(bads) != 1 {
+				t.Fatalf("%d bad records, want 1", len(bads))
+			}
+			r := bads[0].Reason
+			if len(r) > MaxReason || !utf8.ValidString(r) || !strings.Contains(r, "bytes more)") {
+				t.Errorf("reason of %d bytes (valid UTF-8 %v): %.80q...", len(r), utf8.ValidString(r), r)
+			}
+		})
+	}
+	_, bads := collect(t, "not a fen\n", FEN, "all")
+	if len(bads) != 1 || strings.Contains(bads[0].Reason, "bytes more") || bads[0].Reason == "" {
+		t.Errorf("short reason changed: %+v", bads)
 	}
 }
