@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -94,6 +95,10 @@ func FuzzPGNReader(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// Lines read in 16-byte pieces must give what lines read whole give.
+		if whole, pieces := readOutcomes(t, bytes.NewReader(data), 0), readOutcomes(t, bytes.NewReader(data), 16); !reflect.DeepEqual(whole, pieces) {
+			t.Fatalf("16-byte pieces:\n%+v\nwhole lines:\n%+v", pieces, whole)
+		}
 		r := NewPGNReader(bytes.NewReader(data))
 		planes := make([]float32, NumPlanes*64)
 		for i := 0; ; i++ {

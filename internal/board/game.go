@@ -1,6 +1,9 @@
 package board
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // Game is a start position plus the moves played from it, with lc0's
 // history and repetition bookkeeping (PositionHistory in lc0). Create one
@@ -28,7 +31,8 @@ func NewGame(start *Position) *Game {
 // "12." or "12..." are skipped; "" means no moves). An unparsable or illegal
 // move yields an error naming the move and its 1-based ply, e.g.
 // `board: move 3 "e2e5": illegal in <fen>`, as a *MoveError wrapping
-// ErrIllegalMove, ErrAmbiguousMove or ErrBadMove.
+// ErrIllegalMove, ErrAmbiguousMove or ErrBadMove; more than MaxPlies moves
+// are refused the same way, wrapping ErrTooLong.
 func ParseGame(start string, moves string) (*Game, error) {
 	start = strings.TrimSpace(start)
 	var g *Game
@@ -47,6 +51,9 @@ func ParseGame(start string, moves string) (*Game, error) {
 			continue
 		}
 		ply++
+		if ply > MaxPlies {
+			return nil, &MoveError{Ply: ply, Move: tok, Reason: fmt.Sprintf("beyond %d plies, more than any legal game", MaxPlies), FEN: g.Current().FEN(), Err: ErrTooLong}
+		}
 		cur := g.Current()
 		m, reason, err := cur.parseMove(tok)
 		if err != nil {

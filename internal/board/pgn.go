@@ -62,6 +62,27 @@ func (g *PGNGame) Positions(fn func(gm *Game, ply int, next *Move) error) error 
 	}
 }
 
+// MaxPlies bounds the length of a game read from PGN (and of a move list given to ParseGame): a longer game
+// is refused as a bad record (ErrTooLong) rather than held in memory. No game is legal beyond 17,697 plies
+// under FIDE's automatic 75-move and fivefold-repetition rules, so the bound refuses no real game.
+const MaxPlies = 20000
+
+// MaxTags bounds the tag pairs of one PGN game; a game with more is refused (ErrTooLong).
+const MaxTags = 1000
+
+// ErrTooLong is wrapped by the errors for a game beyond MaxPlies or MaxTags.
+var ErrTooLong = errors.New("game too long")
+
+const (
+	// maxTagLine is how much of a tag line is kept; the rest of a longer one is read and dropped.
+	maxTagLine = 1 << 20
+	// maxToken is the longest move-text token read as such; no move, move number or result comes close,
+	// and a longer one is reported as unparsable without being held whole.
+	maxToken = 256
+	// quoteLen is how much of a bad token an error message quotes.
+	quoteLen = 40
+)
+
 // GameError reports a malformed game; the reader goes on with the next game.
 type GameError struct {
 	Game   int    // 1-based game number in the stream
@@ -82,9 +103,16 @@ func (e *GameError) Unwrap() error { return e.Err }
 // files contain: comments {...} and ; comments, NAGs, nested variations
 // (skipped), % escape lines, CRLF, lines of any length, a UTF-8 BOM, games
 // without tags or without moves, and move text in SAN or UCI.
+//
+// Its memory is bounded whatever the input: a line is read in pieces of the
+// read buffer's size, never whole (a tag line keeps its first MiB), and a game
+// beyond MaxPlies or MaxTags is a *GameError wrapping ErrTooLong, whose rest is
+// read through without being kept.
 type PGNReader struct {
 	r      *bufio.Reader
-	line   []byte // current line without its end of line
+	line   []byte // current piece of the current line, without its end of line
+	more   bool   // the current line goes on beyond line
+	carry  []byte // start of a token cut by the end of the previous piece (at most maxToken+1 bytes)
 	pos    int    // next byte of line to look at
 	lineNo int
 	have   bool // line holds unread data
@@ -93,46 +121,89 @@ type PGNReader struct {
 	err    error // read error other than io.EOF
 
 	inComment bool
-	depth     int // variation nesting
-	games     int // games returned so far, good or bad
+	inBracket bool // skipping a stray [...] in the move text, which ends at ']' or the end of the line
+	inNAG     bool // reading the digits of a NAG cut by the end of a piece
+	depth     int  // variation nesting
+	games     int  // games returned so far, good or bad
 }
 
 // NewPGNReader returns a reader of the PGN stream r.
 func NewPGNReader(r io.Reader) *PGNReader {
-	return &PGNReader{r: bufio.NewReaderSize(r, 64<<10)}
+	return newPGNReaderSize(r, 64<<10)
 }
 
-// nextLine loads the next line; false at the end of the stream.
+// newPGNReaderSize reads lines in pieces of size bytes (tests use tiny pieces to cut every line).
+func newPGNReaderSize(r io.Reader, size int) *PGNReader {
+	return &PGNReader{r: bufio.NewReaderSize(r, size)}
+}
+
+// nextLine loads the next line, or its first piece when it is longer than the
+// read buffer; false at the end of the stream.
 func (r *PGNReader) nextLine() bool {
-	if r.eof {
+	r.restOfLine(0)
+	r.inBracket, r.inNAG = false, false
+	r.carry = r.carry[:0]
+	if !r.read() {
 		return false
-	}
-	r.line = r.line[:0]
-	for {
-		chunk, err := r.r.ReadSlice('\n')
-		r.line = append(r.line, chunk...)
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err != nil {
-			r.eof = true
-			if err != io.EOF {
-				r.err = err
-			}
-			if len(r.line) == 0 {
-				return false
-			}
-		}
-		break
 	}
 	r.lineNo++
 	if r.lineNo == 1 {
 		r.line = bytes.TrimPrefix(r.line, []byte("\xef\xbb\xbf"))
 	}
-	r.line = bytes.TrimRight(r.line, "\r\n")
+	return true
+}
+
+// read loads the next piece of the stream, up to the end of its line or the
+// size of the read buffer, after the carried start of a cut token; false when
+// nothing is left.
+func (r *PGNReader) read() bool {
+	var chunk []byte
+	r.more = false
+	if !r.eof {
+		var err error
+		chunk, err = r.r.ReadSlice('\n')
+		r.more = errors.Is(err, bufio.ErrBufferFull)
+		r.readErr(err)
+	}
+	if len(chunk) == 0 && len(r.carry) == 0 {
+		return false
+	}
+	r.line = append(append(r.line[:0], r.carry...), chunk...)
+	r.carry = r.carry[:0]
+	if !r.more {
+		r.line = bytes.TrimRight(r.line, "\r\n")
+	}
 	r.pos = 0
 	r.have = true
 	return true
+}
+
+// readErr records the end of the stream or a read error; a full buffer is neither.
+func (r *PGNReader) readErr(err error) {
+	if err == nil || errors.Is(err, bufio.ErrBufferFull) {
+		return
+	}
+	r.eof = true
+	if !errors.Is(err, io.EOF) {
+		r.err = err
+	}
+}
+
+// restOfLine reads the rest of a line longer than the read buffer, appending
+// at most keep bytes of it to line and dropping the others.
+func (r *PGNReader) restOfLine(keep int) {
+	if !r.more {
+		return
+	}
+	for r.more {
+		chunk, err := r.r.ReadSlice('\n')
+		r.more = errors.Is(err, bufio.ErrBufferFull)
+		r.readErr(err)
+		n := min(len(chunk), max(keep, 0))
+		r.line = append(r.line, chunk[:n]...)
+		keep -= n
+	}
+	r.line = bytes.TrimRight(r.line, "\r\n")
 }
 
 // pgnGame is the state of the game being read.
@@ -154,6 +225,9 @@ func (r *PGNReader) Next() (*PGNGame, error) {
 	r.inComment, r.depth = false, 0
 	for {
 		if !r.have || r.pos >= len(r.line) {
+			if r.have && r.more && r.read() {
+				continue // the next piece of a long line
+			}
 			r.have = false
 			if !r.nextLine() {
 				if r.err != nil && !st.started {
@@ -175,7 +249,15 @@ func (r *PGNReader) Next() (*PGNGame, error) {
 					r.have = false
 					continue
 				}
-				if t := bytes.TrimLeft(r.line, " \t"); len(t) > 0 && t[0] == '[' {
+				t := bytes.TrimLeft(r.line, " \t")
+				for len(t) == 0 && r.more && r.read() {
+					t = bytes.TrimLeft(r.line, " \t")
+				}
+				if len(t) > 0 && t[0] == '[' {
+					if r.more {
+						r.restOfLine(maxTagLine - len(r.line))
+						t = bytes.TrimLeft(r.line, " \t")
+					}
 					name, value, ok := parseTag(t)
 					if !ok {
 						r.have = false
@@ -189,6 +271,13 @@ func (r *PGNReader) Next() (*PGNGame, error) {
 					if !st.started {
 						st.started = true
 						st.g.Line = r.lineNo
+					}
+					if len(st.g.Tags) >= MaxTags {
+						if st.err == nil {
+							st.err = &GameError{Line: r.lineNo, Reason: fmt.Sprintf("more than %d tags", MaxTags), Err: ErrTooLong}
+						}
+						r.have = false
+						continue
 					}
 					st.g.Tags = append(st.g.Tags, [2]string{name, value})
 					st.tagLines = append(st.tagLines, r.lineNo)
@@ -245,8 +334,8 @@ func parseTag(t []byte) (name, value string, ok bool) {
 	return name, string(v), true
 }
 
-// scanMovetext consumes movetext from the current line; true when a game
-// termination marker ended the game.
+// scanMovetext consumes movetext from the current piece of a line; true when a
+// game termination marker ended the game.
 func (r *PGNReader) scanMovetext(st *pgnGame) bool {
 	line := r.line
 	for r.pos < len(line) {
@@ -260,6 +349,23 @@ func (r *PGNReader) scanMovetext(st *pgnGame) bool {
 			r.inComment = false
 			continue
 		}
+		if r.inBracket {
+			j := bytes.IndexByte(line[r.pos:], ']')
+			if j < 0 {
+				r.pos = len(line)
+				return false
+			}
+			r.pos += j + 1
+			r.inBracket = false
+			continue
+		}
+		if r.inNAG {
+			for r.pos < len(line) && line[r.pos] >= '0' && line[r.pos] <= '9' {
+				r.pos++
+			}
+			r.inNAG = r.pos == len(line) && r.more
+			continue
+		}
 		c := line[r.pos]
 		switch c {
 		case ' ', '\t', '\r', '\n', '\v', '\f':
@@ -270,7 +376,7 @@ func (r *PGNReader) scanMovetext(st *pgnGame) bool {
 			r.pos++
 			continue
 		case ';':
-			r.pos = len(line)
+			r.have = false // the comment runs to the end of the line
 			return false
 		case '(':
 			r.depth++
@@ -284,18 +390,12 @@ func (r *PGNReader) scanMovetext(st *pgnGame) bool {
 			continue
 		case '$':
 			r.pos++
-			for r.pos < len(line) && line[r.pos] >= '0' && line[r.pos] <= '9' {
-				r.pos++
-			}
+			r.inNAG = true
 			continue
 		case '[':
-			// A stray tag or bracket inside the move text: skip it.
-			j := bytes.IndexByte(line[r.pos:], ']')
-			if j < 0 {
-				r.pos = len(line)
-			} else {
-				r.pos += j + 1
-			}
+			// A stray tag or bracket inside the move text: skip it, up to the end of the line at most.
+			r.pos++
+			r.inBracket = true
 			continue
 		}
 		start := r.pos
@@ -306,14 +406,32 @@ func (r *PGNReader) scanMovetext(st *pgnGame) bool {
 			r.pos++
 			continue
 		}
+		if r.pos == len(line) && r.more {
+			// The token may go on in the next piece: carry its start over, enough of it to tell it is too long.
+			r.carry = append(r.carry[:0], line[start:min(r.pos, start+maxToken+1)]...)
+			return false
+		}
 		if r.depth > 0 {
 			continue
 		}
-		if r.token(st, string(line[start:r.pos])) {
+		tok := line[start:r.pos]
+		if len(tok) > maxToken {
+			tok = tok[:maxToken+1]
+		}
+		if r.token(st, string(tok)) {
 			return true
 		}
 	}
 	return false
+}
+
+// quote quotes a token for an error message, cut to quoteLen bytes so that garbage input cannot make a long
+// message.
+func quote(tok string) string {
+	if len(tok) > quoteLen {
+		return fmt.Sprintf("%q...", tok[:quoteLen])
+	}
+	return fmt.Sprintf("%q", tok)
 }
 
 func isDelim(c byte) bool {
@@ -358,6 +476,14 @@ func (r *PGNReader) token(st *pgnGame, tok string) bool {
 		return false
 	}
 	ply := len(st.g.Moves) + 1
+	if len(tok) > maxToken {
+		st.err = &GameError{Line: r.lineNo, Reason: fmt.Sprintf("unparsable move %s at ply %d (longer than %d bytes)", quote(tok), ply, maxToken), Err: ErrBadMove}
+		return false
+	}
+	if ply > MaxPlies {
+		st.err = &GameError{Line: r.lineNo, Reason: fmt.Sprintf("game longer than %d plies, more than any legal game: skipped", MaxPlies), Err: ErrTooLong}
+		return false
+	}
 	m, reason, err := st.cur.parseMove(tok)
 	if err != nil {
 		what := reason
@@ -369,9 +495,9 @@ func (r *PGNReader) token(st *pgnGame, tok string) bool {
 		case reason == "not a move":
 			what = "unparsable move"
 		}
-		msg := fmt.Sprintf("%s %q at ply %d", what, tok, ply)
+		msg := fmt.Sprintf("%s %s at ply %d", what, quote(tok), ply)
 		if what == reason {
-			msg = fmt.Sprintf("unparsable move %q at ply %d (%s)", tok, ply, reason)
+			msg = fmt.Sprintf("unparsable move %s at ply %d (%s)", quote(tok), ply, reason)
 		}
 		st.err = &GameError{Line: r.lineNo, Reason: msg, Err: err}
 		return false

@@ -15,7 +15,7 @@ var (
 )
 
 // MoveError reports a move that could not be parsed or is not legal. It
-// wraps ErrIllegalMove, ErrAmbiguousMove or ErrBadMove.
+// wraps ErrIllegalMove, ErrAmbiguousMove, ErrBadMove or (ParseGame) ErrTooLong.
 type MoveError struct {
 	Ply    int    // 1-based ply within a move list, 0 for a single move
 	Move   string // the text given

@@ -1,6 +1,10 @@
 // Package source turns batch inputs (PGN streams, FEN/EPD lists, JSONL of {"fen","moves"}) into a stream of
 // positions with their history and provenance, reporting bad records without stopping. It knows input formats
 // and record numbering; the chess itself is internal/board's.
+//
+// Memory is bounded by one record, whatever the input: a PGN game beyond board.MaxPlies plies and a FEN or
+// JSONL line beyond MaxLineBytes are bad records, read through without being held, and a game's positions
+// are built only up to the last ply the selection keeps.
 package source
 
 import (
@@ -83,6 +87,15 @@ func (p Plies) String() string {
 	return p.kind
 }
 
+// through returns the last ply of a game of total plies that the selection can keep, so that no position
+// after it is built.
+func (p Plies) through(total int) int {
+	if p.kind == "first" {
+		return min(p.n-1, total)
+	}
+	return total
+}
+
 // keep says whether ply (0 = start position) of a game with total plies is selected.
 func (p Plies) keep(ply, total int) bool {
 	switch p.kind {
@@ -103,7 +116,7 @@ type Item struct {
 	Ply     int // plies played from the record's start position
 	Source  string
 	History *board.Game     // positioned at Ply; valid only during the callback (it is reused)
-	Pos     *board.Position // the position itself (immutable)
+	Pos     *board.Position // the position itself, a copy: keeping it does not keep the game's history
 	Next    *board.Move     // the move played from it, when known
 	// Corrupt is the record's corrupted counterpart (JSONL corrupt_fen/corrupt_moves, for activation
 	// patching), positioned at its end; nil when the record has none.
@@ -202,6 +215,9 @@ func Walk(r io.Reader, name string, typ Type, opts Options, item func(*Item) err
 	return 0, fmt.Errorf("source: unknown input type %q", typ)
 }
 
+// errSelected stops a game's walk after the last selected ply.
+var errSelected = errors.New("source: selected plies done")
+
 func walkPGN(r io.Reader, name string, opts Options, item func(*Item) error, bad func(*Bad) error) (int, error) {
 	pr := board.NewPGNReader(r)
 	record := 0
@@ -228,13 +244,18 @@ func walkPGN(r io.Reader, name string, opts Options, item func(*Item) error, bad
 			continue
 		}
 		total := len(g.Moves)
+		last := opts.Plies.through(total)
 		err = g.Positions(func(gm *board.Game, ply int, next *board.Move) error {
+			if ply > last {
+				return errSelected
+			}
 			if !opts.Plies.keep(ply, total) {
 				return nil
 			}
-			return item(&Item{Record: record, Game: g.Index, Ply: ply, Source: name, History: gm, Pos: gm.Current(), Next: next})
+			pos := *gm.Current()
+			return item(&Item{Record: record, Game: g.Index, Ply: ply, Source: name, History: gm, Pos: &pos, Next: next})
 		})
-		if err != nil {
+		if err != nil && !errors.Is(err, errSelected) {
 			return record, err
 		}
 	}
@@ -252,21 +273,30 @@ type lineRecord struct {
 func walkLines(r io.Reader, name string, typ Type, shard Shard, item func(*Item) error, bad func(*Bad) error) (int, error) {
 	br := bufio.NewReaderSize(r, 1<<16)
 	line, record := 0, 0
+	var buf []byte
 	for {
-		text, err := br.ReadString('\n')
-		if text == "" && err != nil {
+		var long bool
+		var err error
+		buf, long, err = readLine(br, buf)
+		if len(buf) == 0 && err != nil {
 			if errors.Is(err, io.EOF) {
 				return record, nil
 			}
 			return record, fmt.Errorf("source: %s: %w", name, err)
 		}
 		line++
-		text = strings.TrimSpace(text)
+		text := strings.TrimSpace(string(buf))
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
 		record++
 		if !shard.Holds(record - 1) {
+			continue
+		}
+		if long {
+			if err := bad(&Bad{Record: record - 1, Game: -1, Line: line, Reason: fmt.Sprintf("source: line longer than %d bytes: skipped", MaxLineBytes)}); err != nil {
+				return record, err
+			}
 			continue
 		}
 		it, perr := parseLine(text, typ)
@@ -277,9 +307,30 @@ func walkLines(r io.Reader, name string, typ Type, shard Shard, item func(*Item)
 			continue
 		}
 		// A line is one position, the one after its moves; --plies applies to games only.
-		it.Record, it.Game, it.Ply, it.Source, it.Pos = record-1, -1, it.History.Ply(), name, it.History.Current()
+		pos := *it.History.Current()
+		it.Record, it.Game, it.Ply, it.Source, it.Pos = record-1, -1, it.History.Ply(), name, &pos
 		if err := item(it); err != nil {
 			return record, err
+		}
+	}
+}
+
+// MaxLineBytes bounds a FEN or JSONL line; a longer one is a bad record. A position with the longest game
+// allowed (board.MaxPlies) as UCI moves, in both moves and corrupt_moves, takes about a fifth of it.
+const MaxLineBytes = 1 << 20
+
+// readLine reads the next line into buf, keeping at most its first MaxLineBytes bytes (long reports that
+// more were read and dropped), so that a line of any length costs no more memory than that.
+func readLine(br *bufio.Reader, buf []byte) (line []byte, long bool, err error) {
+	buf = buf[:0]
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if room := MaxLineBytes - len(buf); len(chunk) > room {
+			chunk, long = chunk[:max(room, 0)], true
+		}
+		buf = append(buf, chunk...)
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return buf, long, err
 		}
 	}
 }
