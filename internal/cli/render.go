@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -167,16 +168,50 @@ func parseArrows(moves []string) ([]board.Move, error) {
 	return out, nil
 }
 
-// dirRow reads row i of result key from an output directory: KEY.npy, else results.jsonl.
+// dirRow reads row i of result key from an output directory, where its manifest says the key is (KEY.npy,
+// or results.jsonl for --format json). A directory without a manifest (assembled by hand) is searched for
+// KEY.npy, then results.jsonl.
 func dirRow(dir, key string, i int) ([]float32, error) {
+	m, err := store.ReadManifest(dir)
+	switch {
+	case err == nil:
+		k, ok := m.Key(key)
+		if !ok {
+			names := make([]string, len(m.Keys))
+			for j, k := range m.Keys {
+				names[j] = k.Key
+			}
+			return nil, inputError(fmt.Errorf("render: %s has no result %q (it has %s)", dir, key, strings.Join(names, ", ")))
+		}
+		if len(k.Shape) != 2 || k.Shape[0] != 8 || k.Shape[1] != 8 {
+			return nil, inputError(fmt.Errorf("render: result %q has shape %v, want [8,8] (a heatmap: saliency, heatmap)", key, k.Shape))
+		}
+		if i >= m.Count {
+			return nil, inputError(fmt.Errorf("render: --row %d: %s has %d rows", i, dir, m.Count))
+		}
+		if m.Storage == store.FormatJSON {
+			return jsonRow(filepath.Join(dir, k.File), key, i)
+		}
+		return npyRow(filepath.Join(dir, k.File), i)
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, inputError(fmt.Errorf("render: %w", err))
+	}
 	path := filepath.Join(dir, store.KeyFileName(key))
 	if _, err := os.Stat(path); err == nil {
 		return npyRow(path, i)
 	}
-	jl := filepath.Join(dir, "results.jsonl")
+	jl := filepath.Join(dir, store.ResultsFile)
+	if _, err := os.Stat(jl); err != nil {
+		return nil, inputError(fmt.Errorf("render: %s has neither %s nor results.jsonl (is it an output of analyse --format npy or batch, and is %q one of its keys?)", dir, store.KeyFileName(key), key))
+	}
+	return jsonRow(jl, key, i)
+}
+
+// jsonRow reads row i of result key from a results.jsonl file.
+func jsonRow(jl, key string, i int) ([]float32, error) {
 	f, err := os.Open(jl)
 	if err != nil {
-		return nil, inputError(fmt.Errorf("render: %s has neither %s nor results.jsonl (is it an output of analyse --format npy or batch, and is %q one of its keys?)", dir, store.KeyFileName(key), key))
+		return nil, inputError(fmt.Errorf("render: %w", err))
 	}
 	defer f.Close()
 	line, err := nthLine(f, i)
