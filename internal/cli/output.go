@@ -3,8 +3,11 @@ package cli
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"strings"
 
+	"github.com/lczerolens/lczerolens/internal/atomicfile"
 	"github.com/lczerolens/lczerolens/internal/source"
 	"github.com/lczerolens/lczerolens/internal/store"
 )
@@ -38,4 +41,39 @@ func describeShard(s source.Shard) string {
 		return "the whole input"
 	}
 	return "shard " + s.String()
+}
+
+// checkOutputFile refuses an existing output file unless force (exit 2, naming --force), before a command
+// does its work; "" and "-" (stdout) pass.
+func checkOutputFile(cmd, path string, force bool) error {
+	if path == "" || path == "-" {
+		return nil
+	}
+	if err := atomicfile.Check(path, force); err != nil {
+		return outputFileError(cmd, path, err)
+	}
+	return nil
+}
+
+// writeOutput writes a command's single-file output: to stdout for "" and "-", else to path in one
+// piece (a temporary file in the same directory, synced and renamed), so that a failed or interrupted
+// write never leaves a partial file, and an existing file is replaced only with force.
+func writeOutput(cmd string, stdout io.Writer, path string, force bool, write func(io.Writer) error) error {
+	if path == "" || path == "-" {
+		if err := write(stdout); err != nil {
+			return fmt.Errorf("%s: write: %w", cmd, err)
+		}
+		return nil
+	}
+	if err := atomicfile.Write(path, force, write); err != nil {
+		return outputFileError(cmd, path, err)
+	}
+	return nil
+}
+
+func outputFileError(cmd, path string, err error) error {
+	if errors.Is(err, atomicfile.ErrExists) {
+		return usageErrorf("%s: %s already exists: pass --force to replace it", cmd, path)
+	}
+	return fmt.Errorf("%s: %w", cmd, err)
 }

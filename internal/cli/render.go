@@ -34,6 +34,7 @@ type RenderOptions struct {
 	Arrows      []string
 	Colormap    string
 	Title       string
+	Force       bool
 }
 
 // NewCmdRender builds `lczerolens render`. runF replaces the run step in tests of flag parsing.
@@ -71,6 +72,7 @@ results.jsonl for --format json), or of a bare NPY file (--npy). The pieces come
 	fl.StringSliceVar(&opts.Arrows, "arrows", nil, "moves to draw as arrows, UCI, comma-separated (e.g. e2e4,g1f3)")
 	fl.StringVar(&opts.Colormap, "colormap", string(render.Diverging), "colour map: diverging (centred at 0) or sequential (min to max)")
 	fl.StringVar(&opts.Title, "title", "", "title above the board (default: the key and row)")
+	fl.BoolVar(&opts.Force, "force", false, "replace an existing output file")
 	return cmd
 }
 
@@ -84,6 +86,9 @@ func runRender(opts *RenderOptions) (err error) {
 		return usageErrorf("render: --row %d: want a row number >= 0", opts.Row)
 	case opts.Colormap != string(render.Diverging) && opts.Colormap != string(render.Sequential):
 		return usageErrorf("render: --colormap %q: want %s", opts.Colormap, strings.Join(render.Colormaps(), " or "))
+	}
+	if err := checkOutputFile("render", opts.Output, opts.Force); err != nil {
+		return err
 	}
 	var heat []float32
 	if opts.From != "" {
@@ -120,20 +125,12 @@ func runRender(opts *RenderOptions) (err error) {
 		}
 		ro.Title = fmt.Sprintf("%s, row %d", src, opts.Row)
 	}
-	return writeSVG(opts.IO, opts.Output, ro)
+	return writeSVG(opts.IO, opts.Output, opts.Force, ro)
 }
 
-// writeSVG writes a picture to path, or to the command's output for "" and "-".
-func writeSVG(streams *IOStreams, path string, o render.Options) (err error) {
-	if path == "" || path == "-" {
-		return render.SVG(streams.Out, o)
-	}
-	file, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("render: %w", err)
-	}
-	defer closeFile(file, &err)
-	return render.SVG(file, o)
+// writeSVG writes a picture to path (see writeOutput), or to the command's output for "" and "-".
+func writeSVG(streams *IOStreams, path string, force bool, o render.Options) error {
+	return writeOutput("render", streams.Out, path, force, func(w io.Writer) error { return render.SVG(w, o) })
 }
 
 func blackBottom(orientation string, pos *board.Position) (bool, error) {
