@@ -37,7 +37,7 @@ func lockDir(dir string) (*dirLock, error) {
 			if err != nil {
 				return nil, fmt.Errorf("store: lock output directory %s: %w", dir, err)
 			}
-			return nil, fmt.Errorf("store: output directory %s is in use by another lczerolens process (%s): %w", dir, lockHolder(path), ErrLocked)
+			return nil, &sentinelError{fmt.Sprintf("store: output directory %s is in use by another lczerolens process (%s)", dir, lockHolder(path)), ErrLocked}
 		}
 		// The previous holder removes the file when it releases the lock: if that happened between our
 		// open and our lock, we hold the lock of a file no longer in the directory, and try again.

@@ -60,7 +60,7 @@ func Merge(dst string, parts []string, opts Options) (err error) {
 		}
 		ms[i] = m
 		mismatch := func(format string, args ...any) error {
-			return &usageError{fmt.Sprintf("store: merge: %s: ", dir) + fmt.Sprintf(format, args...), ErrMismatch}
+			return &sentinelError{fmt.Sprintf("store: merge: %s: ", dir) + fmt.Sprintf(format, args...), ErrMismatch}
 		}
 		if !m.Complete {
 			return mismatch("the run that wrote it did not finish (manifest complete is false)")
@@ -86,7 +86,7 @@ func Merge(dst string, parts []string, opts Options) (err error) {
 		}
 		nonfinite += m.Nonfinite
 		if sameDir(dst, dir) {
-			return &usageError{fmt.Sprintf("store: merge: the output directory %s is also an input", dst), ErrNotEmpty}
+			return &sentinelError{fmt.Sprintf("store: merge: the output directory %s is also an input", dst), ErrNotEmpty}
 		}
 	}
 
@@ -447,7 +447,7 @@ func mergeRows(srcs []*rowReader, emit func(*rowReader) error) error {
 	for len(h) > 0 {
 		s := h[0]
 		if last != nil && s.rec == lastRec && s != last {
-			return &usageError{fmt.Sprintf("store: merge: record %d is in both %s and %s: the directories overlap", s.rec, last.path, s.path), ErrMismatch}
+			return &sentinelError{fmt.Sprintf("store: merge: record %d is in both %s and %s: the directories overlap", s.rec, last.path, s.path), ErrMismatch}
 		}
 		if err := emit(s); err != nil {
 			return err

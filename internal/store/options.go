@@ -169,14 +169,15 @@ func checkExtra(name string, value any) error {
 	return nil
 }
 
-// usageError carries an exact message and a sentinel for errors.Is.
-type usageError struct {
+// sentinelError carries an exact message and a sentinel for errors.Is (which says whether it is a usage
+// error).
+type sentinelError struct {
 	msg  string
 	kind error
 }
 
-func (e *usageError) Error() string { return e.msg }
-func (e *usageError) Unwrap() error { return e.kind }
+func (e *sentinelError) Error() string { return e.msg }
+func (e *sentinelError) Unwrap() error { return e.kind }
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))

@@ -126,16 +126,16 @@ func Open(dir string, opts Options) (_ *Writer, err error) {
 		}
 		return w.fresh()
 	case opts.Resume:
-		return nil, &usageError{fmt.Sprintf("store: cannot resume %s: it has no %s and holds %q, which lczerolens does not write", dir, ProgressFile, foreign), ErrNotEmpty}
+		return nil, &sentinelError{fmt.Sprintf("store: cannot resume %s: it has no %s and holds %q, which lczerolens does not write", dir, ProgressFile, foreign), ErrNotEmpty}
 	case opts.Force && foreign == "":
 		if err := wipe(dir, entries); err != nil {
 			return nil, err
 		}
 		return w.fresh()
 	case opts.Force:
-		return nil, &usageError{fmt.Sprintf("store: --force will not wipe %s: it holds %q, which lczerolens does not write", dir, foreign), ErrNotEmpty}
+		return nil, &sentinelError{fmt.Sprintf("store: --force will not wipe %s: it holds %q, which lczerolens does not write", dir, foreign), ErrNotEmpty}
 	}
-	return nil, &usageError{fmt.Sprintf("store: output directory %s is not empty: use --resume to continue or --force to overwrite", dir), ErrNotEmpty}
+	return nil, &sentinelError{fmt.Sprintf("store: output directory %s is not empty: use --resume to continue or --force to overwrite", dir), ErrNotEmpty}
 }
 
 // ours reports whether a file name is one a Writer creates, so Force and
