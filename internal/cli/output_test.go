@@ -39,7 +39,9 @@ func TestSingleFileOutputs(t *testing.T) {
 	}{
 		{"analyse -o", func(p string) []string { return []string{"analyse", "--lens", "saliency", "--startpos", "-o", p} }},
 		{"analyse --svg", func(p string) []string { return []string{"analyse", "--lens", "saliency", "--startpos", "--svg", p} }},
-		{"render -o", func(p string) []string { return []string{"render", "--npy", heat, "--fen", "8/8/8/4k3/8/8/4P3/4K3 w - - 0 1", "-o", p} }},
+		{"render -o", func(p string) []string {
+			return []string{"render", "--npy", heat, "--fen", "8/8/8/4k3/8/8/4P3/4K3 w - - 0 1", "-o", p}
+		}},
 		{"encode -o", func(p string) []string { return []string{"encode", "--startpos", "-o", p} }},
 		{"encode --format npy -o", func(p string) []string { return []string{"encode", "--startpos", "--format", "npy", "-o", p} }},
 		{"probe train -o", func(p string) []string {
