@@ -13,8 +13,14 @@
 //	errors.jsonl     one {"source","record","game","line","reason"} object per bad input record
 //	KEY.npy          format npy: one float32 file per result key, positions stacked on axis 0
 //	results.jsonl    format json: one {"position":{...},"results":{KEY:{"dtype","shape","data"}}} per position
+//	.lczerolens.lock held (flock) by the one process writing the directory; removed by Close and Abort
 //
 // In the json format NaN and infinities are written as the strings "NaN",
 // "Infinity" and "-Infinity"; the manifest's "nonfinite" counts them (in both
 // formats) so a reader knows whether to expect them.
+//
+// The files: options.go (what Open is asked for and its validation), writer.go
+// (the Writer and its commit protocol), manifest.go (the Manifest type, read,
+// written and compared by Differences), files.go (append-only streams and
+// atomic replacement), lock.go (the directory lock), merge.go and json.go.
 package store

@@ -41,8 +41,8 @@ var (
 	// ErrNotEmpty: the output directory holds files and neither Resume nor
 	// Force was given, or Force was refused because of foreign files.
 	ErrNotEmpty = errors.New("output directory is not empty")
-	// ErrMismatch: Resume was asked for an output made with another model,
-	// lens, lens options or format.
+	// ErrMismatch: Resume was asked for an output made with other settings
+	// (model, lens, lens options, format, extra fields; see MismatchError).
 	ErrMismatch = errors.New("output was made with different settings")
 	// ErrLocked: another process holds the output directory's lock (see LockFile).
 	ErrLocked = errors.New("output directory is in use")
@@ -57,8 +57,9 @@ type Options struct {
 	Model       ModelInfo
 	Lens        LensInfo
 	// Extra holds additional top-level manifest fields; they must not reuse
-	// the manifest's own field names and must be the same on resume for the
-	// output to be byte-identical.
+	// the manifest's own field names. Resume refuses an output whose fields
+	// differ (Manifest.Differences, but for ResumeExempt), so that the
+	// output stays byte-identical to one uninterrupted run.
 	Extra map[string]any
 }
 
