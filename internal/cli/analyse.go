@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -168,7 +169,7 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 			return storeError(err)
 		}
 		if err := w.Add(positionMeta("analyse", -1, g.Ply(), pos, nil), storeResults(results, 0)); err != nil {
-			return err
+			return errors.Join(err, w.Abort()) // Abort releases the directory's lock
 		}
 		return w.Close()
 	}

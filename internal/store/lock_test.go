@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,7 +33,10 @@ func TestLockChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Println("locked")
-	select {} // until killed
+	// Until killed. A blocking read, not select{}: with no timer pending the runtime would end a process
+	// whose goroutines all block as a deadlock, releasing the lock early. Stdin closes if the parent dies.
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	t.Fatal("stdin closed before the parent killed this process")
 }
 
 // TestLockRefusesSecondWriter: while a Writer has a directory open, a second Open of it (fresh, with
@@ -106,6 +110,11 @@ func TestLockHeldByAnotherProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stdin, err := cmd.StdinPipe() // held open: the child waits on it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
