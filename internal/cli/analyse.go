@@ -2,9 +2,9 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -61,7 +61,7 @@ outputs: JSON to stdout or -o FILE, or with --format npy the same directory layo
 	fl.StringVar(&opts.Format, "format", "json", "output format: json, or npy (needs -o DIR); default from config key format, else json")
 	fl.StringVarP(&opts.Output, "output", "o", "", "output file (json) or directory (npy)")
 	fl.IntVar(&opts.Top, "top", 5, "network moves listed in the envelope (0 = all legal moves)")
-	fl.BoolVar(&opts.Force, "force", false, "with --format npy: overwrite a non-empty output directory")
+	fl.BoolVar(&opts.Force, "force", false, "replace an existing output file (-o, --svg), or with --format npy overwrite a non-empty output directory")
 	fl.StringVar(&opts.CorruptFEN, "corrupt-fen", "", "corrupted position for lens patching (default: the clean start position)")
 	fl.StringVar(&opts.CorruptMoves, "corrupt-moves", "", "moves played from --corrupt-fen (or the clean start) to the corrupted position, for lens patching")
 	fl.StringVar(&opts.SVG, "svg", "", "also draw the first [8,8] result (saliency, heatmap) on the board as an SVG file, with the network's best move as an arrow")
@@ -117,6 +117,14 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 	case opts.Format == "npy" && opts.Output == "":
 		return usageErrorf("analyse: --format npy needs -o DIR")
 	}
+	if opts.Format == "json" {
+		if err := checkOutputFile("analyse", opts.Output, opts.Force); err != nil {
+			return err
+		}
+	}
+	if err := checkOutputFile("analyse", opts.SVG, opts.Force); err != nil {
+		return err
+	}
 	specs, err := opts.Lenses.specs(cfg)
 	if err != nil {
 		return err
@@ -147,7 +155,7 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 	}
 	name, lensOpts := lensInfo(specs)
 	if opts.SVG != "" {
-		if err := analysisSVG(f.IO, opts.SVG, results, pos, summarizeHeads(pos, transform, out.Heads, 0, 1)); err != nil {
+		if err := analysisSVG(f.IO, opts.SVG, opts.Force, results, pos, summarizeHeads(pos, transform, out.Heads, 0, 1)); err != nil {
 			return err
 		}
 	}
@@ -167,7 +175,7 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 			return storeError(err)
 		}
 		if err := w.Add(positionMeta("analyse", -1, g.Ply(), pos, nil), storeResults(results, 0)); err != nil {
-			return err
+			return errors.Join(err, w.Abort()) // Abort releases the directory's lock
 		}
 		return w.Close()
 	}
@@ -182,19 +190,9 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 		LensMeta:      eng.Meta(),
 	}
 	env.Results = resultsJSON(results, 0)
-	var w io.Writer = f.IO.Out
-	if opts.Output != "" {
-		file, err := os.Create(opts.Output)
-		if err != nil {
-			return fmt.Errorf("analyse: %w", err)
-		}
-		w = file
-		defer closeFile(file, &err)
-	}
-	if err := json.NewEncoder(w).Encode(env); err != nil {
-		return fmt.Errorf("analyse: write json: %w", err)
-	}
-	return nil
+	return writeOutput("analyse", f.IO.Out, opts.Output, opts.Force, func(w io.Writer) error {
+		return json.NewEncoder(w).Encode(env)
+	})
 }
 
 // addCorrupt encodes the corrupted position into b when a lens needs one, and refuses corruption flags
@@ -226,7 +224,7 @@ func (opts *AnalyseOptions) addCorrupt(b *lens.Batch, clean *board.Game, enc enc
 }
 
 // analysisSVG draws the first [8,8] result of an analysed position.
-func analysisSVG(streams *IOStreams, path string, results []lens.Result, pos *board.Position, heads headsJSON) error {
+func analysisSVG(streams *IOStreams, path string, force bool, results []lens.Result, pos *board.Position, heads headsJSON) error {
 	var keys []string
 	for _, r := range results {
 		if !r.JSONOnly() && len(r.Shape) == 2 && r.Shape[0] == 8 && r.Shape[1] == 8 {
@@ -236,7 +234,7 @@ func analysisSVG(streams *IOStreams, path string, results []lens.Result, pos *bo
 					o.Arrows = append(o.Arrows, mv)
 				}
 			}
-			return writeSVG(streams, path, o)
+			return writeSVG(streams, path, force, o)
 		}
 		keys = append(keys, r.Key)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -178,11 +177,6 @@ func runBatch(opts *BatchOptions) (err error) {
 	if meta := eng.Meta(); meta != nil {
 		extra["lens_meta"] = meta
 	}
-	if opts.Resume {
-		if err := checkResume(opts.Output, shard, input); err != nil {
-			return err
-		}
-	}
 	storeOpts := store.Options{
 		Format: store.Format(cfg.Format), Resume: opts.Resume, Force: opts.Force, ToolVersion: f.Version,
 		Model: store.ModelInfo{Path: net.Path, SHA256: net.SHA256},
@@ -191,7 +185,7 @@ func runBatch(opts *BatchOptions) (err error) {
 	}
 	w, err := store.Open(opts.Output, storeOpts)
 	if err != nil {
-		return storeError(err)
+		return storeError(resumeError(err))
 	}
 	skipPos, skipBad, skipRecords := w.Done()
 	if opts.Resume && !opts.Quiet {
@@ -366,45 +360,4 @@ func commitBatch(w *store.Writer, b *pipeline.Batch) error {
 		w.SetRecords(b.Records)
 	}
 	return w.Commit()
-}
-
-// checkResume refuses to resume an output made for another shard or from another input, ply selection or
-// encoding: its committed records would be counted for the wrong ones, or mixed with different positions.
-// (Model, lens, options and format are the store's to check.)
-func checkResume(dir string, shard source.Shard, input inputInfo) error {
-	m, err := store.ReadManifest(dir)
-	if err != nil {
-		return nil // nothing to resume, or store.Open explains what is wrong
-	}
-	if raw, ok := m.Extra["input"]; ok {
-		var had inputInfo
-		if err := json.Unmarshal(raw, &had); err != nil {
-			return inputError(fmt.Errorf("batch: cannot resume %s: its manifest's input is unreadable: %w", dir, err))
-		}
-		for _, d := range []struct{ what, was, now string }{
-			{"input", had.Name, input.Name}, {"input type", had.Type, input.Type}, {"--plies", had.Plies, input.Plies},
-			{"--input-format", had.InputFormat, input.InputFormat}, {"--history-fill", had.HistoryFill, input.HistoryFill},
-		} {
-			if d.was != d.now {
-				return usageErrorf("batch: cannot resume %s: it was made with %s %q, not %q", dir, d.what, d.was, d.now)
-			}
-		}
-	}
-	var had shardInfo
-	if raw, ok := m.Extra["shard"]; ok {
-		if err := json.Unmarshal(raw, &had); err != nil {
-			return inputError(fmt.Errorf("batch: cannot resume %s: its manifest's shard is unreadable: %w", dir, err))
-		}
-	}
-	if had.Index != shard.Index || had.Count != shard.Count {
-		return usageErrorf("batch: cannot resume %s: it holds %s, not %s", dir, describeShard(source.Shard{Index: had.Index, Count: had.Count}), describeShard(shard))
-	}
-	return nil
-}
-
-func describeShard(s source.Shard) string {
-	if s.Count == 0 {
-		return "the whole input"
-	}
-	return "shard " + s.String()
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -18,6 +19,7 @@ type ConvertOptions struct {
 	Output     string
 	PolicyHead string
 	ValueHead  string
+	Force      bool
 }
 
 // NewCmdConvert builds `lczerolens convert`. runF replaces the run step in tests of flag parsing.
@@ -44,10 +46,15 @@ convert writes the .onnx for other tools. Multi-head nets choose their heads wit
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", `output file, "-" for stdout (default: the input name with .onnx)`)
 	cmd.Flags().StringVar(&opts.PolicyHead, "policy-head", "", "policy head of a multi-head net (default vanilla)")
 	cmd.Flags().StringVar(&opts.ValueHead, "value-head", "", "value head of a multi-head net (default winner)")
+	cmd.Flags().BoolVar(&opts.Force, "force", false, "replace an existing output file")
 	return cmd
 }
 
-func runConvert(opts *ConvertOptions) (err error) {
+func runConvert(opts *ConvertOptions) error {
+	output := opts.Output
+	if output == "" {
+		output = strings.TrimSuffix(strings.TrimSuffix(opts.Input, ".gz"), ".pb") + ".onnx"
+	}
 	raw, err := os.ReadFile(opts.Input)
 	if err != nil {
 		return pathError(fmt.Errorf("convert: %w", err))
@@ -64,25 +71,16 @@ func runConvert(opts *ConvertOptions) (err error) {
 	if err != nil {
 		return fmt.Errorf("convert: %w", err)
 	}
-	output := opts.Output
-	if output == "" {
-		output = strings.TrimSuffix(strings.TrimSuffix(opts.Input, ".gz"), ".pb") + ".onnx"
+	err = writeOutput("convert", opts.IO.Out, output, opts.Force, func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	status := opts.IO.Out
 	if output == "-" {
-		if _, err := opts.IO.Out.Write(b); err != nil {
-			return fmt.Errorf("convert: write: %w", err)
-		}
 		status = opts.IO.ErrOut
-	} else {
-		file, err := os.Create(output)
-		if err != nil {
-			return fmt.Errorf("convert: %w", err)
-		}
-		defer closeFile(file, &err)
-		if _, err := file.Write(b); err != nil {
-			return fmt.Errorf("convert: write %s: %w", output, err)
-		}
 	}
 	if _, err := fmt.Fprintf(status, "converted %s to %s (%s; %d nodes, %s bytes)\n", opts.Input, output,
 		summarize(n.Describe()), len(m.GetGraph().GetNode()), thousands(int64(len(b)))); err != nil {

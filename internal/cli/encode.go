@@ -2,9 +2,7 @@ package cli
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -19,6 +17,7 @@ type EncodeOptions struct {
 	Pos    positionFlags
 	Format string
 	Output string
+	Force  bool
 }
 
 // NewCmdEncode builds `lczerolens encode`. runF replaces the run step in tests of flag parsing.
@@ -46,6 +45,7 @@ mirrored for black). Also lists the legal moves with their index in lc0's 1858-m
 	// The format key of the configuration is about lens results, not planes.
 	_ = cmd.Flags().SetAnnotation("format", annNotConfig, []string{"true"})
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "output file (default stdout)")
+	cmd.Flags().BoolVar(&opts.Force, "force", false, "replace an existing output file")
 	return cmd
 }
 
@@ -68,6 +68,9 @@ func runEncode(opts *EncodeOptions) (err error) {
 	if opts.Format != "json" && opts.Format != "npy" {
 		return usageErrorf("encode: format %q: want json or npy", opts.Format)
 	}
+	if err := checkOutputFile("encode", opts.Output, opts.Force); err != nil {
+		return err
+	}
 	enc, err := resolveEncoding(opts.Config(), opts.Pos.InputFormat, nil)
 	if err != nil {
 		return err
@@ -79,20 +82,10 @@ func runEncode(opts *EncodeOptions) (err error) {
 	planes := make([]float32, board.NumPlanes*64)
 	transform := enc.encode(g, planes)
 
-	var out io.Writer = opts.IO.Out
-	if opts.Output != "" {
-		file, err := os.Create(opts.Output)
-		if err != nil {
-			return fmt.Errorf("encode: %w", err)
-		}
-		defer closeFile(file, &err)
-		out = file
-	}
 	if opts.Format == "npy" {
-		if err := npy.Write(out, []int{1, board.NumPlanes, 8, 8}, planes); err != nil {
-			return fmt.Errorf("encode: write npy: %w", err)
-		}
-		return nil
+		return writeOutput("encode", opts.IO.Out, opts.Output, opts.Force, func(w io.Writer) error {
+			return npy.Write(w, []int{1, board.NumPlanes, 8, 8}, planes)
+		})
 	}
 	doc := encodedJSON{FEN: g.Current().FEN(), InputFormat: enc.Format.String(), Transform: transform, HistoryFill: enc.Fill.String(), Planes: nestPlanes(planes)}
 	moves, idx := board.LegalIndicesT(g.Current(), transform)
@@ -100,17 +93,9 @@ func runEncode(opts *EncodeOptions) (err error) {
 	for i, m := range moves {
 		doc.Legal[i] = legalMoveJSON{UCI: m.UCI(), Index: idx[i]}
 	}
-	if err := json.NewEncoder(out).Encode(doc); err != nil {
-		return fmt.Errorf("encode: write json: %w", err)
-	}
-	return nil
-}
-
-// closeFile closes an output file once, reporting a failed close (a lost write) unless an error came first.
-func closeFile(f *os.File, err *error) {
-	if cerr := f.Close(); cerr != nil && *err == nil {
-		*err = fmt.Errorf("close %s: %w", f.Name(), cerr)
-	}
+	return writeOutput("encode", opts.IO.Out, opts.Output, opts.Force, func(w io.Writer) error {
+		return json.NewEncoder(w).Encode(doc)
+	})
 }
 
 // nestPlanes turns [112*64] into [112][8][8] for JSON.

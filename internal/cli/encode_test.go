@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,7 +94,7 @@ func TestEncodeMatchesLc0(t *testing.T) {
 			}
 		}
 		// The NPY form holds the same planes as float32 [1,112,8,8].
-		file := filepath.Join(dir, "p.npy")
+		file := filepath.Join(dir, fmt.Sprintf("p%d.npy", i)) // a new file each time: encode does not overwrite without --force
 		if code, _, stderr := runCLI(t, nil, append(args, "--format", "npy", "-o", file)...); code != 0 {
 			t.Fatalf("npy: %s", stderr)
 		}

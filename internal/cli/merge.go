@@ -1,10 +1,8 @@
 package cli
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
@@ -57,11 +55,10 @@ with the size of the shards.`,
 
 // shardDir is one directory given to merge.
 type shardDir struct {
-	dir      string
-	m        *store.Manifest
-	shard    shardInfo
-	input    inputInfo
-	rawInput json.RawMessage
+	dir   string
+	m     *store.Manifest
+	shard shardInfo
+	input inputInfo
 }
 
 func (s *shardDir) String() string {
@@ -114,7 +111,7 @@ func readShardDir(dir string) (*shardDir, error) {
 	if err != nil {
 		return nil, pathError(fmt.Errorf("merge: %s is not a batch output directory: %w", dir, err))
 	}
-	s := &shardDir{dir: dir, m: m, rawInput: m.Extra["input"]}
+	s := &shardDir{dir: dir, m: m}
 	raw, ok := m.Extra["shard"]
 	if !ok {
 		return nil, usageErrorf("merge: %s was not made with batch --shard", dir)
@@ -125,7 +122,7 @@ func readShardDir(dir string) (*shardDir, error) {
 	if !m.Complete {
 		return nil, usageErrorf("merge: %s is not complete: its run did not finish (rerun it with --resume)", s)
 	}
-	if err := json.Unmarshal(s.rawInput, &s.input); err != nil || s.input.SHA256 == "" {
+	if err := json.Unmarshal(m.Extra["input"], &s.input); err != nil || s.input.SHA256 == "" {
 		return nil, usageErrorf("merge: %s: its manifest does not record the input's sha256", s)
 	}
 	return s, nil
@@ -168,94 +165,23 @@ func checkShards(shards []*shardDir) error {
 	return nil
 }
 
-// shardDiffs lists how shard b's run differs from shard a's.
+// shardDiffs lists how shard b's run differs from shard a's: every setting of their manifests (see
+// store.Manifest.Differences) but the shard's own index and records, and the number of input records.
 func shardDiffs(a, b *shardDir) []string {
 	var d []string
 	differ := func(what string, x, y any) {
 		d = append(d, fmt.Sprintf("%s is %v in %s but %v in %s", what, x, a, y, b))
 	}
-	if a.shard.Count != b.shard.Count {
-		differ("the shard count", a.shard.Count, b.shard.Count)
-	}
-	ia, ib := a.input, b.input
-	if ia.Name != ib.Name {
-		differ("the input", fmt.Sprintf("%q", ia.Name), fmt.Sprintf("%q", ib.Name))
-	}
-	if ia.SHA256 != ib.SHA256 {
-		differ("the input sha256", ia.SHA256, ib.SHA256)
-	}
-	if ia.Size != nil && ib.Size != nil && *ia.Size != *ib.Size {
-		differ("the input size", *ia.Size, *ib.Size)
-	}
-	if ia.Type != ib.Type {
-		differ("the input type", ia.Type, ib.Type)
-	}
-	if ia.Plies != ib.Plies {
-		differ("--plies", ia.Plies, ib.Plies)
-	}
-	if ia.InputFormat != ib.InputFormat {
-		differ("--input-format", ia.InputFormat, ib.InputFormat)
-	}
-	if ia.HistoryFill != ib.HistoryFill {
-		differ("--history-fill", ia.HistoryFill, ib.HistoryFill)
-	}
 	ma, mb := a.m, b.m
-	if ma.Model.SHA256 != mb.Model.SHA256 {
-		differ("the model", fmt.Sprintf("%s (sha256 %s)", ma.Model.Path, ma.Model.SHA256), fmt.Sprintf("%s (sha256 %s)", mb.Model.Path, mb.Model.SHA256))
-	}
-	if ma.Lens.Name != mb.Lens.Name {
-		differ("the lens", fmt.Sprintf("%q", ma.Lens.Name), fmt.Sprintf("%q", mb.Lens.Name))
-	} else {
-		d = append(d, optionDiffs(a, b)...) // other lenses have other options anyway
-	}
-	if ma.Storage != mb.Storage {
-		differ("--format", ma.Storage, mb.Storage)
-	}
-	if ma.ToolVersion != mb.ToolVersion {
-		differ("the tool version", ma.ToolVersion, mb.ToolVersion)
+	for _, x := range ma.Differences(mb, "shard.index", "shard.records") {
+		if x.Setting == "model.sha256" { // the path tells a person which model it was
+			differ("the model", fmt.Sprintf("%s (sha256 %s)", ma.Model.Path, x.A), fmt.Sprintf("%s (sha256 %s)", mb.Model.Path, x.B))
+			continue
+		}
+		differ(x.Name, x.A, x.B)
 	}
 	if ma.Records != mb.Records {
 		differ("the number of input records", ma.Records, mb.Records)
 	}
-	// Fields a later batch may add: they must agree too, or the merged manifest would misdescribe a shard.
-	for _, k := range slices.Sorted(maps.Keys(ma.Extra)) {
-		if k != "shard" && k != "input" && !bytes.Equal(ma.Extra[k], mb.Extra[k]) {
-			differ(fmt.Sprintf("manifest field %q", k), string(ma.Extra[k]), string(mb.Extra[k]))
-		}
-	}
-	if len(d) == 0 && !bytes.Equal(a.rawInput, b.rawInput) {
-		differ(`manifest field "input"`, string(a.rawInput), string(b.rawInput))
-	}
 	return d
-}
-
-// optionDiffs names each lens option whose value differs between two shards.
-func optionDiffs(a, b *shardDir) []string {
-	oa, ob := a.m.Lens.Options, b.m.Lens.Options
-	names := slices.Sorted(maps.Keys(oa))
-	for k := range ob {
-		if _, ok := oa[k]; !ok {
-			names = append(names, k)
-		}
-	}
-	var d []string
-	for _, k := range names {
-		x, y := optionValue(oa, k), optionValue(ob, k)
-		if x != y {
-			d = append(d, fmt.Sprintf("lens option %q is %s in %s but %s in %s", k, x, a, y, b))
-		}
-	}
-	return d
-}
-
-func optionValue(opts map[string]any, k string) string {
-	v, ok := opts[k]
-	if !ok {
-		return "unset"
-	}
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(raw)
 }

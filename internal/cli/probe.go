@@ -39,6 +39,7 @@ type ProbeTrainOptions struct {
 	MaxRows      int
 	Epochs       int
 	MaxPositions int
+	Force        bool
 }
 
 // NewCmdProbe builds `lczerolens probe` with its train subcommand.
@@ -86,6 +87,7 @@ activations.`,
 	}
 	fl := train.Flags()
 	fl.StringVarP(&opts.Output, "output", "o", "", "probe file to write (required)")
+	fl.BoolVar(&opts.Force, "force", false, "replace an existing probe file")
 	fl.StringVar(&opts.Concept, "concept", "", "concept to probe (see above; required)")
 	fl.StringVar(&opts.Pattern, "pattern", "", "Go regexp over module names; default "+lens.DefaultActivationPattern)
 	fl.StringVar(&opts.Task, "task", "auto", "auto (the concept's kind), regression or binary")
@@ -212,6 +214,9 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 	case opts.MaxRows < 1 || opts.Epochs < 1 || opts.MaxPositions < 0:
 		return usageErrorf("probe train: --max-rows and --epochs must be positive, --max-positions not negative")
 	}
+	if err := checkOutputFile("probe train", opts.Output, opts.Force); err != nil {
+		return err
+	}
 	lab, err := newLabeler(opts.Concept, opts.Task)
 	if err != nil {
 		return err
@@ -302,13 +307,8 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 		Concept: lab.name(), Kind: kind, Input: opts.Input, Holdout: opts.Holdout, Seed: opts.Seed,
 		L2: opts.L2, MaxRows: opts.MaxRows, Skipped: skips, Probes: probes,
 	}
-	out, err := os.Create(opts.Output)
-	if err != nil {
-		return fmt.Errorf("probe train: %w", err)
-	}
-	defer closeFile(out, &err)
-	if err := lens.WriteProbeFile(out, pf); err != nil {
-		return fmt.Errorf("probe train: write %s: %w", opts.Output, err)
+	if err := writeOutput("probe train", f.IO.Out, opts.Output, opts.Force, func(w io.Writer) error { return lens.WriteProbeFile(w, pf) }); err != nil {
+		return err
 	}
 	fmt.Fprintf(f.IO.ErrOut, "probe train: %s (%s) on %d positions (%d skipped, %d bad records) -> %s\n", pf.Concept, kind, positions, skips, bad, opts.Output)
 	return printProbes(f.IO.Out, probes)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -33,6 +34,7 @@ type RenderOptions struct {
 	Arrows      []string
 	Colormap    string
 	Title       string
+	Force       bool
 }
 
 // NewCmdRender builds `lczerolens render`. runF replaces the run step in tests of flag parsing.
@@ -70,6 +72,7 @@ results.jsonl for --format json), or of a bare NPY file (--npy). The pieces come
 	fl.StringSliceVar(&opts.Arrows, "arrows", nil, "moves to draw as arrows, UCI, comma-separated (e.g. e2e4,g1f3)")
 	fl.StringVar(&opts.Colormap, "colormap", string(render.Diverging), "colour map: diverging (centred at 0) or sequential (min to max)")
 	fl.StringVar(&opts.Title, "title", "", "title above the board (default: the key and row)")
+	fl.BoolVar(&opts.Force, "force", false, "replace an existing output file")
 	return cmd
 }
 
@@ -83,6 +86,9 @@ func runRender(opts *RenderOptions) (err error) {
 		return usageErrorf("render: --row %d: want a row number >= 0", opts.Row)
 	case opts.Colormap != string(render.Diverging) && opts.Colormap != string(render.Sequential):
 		return usageErrorf("render: --colormap %q: want %s", opts.Colormap, strings.Join(render.Colormaps(), " or "))
+	}
+	if err := checkOutputFile("render", opts.Output, opts.Force); err != nil {
+		return err
 	}
 	var heat []float32
 	if opts.From != "" {
@@ -119,20 +125,12 @@ func runRender(opts *RenderOptions) (err error) {
 		}
 		ro.Title = fmt.Sprintf("%s, row %d", src, opts.Row)
 	}
-	return writeSVG(opts.IO, opts.Output, ro)
+	return writeSVG(opts.IO, opts.Output, opts.Force, ro)
 }
 
-// writeSVG writes a picture to path, or to the command's output for "" and "-".
-func writeSVG(streams *IOStreams, path string, o render.Options) (err error) {
-	if path == "" || path == "-" {
-		return render.SVG(streams.Out, o)
-	}
-	file, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("render: %w", err)
-	}
-	defer closeFile(file, &err)
-	return render.SVG(file, o)
+// writeSVG writes a picture to path (see writeOutput), or to the command's output for "" and "-".
+func writeSVG(streams *IOStreams, path string, force bool, o render.Options) error {
+	return writeOutput("render", streams.Out, path, force, func(w io.Writer) error { return render.SVG(w, o) })
 }
 
 func blackBottom(orientation string, pos *board.Position) (bool, error) {
@@ -167,16 +165,50 @@ func parseArrows(moves []string) ([]board.Move, error) {
 	return out, nil
 }
 
-// dirRow reads row i of result key from an output directory: KEY.npy, else results.jsonl.
+// dirRow reads row i of result key from an output directory, where its manifest says the key is (KEY.npy,
+// or results.jsonl for --format json). A directory without a manifest (assembled by hand) is searched for
+// KEY.npy, then results.jsonl.
 func dirRow(dir, key string, i int) ([]float32, error) {
+	m, err := store.ReadManifest(dir)
+	switch {
+	case err == nil:
+		k, ok := m.Key(key)
+		if !ok {
+			names := make([]string, len(m.Keys))
+			for j, k := range m.Keys {
+				names[j] = k.Key
+			}
+			return nil, inputError(fmt.Errorf("render: %s has no result %q (it has %s)", dir, key, strings.Join(names, ", ")))
+		}
+		if len(k.Shape) != 2 || k.Shape[0] != 8 || k.Shape[1] != 8 {
+			return nil, inputError(fmt.Errorf("render: result %q has shape %v, want [8,8] (a heatmap: saliency, heatmap)", key, k.Shape))
+		}
+		if i >= m.Count {
+			return nil, inputError(fmt.Errorf("render: --row %d: %s has %d rows", i, dir, m.Count))
+		}
+		if m.Storage == store.FormatJSON {
+			return jsonRow(filepath.Join(dir, k.File), key, i)
+		}
+		return npyRow(filepath.Join(dir, k.File), i)
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, inputError(fmt.Errorf("render: %w", err))
+	}
 	path := filepath.Join(dir, store.KeyFileName(key))
 	if _, err := os.Stat(path); err == nil {
 		return npyRow(path, i)
 	}
-	jl := filepath.Join(dir, "results.jsonl")
+	jl := filepath.Join(dir, store.ResultsFile)
+	if _, err := os.Stat(jl); err != nil {
+		return nil, inputError(fmt.Errorf("render: %s has neither %s nor results.jsonl (is it an output of analyse --format npy or batch, and is %q one of its keys?)", dir, store.KeyFileName(key), key))
+	}
+	return jsonRow(jl, key, i)
+}
+
+// jsonRow reads row i of result key from a results.jsonl file.
+func jsonRow(jl, key string, i int) ([]float32, error) {
 	f, err := os.Open(jl)
 	if err != nil {
-		return nil, inputError(fmt.Errorf("render: %s has neither %s nor results.jsonl (is it an output of analyse --format npy or batch, and is %q one of its keys?)", dir, store.KeyFileName(key), key))
+		return nil, inputError(fmt.Errorf("render: %w", err))
 	}
 	defer f.Close()
 	line, err := nthLine(f, i)

@@ -19,116 +19,6 @@ import (
 	"github.com/lczerolens/lczerolens/internal/npy"
 )
 
-// Manifest is what an output directory's manifest.json says.
-type Manifest struct {
-	ToolVersion string
-	Model       ModelInfo
-	Lens        LensInfo
-	Storage     Format
-	Count       int // positions
-	Errors      int // bad input records
-	Records     int // input records consumed
-	Nonfinite   int
-	Keys        []ManifestKey // in the lens's order; empty while no position was added
-	Complete    bool
-	// Extra holds the fields that Options.Extra and SetExtra added, as written.
-	Extra map[string]json.RawMessage
-}
-
-// ManifestKey is one result key of a Manifest.
-type ManifestKey struct {
-	Key   string
-	File  string
-	Shape []int // of one position
-}
-
-// ReadManifest reads the manifest.json of the output directory dir.
-func ReadManifest(dir string) (*Manifest, error) {
-	path := filepath.Join(dir, ManifestFile)
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("store: read manifest: %w", err)
-	}
-	var head struct {
-		Format        string `json:"format"`
-		FormatVersion int    `json:"format_version"`
-		ToolVersion   string `json:"tool_version"`
-		Model         struct {
-			Path   string `json:"path"`
-			SHA256 string `json:"sha256"`
-		} `json:"model"`
-		Lens struct {
-			Name    string         `json:"name"`
-			Options map[string]any `json:"options"`
-		} `json:"lens"`
-		Count     int             `json:"count"`
-		Errors    int             `json:"errors"`
-		Keys      json.RawMessage `json:"keys"`
-		Storage   Format          `json:"storage"`
-		Records   int             `json:"records"`
-		Nonfinite int             `json:"nonfinite"`
-		Complete  bool            `json:"complete"`
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil {
-		return nil, fmt.Errorf("store: read %s: %w", path, err)
-	}
-	if err := json.Unmarshal(raw, &head); err != nil {
-		return nil, fmt.Errorf("store: read %s: %w", path, err)
-	}
-	if head.Format != ManifestFormat || head.FormatVersion != FormatVersion {
-		return nil, fmt.Errorf("store: read %s: format %q version %d, this build reads %q version %d", path, head.Format, head.FormatVersion, ManifestFormat, FormatVersion)
-	}
-	if head.Count < 0 || head.Errors < 0 || head.Records < 0 || head.Nonfinite < 0 {
-		return nil, fmt.Errorf("store: read %s: negative count", path)
-	}
-	keys, err := manifestKeys(head.Keys)
-	if err != nil {
-		return nil, fmt.Errorf("store: read %s: keys: %w", path, err)
-	}
-	m := &Manifest{
-		ToolVersion: head.ToolVersion,
-		Model:       ModelInfo{Path: head.Model.Path, SHA256: head.Model.SHA256},
-		Lens:        LensInfo{Name: head.Lens.Name, Options: head.Lens.Options},
-		Storage:     head.Storage,
-		Count:       head.Count, Errors: head.Errors, Records: head.Records, Nonfinite: head.Nonfinite,
-		Keys:     keys,
-		Complete: head.Complete,
-		Extra:    map[string]json.RawMessage{},
-	}
-	for k, v := range fields {
-		if !slices.Contains(manifestFields, k) {
-			m.Extra[k] = v
-		}
-	}
-	return m, nil
-}
-
-// manifestKeys reads the "keys" object in its order, which is the order of the lens's results.
-func manifestKeys(raw json.RawMessage) ([]ManifestKey, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, errors.New("not an object")
-	}
-	var keys []ManifestKey
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		name, _ := tok.(string)
-		var k struct {
-			File  string `json:"file"`
-			Shape []int  `json:"shape"`
-		}
-		if err := dec.Decode(&k); err != nil {
-			return nil, fmt.Errorf("key %q: %w", name, err)
-		}
-		keys = append(keys, ManifestKey{Key: name, File: k.File, Shape: k.Shape})
-	}
-	return keys, nil
-}
-
 const (
 	// mergeBufSize is the read buffer of each file a merge reads.
 	mergeBufSize = 32 << 10
@@ -142,8 +32,8 @@ const (
 // interleaved by input record number, exactly as one run over the whole
 // input writes them. The parts must hold disjoint records. opts describes
 // the output as for Open (Resume is refused): every part must have its
-// format, model sha256, lens and lens options, and all must report the same
-// number of input records. Memory does not grow with the size of the parts:
+// settings (Manifest.Differences, the "shard" field aside), and all must
+// report the same number of input records. Memory does not grow with the size of the parts:
 // rows are streamed through a k-way merge on their "record" numbers.
 func Merge(dst string, parts []string, opts Options) (err error) {
 	if opts.Resume {
@@ -152,12 +42,12 @@ func Merge(dst string, parts []string, opts Options) (err error) {
 	if len(parts) == 0 {
 		return errors.New("store: merge: no directories to merge")
 	}
-	if opts.Format == "" {
-		opts.Format = FormatNPY
+	if _, err := opts.validate(); err != nil {
+		return fmt.Errorf("store: merge: %w", err)
 	}
-	lensOpts, err := canonicalJSON(opts.Lens.Options)
+	want, err := opts.manifest()
 	if err != nil {
-		return fmt.Errorf("store: merge: lens options: %w", err)
+		return fmt.Errorf("store: merge: %w", err)
 	}
 	ms := make([]*Manifest, len(parts))
 	var keys []ManifestKey
@@ -170,23 +60,21 @@ func Merge(dst string, parts []string, opts Options) (err error) {
 		}
 		ms[i] = m
 		mismatch := func(format string, args ...any) error {
-			return &usageError{fmt.Sprintf("store: merge: %s: ", dir) + fmt.Sprintf(format, args...), ErrMismatch}
+			return &sentinelError{fmt.Sprintf("store: merge: %s: ", dir) + fmt.Sprintf(format, args...), ErrMismatch}
 		}
-		partOpts, err := canonicalJSON(m.Lens.Options)
-		switch {
-		case err != nil:
-			return fmt.Errorf("store: merge: %s: lens options: %w", dir, err)
-		case !m.Complete:
+		if !m.Complete {
 			return mismatch("the run that wrote it did not finish (manifest complete is false)")
-		case m.Storage != opts.Format:
-			return mismatch("format %s, want %s", m.Storage, opts.Format)
-		case m.Model.SHA256 != opts.Model.SHA256:
-			return mismatch("model sha256 %s, want %s", m.Model.SHA256, opts.Model.SHA256)
-		case m.Lens.Name != opts.Lens.Name:
-			return mismatch("lens %q, want %q", m.Lens.Name, opts.Lens.Name)
-		case !bytes.Equal(partOpts, lensOpts):
-			return mismatch("lens options %s, want %s", partOpts, lensOpts)
-		case m.Records != ms[0].Records:
+		}
+		// The shard field is what sets the parts apart; the merged output describes the whole run.
+		if d := m.Differences(&want, "shard"); len(d) > 0 {
+			if strings.HasPrefix(d[0].Setting, "lens.options.") {
+				a, _ := canonicalJSON(m.Lens.Options)
+				b, _ := canonicalJSON(want.Lens.Options)
+				return mismatch("lens options %s, want %s", a, b)
+			}
+			return mismatch("%s %s, want %s", d[0].Name, d[0].A, d[0].B)
+		}
+		if m.Records != ms[0].Records {
 			return mismatch("%d input records, %s has %d", m.Records, parts[0], ms[0].Records)
 		}
 		if m.Count > 0 {
@@ -198,7 +86,7 @@ func Merge(dst string, parts []string, opts Options) (err error) {
 		}
 		nonfinite += m.Nonfinite
 		if sameDir(dst, dir) {
-			return &usageError{fmt.Sprintf("store: merge: the output directory %s is also an input", dst), ErrNotEmpty}
+			return &sentinelError{fmt.Sprintf("store: merge: the output directory %s is also an input", dst), ErrNotEmpty}
 		}
 	}
 
@@ -559,7 +447,7 @@ func mergeRows(srcs []*rowReader, emit func(*rowReader) error) error {
 	for len(h) > 0 {
 		s := h[0]
 		if last != nil && s.rec == lastRec && s != last {
-			return &usageError{fmt.Sprintf("store: merge: record %d is in both %s and %s: the directories overlap", s.rec, last.path, s.path), ErrMismatch}
+			return &sentinelError{fmt.Sprintf("store: merge: record %d is in both %s and %s: the directories overlap", s.rec, last.path, s.path), ErrMismatch}
 		}
 		if err := emit(s); err != nil {
 			return err

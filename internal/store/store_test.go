@@ -339,6 +339,10 @@ func simulateCrash(t *testing.T, w *Writer) {
 	if err := w.closeFiles(); err != nil {
 		t.Fatal(err)
 	}
+	// The kernel drops a dead process's lock but leaves its lock file.
+	if err := w.lock.f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	w.closed = true
 }
 
@@ -498,6 +502,7 @@ func TestSetRecordsRepeatedKeepsMark(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Crash here (no Close), then resume: nothing of the open record counts.
+	simulateCrash(t, w)
 	opts := testOptions(FormatNPY)
 	opts.Resume = true
 	w2, err := Open(dir, opts)

@@ -1,144 +1,19 @@
-// Package store writes the output directory of lczerolens's batch and
-// analyse commands: per-key NPY files (or one JSON Lines file of results), a
-// positions index, an errors log and a manifest, committed in chunks so that a
-// killed run resumes where its last commit left off and finishes with files
-// byte-identical to an uninterrupted run. Merge joins the directories of the
-// shards of one run into the directory the whole run writes.
-//
-// Layout of a directory (see Writer for the commit protocol):
-//
-//	manifest.json    what the directory holds; "complete" is false until Close
-//	progress.json    committed counts and byte lengths, the source of truth on resume
-//	positions.jsonl  one {"source","record","game","ply","fen","move"} object per position, row i = position i
-//	errors.jsonl     one {"source","record","game","line","reason"} object per bad input record
-//	KEY.npy          format npy: one float32 file per result key, positions stacked on axis 0
-//	results.jsonl    format json: one {"position":{...},"results":{KEY:{"dtype","shape","data"}}} per position
-//
-// In the json format NaN and infinities are written as the strings "NaN",
-// "Infinity" and "-Infinity"; the manifest's "nonfinite" counts them (in both
-// formats) so a reader knows whether to expect them.
 package store
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 
+	"github.com/lczerolens/lczerolens/internal/atomicfile"
 	"github.com/lczerolens/lczerolens/internal/npy"
 )
-
-// Format selects how results are stored.
-type Format string
-
-// The supported formats.
-const (
-	FormatNPY  Format = "npy"
-	FormatJSON Format = "json"
-)
-
-// Names of the files in an output directory besides the per-key NPY files.
-const (
-	ManifestFile  = "manifest.json"
-	ProgressFile  = "progress.json"
-	PositionsFile = "positions.jsonl"
-	ErrorsFile    = "errors.jsonl"
-	ResultsFile   = "results.jsonl"
-)
-
-// ManifestFormat and FormatVersion identify the directory layout in
-// manifest.json.
-const (
-	ManifestFormat = "lczerolens-batch"
-	FormatVersion  = 1
-)
-
-// Sentinel errors callers branch on (both are usage errors, not failures).
-var (
-	// ErrNotEmpty: the output directory holds files and neither Resume nor
-	// Force was given, or Force was refused because of foreign files.
-	ErrNotEmpty = errors.New("output directory is not empty")
-	// ErrMismatch: Resume was asked for an output made with another model,
-	// lens, lens options or format.
-	ErrMismatch = errors.New("output was made with different settings")
-)
-
-// Options says what Open creates or resumes.
-type Options struct {
-	Format      Format // "" means npy
-	Resume      bool   // continue the committed progress of an existing directory
-	Force       bool   // wipe an existing lczerolens output directory first
-	ToolVersion string
-	Model       ModelInfo
-	Lens        LensInfo
-	// Extra holds additional top-level manifest fields; they must not reuse
-	// the manifest's own field names and must be the same on resume for the
-	// output to be byte-identical.
-	Extra map[string]any
-	// WrapFile, when set, wraps the file under each JSON Lines stream
-	// (positions, errors, results) given its path: a seam for injecting
-	// write faults (a full disk) in tests.
-	WrapFile func(path string, w io.Writer) io.Writer
-}
-
-// ModelInfo identifies the network; only SHA256 must match on resume.
-type ModelInfo struct{ Path, SHA256 string }
-
-// LensInfo identifies the lens and its options; both must match on resume.
-type LensInfo struct {
-	Name    string
-	Options map[string]any
-}
-
-// PositionMeta says where an analysed position came from.
-type PositionMeta struct {
-	Source string
-	Record int // 0-based input record (game or line); Merge orders rows by it
-	Game   int // -1 when not from a game
-	Ply    int
-	FEN    string
-	Move   *string // the move played from the position, nil if none
-}
-
-// Result is one named tensor of a position's analysis; Shape excludes the
-// position axis. A JSON-only result (records rather than a tensor) has JSON
-// set and no Shape or Data: the json format writes it among the results as
-// {"dtype":"json","data":JSON}, the npy format leaves it out, and neither
-// lists it among the keys.
-type Result struct {
-	Key   string
-	Shape []int
-	Data  []float32
-	JSON  json.RawMessage
-}
-
-// tensors returns the results that are tensors, reusing buf.
-func tensors(results []Result, buf []Result) []Result {
-	out := buf[:0]
-	for _, r := range results {
-		if r.JSON == nil {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// ErrorRecord describes an input record that could not be analysed.
-type ErrorRecord struct {
-	Source string
-	Record int
-	Game   int
-	Line   int
-	Reason string
-}
 
 const (
 	streamBuffer = 1 << 20
@@ -164,8 +39,10 @@ const (
 type Writer struct {
 	dir       string
 	format    Format
-	opts      Options
-	lensOpts  json.RawMessage // canonical JSON of opts.Lens.Options
+	m         Manifest        // the settings; counts and keys are filled in at each commit
+	lensOpts  json.RawMessage // canonical JSON of m.Lens.Options, for progress.json
+	lock      *dirLock
+	wrapFile  func(path string, w io.Writer) io.Writer // Options.WrapFile
 	positions *stream
 	errs      *stream
 	results   *stream // json format only
@@ -199,65 +76,41 @@ type keyInfo struct {
 	hdr   int64
 }
 
-// KeyFileName returns the NPY file name of a result key: "/" becomes ".",
-// any other character outside [A-Za-z0-9._-] becomes "_", and ".npy" is
-// appended.
-func KeyFileName(key string) string {
-	var b strings.Builder
-	b.Grow(len(key) + 4)
-	for _, r := range key {
-		switch {
-		case r == '/':
-			b.WriteByte('.')
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('_')
-		}
-	}
-	b.WriteString(".npy")
-	return b.String()
-}
-
 // Open creates or resumes the output directory dir (see Options). A missing
 // or empty directory starts a fresh output; a non-empty one needs Resume or
 // Force. With Resume, a directory holding only lczerolens files but no
 // progress.json (a run killed before its first commit) starts fresh too.
-func Open(dir string, opts Options) (*Writer, error) {
-	if opts.Format == "" {
-		opts.Format = FormatNPY
-	}
-	if opts.Format != FormatNPY && opts.Format != FormatJSON {
-		return nil, fmt.Errorf("store: unknown format %q: want npy or json", opts.Format)
-	}
-	if opts.Resume && opts.Force {
-		return nil, fmt.Errorf("store: --resume and --force exclude each other")
-	}
-	lensOpts, err := canonicalJSON(opts.Lens.Options)
+//
+// Open takes the directory's lock (see LockFile) before it looks inside, and
+// the Writer holds it until Close or Abort: a second Open of the same
+// directory, from this or another process, fails with ErrLocked.
+func Open(dir string, opts Options) (_ *Writer, err error) {
+	lensOpts, err := opts.validate()
 	if err != nil {
-		return nil, fmt.Errorf("store: lens options: %w", err)
+		return nil, err
 	}
-	for k, v := range opts.Extra {
-		if slices.Contains(manifestFields, k) {
-			return nil, fmt.Errorf("store: extra manifest field %q collides with a field of the manifest", k)
-		}
-		if _, err := json.Marshal(v); err != nil {
-			return nil, fmt.Errorf("store: extra manifest field %q: %w", k, err)
-		}
+	m, err := opts.manifest()
+	if err != nil {
+		return nil, err
 	}
-	opts.Extra = maps.Clone(opts.Extra) // SetExtra must not write to the caller's map
-	w := &Writer{dir: dir, format: opts.Format, opts: opts, lensOpts: lensOpts}
-
+	w := &Writer{dir: dir, format: opts.Format, m: m, lensOpts: lensOpts, wrapFile: opts.WrapFile}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("store: create output directory: %w", err)
+	}
+	if w.lock, err = lockDir(dir); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, w.lock.release())
+		}
+	}()
 	entries, err := os.ReadDir(dir)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("store: create output directory: %w", err)
-		}
-		return w.fresh()
-	case err != nil:
+	if err != nil {
 		return nil, fmt.Errorf("store: open output directory: %w", err)
-	case len(entries) == 0:
+	}
+	entries = slices.DeleteFunc(entries, func(e os.DirEntry) bool { return e.Name() == LockFile })
+	if len(entries) == 0 {
 		return w.fresh()
 	}
 	foreign := foreignEntry(entries)
@@ -275,36 +128,31 @@ func Open(dir string, opts Options) (*Writer, error) {
 		}
 		return w.fresh()
 	case opts.Resume:
-		return nil, &usageError{fmt.Sprintf("store: cannot resume %s: it has no %s and holds %q, which lczerolens does not write", dir, ProgressFile, foreign), ErrNotEmpty}
+		return nil, &sentinelError{fmt.Sprintf("store: cannot resume %s: it has no %s and holds %q, which lczerolens does not write", dir, ProgressFile, foreign), ErrNotEmpty}
 	case opts.Force && foreign == "":
 		if err := wipe(dir, entries); err != nil {
 			return nil, err
 		}
 		return w.fresh()
 	case opts.Force:
-		return nil, &usageError{fmt.Sprintf("store: --force will not wipe %s: it holds %q, which lczerolens does not write", dir, foreign), ErrNotEmpty}
+		return nil, &sentinelError{fmt.Sprintf("store: --force will not wipe %s: it holds %q, which lczerolens does not write", dir, foreign), ErrNotEmpty}
 	}
-	return nil, &usageError{fmt.Sprintf("store: output directory %s is not empty: use --resume to continue or --force to overwrite", dir), ErrNotEmpty}
+	return nil, &sentinelError{fmt.Sprintf("store: output directory %s is not empty: use --resume to continue or --force to overwrite", dir), ErrNotEmpty}
 }
-
-// usageError carries an exact message and a sentinel for errors.Is.
-type usageError struct {
-	msg  string
-	kind error
-}
-
-func (e *usageError) Error() string { return e.msg }
-func (e *usageError) Unwrap() error { return e.kind }
 
 // ours reports whether a file name is one a Writer creates, so Force and
 // Resume never delete anything else.
 func ours(name string) bool {
 	switch name {
-	case ManifestFile, ProgressFile, PositionsFile, ErrorsFile, ResultsFile,
-		ManifestFile + ".tmp", ProgressFile + ".tmp":
+	case ManifestFile, ProgressFile, PositionsFile, ErrorsFile, ResultsFile, LockFile:
 		return true
 	}
-	return strings.HasSuffix(name, ".npy")
+	return isTemp(name) || strings.HasSuffix(name, ".npy")
+}
+
+// isTemp reports whether name is a temporary file of an interrupted commit.
+func isTemp(name string) bool {
+	return atomicfile.IsTemp(name, ManifestFile) || atomicfile.IsTemp(name, ProgressFile)
 }
 
 // foreignEntry returns the first entry a Writer would not have created, or "".
@@ -317,6 +165,7 @@ func foreignEntry(entries []os.DirEntry) string {
 	return ""
 }
 
+// wipe removes entries (which never include the lock file, held by the caller).
 func wipe(dir string, entries []os.DirEntry) error {
 	for _, e := range entries {
 		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
@@ -375,8 +224,8 @@ func (w *Writer) resume(entries []os.DirEntry) (_ *Writer, err error) {
 	if p.Version != progressVersion {
 		return nil, fmt.Errorf("store: resume %s: %s version %d, this build reads %d", w.dir, ProgressFile, p.Version, progressVersion)
 	}
-	if diff := w.differences(&p); diff != "" {
-		return nil, &usageError{fmt.Sprintf("store: cannot resume %s: %s", w.dir, diff), ErrMismatch}
+	if err := w.compatible(&p); err != nil {
+		return nil, err
 	}
 	if p.Positions < 0 || p.Errors < 0 || p.Records < 0 || p.Nonfinite < 0 {
 		return nil, fmt.Errorf("store: resume %s: negative count in %s", w.dir, ProgressFile)
@@ -400,7 +249,7 @@ func (w *Writer) resume(entries []os.DirEntry) (_ *Writer, err error) {
 	}
 	for _, e := range entries {
 		n := e.Name()
-		if strings.HasSuffix(n, ".tmp") && ours(n) || strings.HasSuffix(n, ".npy") && !known[n] {
+		if isTemp(n) || strings.HasSuffix(n, ".npy") && !known[n] {
 			if err := os.Remove(filepath.Join(w.dir, n)); err != nil {
 				return nil, fmt.Errorf("store: resume: %w", err)
 			}
@@ -458,88 +307,25 @@ func (w *Writer) resume(entries []os.DirEntry) (_ *Writer, err error) {
 	return w, nil
 }
 
-// differences describes how the committed settings differ from w's, or
-// returns "" when the output can be resumed.
-func (w *Writer) differences(p *progress) string {
-	var d []string
-	if p.Storage != w.format {
-		d = append(d, fmt.Sprintf("format is %s in the existing output, %s now", p.Storage, w.format))
+// compatible refuses to resume an output made with other settings (a *MismatchError). progress.json,
+// written first at every commit, has the format, model and lens; the manifest, when there is one (a run
+// killed between its first two writes has none), has the rest.
+func (w *Writer) compatible(p *progress) error {
+	var opts map[string]any
+	if err := json.Unmarshal(p.LensOpts, &opts); err != nil {
+		return fmt.Errorf("store: resume %s: lens options in %s are unreadable: %w", w.dir, ProgressFile, err)
 	}
-	if p.ModelSHA != w.opts.Model.SHA256 {
-		d = append(d, fmt.Sprintf("model sha256 is %s in the existing output, %s now", p.ModelSHA, w.opts.Model.SHA256))
+	had := &Manifest{Storage: p.Storage, Model: ModelInfo{SHA256: p.ModelSHA}, Lens: LensInfo{Name: p.LensName, Options: opts}}
+	if m, err := ReadManifest(w.dir); err == nil {
+		had.ToolVersion, had.Extra = m.ToolVersion, m.Extra
+	} else {
+		had.ToolVersion, had.Extra = w.m.ToolVersion, w.m.Extra
 	}
-	if p.LensName != w.opts.Lens.Name {
-		d = append(d, fmt.Sprintf("lens is %q in the existing output, %q now", p.LensName, w.opts.Lens.Name))
+	if d := had.Differences(&w.m, ResumeExempt...); len(d) > 0 {
+		want := w.m
+		return &MismatchError{Dir: w.dir, Had: had, Want: &want, Diffs: d}
 	}
-	old, err := canonicalJSON(p.LensOpts)
-	if err != nil {
-		return fmt.Sprintf("lens options in %s are unreadable: %v", ProgressFile, err)
-	}
-	if !bytes.Equal(old, w.lensOpts) {
-		d = append(d, optionDiff(old, w.lensOpts))
-	}
-	return strings.Join(d, "; ")
-}
-
-// optionDiff names the lens options that differ between two canonical JSON
-// objects.
-func optionDiff(oldRaw, newRaw []byte) string {
-	var oldM, newM map[string]json.RawMessage
-	if json.Unmarshal(oldRaw, &oldM) != nil || json.Unmarshal(newRaw, &newM) != nil {
-		return fmt.Sprintf("lens options are %s in the existing output, %s now", oldRaw, newRaw)
-	}
-	names := map[string]bool{}
-	for k := range oldM {
-		names[k] = true
-	}
-	for k := range newM {
-		names[k] = true
-	}
-	var d []string
-	for _, k := range sortedKeys(names) {
-		o, n := string(oldM[k]), string(newM[k])
-		if o == n {
-			continue
-		}
-		if o == "" {
-			o = "unset"
-		}
-		if n == "" {
-			n = "unset"
-		}
-		d = append(d, fmt.Sprintf("lens option %q is %s in the existing output, %s now", k, o, n))
-	}
-	return strings.Join(d, "; ")
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-// canonicalJSON encodes v (or re-encodes raw JSON) with sorted keys and
-// numbers as JSON reads them back, so options compare equal across a
-// save/load trip (int 3 and float64 3 both become 3). nil becomes {}.
-func canonicalJSON(v any) (json.RawMessage, error) {
-	raw, ok := v.(json.RawMessage)
-	if !ok {
-		var err error
-		if raw, err = json.Marshal(v); err != nil {
-			return nil, err
-		}
-	}
-	var generic any
-	if err := json.Unmarshal(raw, &generic); err != nil {
-		return nil, err
-	}
-	if generic == nil {
-		generic = map[string]any{}
-	}
-	return json.Marshal(generic)
+	return nil
 }
 
 // npyBuffer sizes the per-key write buffers so that their total stays
@@ -590,16 +376,14 @@ func (w *Writer) fixKeys(results []keyInfo) error {
 // SetExtra sets or replaces the extra manifest field name (see Options.Extra) from the next commit on: for
 // values known only at the end of a run, such as a checksum of the input.
 func (w *Writer) SetExtra(name string, value any) error {
-	if slices.Contains(manifestFields, name) {
-		return fmt.Errorf("store: extra manifest field %q collides with a field of the manifest", name)
+	if err := checkExtra(name, value); err != nil {
+		return err
 	}
-	if _, err := json.Marshal(value); err != nil {
+	raw, err := json.Marshal(value)
+	if err != nil {
 		return fmt.Errorf("store: extra manifest field %q: %w", name, err)
 	}
-	if w.opts.Extra == nil {
-		w.opts.Extra = map[string]any{}
-	}
-	w.opts.Extra[name] = value
+	w.m.Extra[name] = raw
 	return nil
 }
 
@@ -809,8 +593,8 @@ func (w *Writer) commit(m mark, complete bool) error {
 		}
 	}
 	p := progress{
-		Version: progressVersion, Storage: w.format, ModelSHA: w.opts.Model.SHA256,
-		LensName: w.opts.Lens.Name, LensOpts: w.lensOpts,
+		Version: progressVersion, Storage: w.format, ModelSHA: w.m.Model.SHA256,
+		LensName: w.m.Lens.Name, LensOpts: w.lensOpts,
 		Positions: m.positions, Errors: m.errors, Records: m.records, Nonfinite: m.nonfinite,
 		Keys:  w.keys,
 		Files: map[string]int64{PositionsFile: m.positionsLen, ErrorsFile: m.errorsLen},
@@ -856,7 +640,7 @@ func (w *Writer) Close() error {
 		err = w.commit(w.mark, true)
 	}
 	w.closed = true
-	return errors.Join(err, w.closeFiles())
+	return errors.Join(err, w.closeFiles(), w.lock.release())
 }
 
 // Abort ends a run that stops early (an error, an interrupt): it commits
@@ -871,7 +655,7 @@ func (w *Writer) Abort() error {
 		err = w.commit(w.mark, false)
 	}
 	w.closed = true
-	return errors.Join(err, w.closeFiles())
+	return errors.Join(err, w.closeFiles(), w.lock.release())
 }
 
 func (w *Writer) closeFiles() error {
@@ -889,196 +673,17 @@ func (w *Writer) closeFiles() error {
 	return errors.Join(errs...)
 }
 
-// manifestFields are the manifest's own top-level names, which Extra may
-// not reuse.
-var manifestFields = []string{"format", "format_version", "tool_version", "model", "lens", "count",
-	"errors", "keys", "storage", "records", "nonfinite", "complete"}
-
-// field is one member of a JSON object whose member order matters.
-type field struct {
-	name  string
-	value any
-}
-
-type object []field
-
-// MarshalJSON writes the members in order (encoding/json sorts map keys,
-// and the manifest lists keys in the lens's order).
-func (o object) MarshalJSON() ([]byte, error) {
-	b := []byte{'{'}
-	for i, f := range o {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendString(b, f.name)
-		b = append(b, ':')
-		v, err := json.Marshal(f.value)
-		if err != nil {
-			return nil, fmt.Errorf("manifest field %q: %w", f.name, err)
-		}
-		b = append(b, v...)
-	}
-	return append(b, '}'), nil
-}
-
+// manifest encodes the manifest as of mark m.
 func (w *Writer) manifest(m mark, complete bool) ([]byte, error) {
-	keys := object{}
-	for _, k := range w.keys {
+	out := w.m
+	out.Count, out.Errors, out.Records, out.Nonfinite, out.Complete = m.positions, m.errors, m.records, m.nonfinite, complete
+	out.Keys = make([]ManifestKey, len(w.keys))
+	for i, k := range w.keys {
 		file := k.file
 		if w.format == FormatJSON {
 			file = ResultsFile
 		}
-		keys = append(keys, field{k.Key, object{{"file", file}, {"dtype", "float32"}, {"shape", k.Shape}}})
+		out.Keys[i] = ManifestKey{Key: k.Key, File: file, Shape: k.Shape}
 	}
-	o := object{
-		{"format", ManifestFormat},
-		{"format_version", FormatVersion},
-		{"tool_version", w.opts.ToolVersion},
-		{"model", object{{"path", w.opts.Model.Path}, {"sha256", w.opts.Model.SHA256}}},
-		{"lens", object{{"name", w.opts.Lens.Name}, {"options", w.lensOpts}}},
-		{"count", m.positions},
-		{"errors", m.errors},
-		{"keys", keys},
-		{"storage", w.format},
-		{"records", m.records},
-		{"nonfinite", m.nonfinite},
-		{"complete", complete},
-	}
-	for _, k := range sortedKeys(w.opts.Extra) {
-		o = append(o, field{k, w.opts.Extra[k]})
-	}
-	raw, err := json.MarshalIndent(o, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("store: encode %s: %w", ManifestFile, err)
-	}
-	return append(raw, '\n'), nil
-}
-
-// writeAtomic replaces dir/name with data so that a crash leaves either the
-// old or the new content: temporary file, fsync, rename, fsync of dir.
-func writeAtomic(dir, name string, data []byte) error {
-	tmp := filepath.Join(dir, name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("store: write %s: %w", name, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if err = errors.Join(err, f.Close()); err != nil {
-		return fmt.Errorf("store: write %s: %w", name, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("store: write %s: %w", name, err)
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("store: sync directory: %w", err)
-	}
-	err = d.Sync()
-	if err = errors.Join(err, d.Close()); err != nil {
-		return fmt.Errorf("store: sync directory %s: %w", dir, err)
-	}
-	return nil
-}
-
-// wrapStreams applies Options.WrapFile to the streams, before anything is buffered.
-func (w *Writer) wrapStreams() {
-	if w.opts.WrapFile == nil {
-		return
-	}
-	for _, s := range []*stream{w.positions, w.errs, w.results} {
-		if s != nil {
-			s.w.Reset(w.opts.WrapFile(s.f.Name(), s.f))
-		}
-	}
-}
-
-// stream is an append-only buffered file that counts its bytes.
-type stream struct {
-	name string
-	f    *os.File
-	w    *bufio.Writer
-	n    int64 // bytes written, buffered included
-}
-
-func createStream(path string, bufSize int) (*stream, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("store: create: %w", err)
-	}
-	return &stream{name: filepath.Base(path), f: f, w: bufio.NewWriterSize(f, bufSize)}, nil
-}
-
-// openStream opens an existing file, truncated to its committed length.
-func openStream(path string, size int64, bufSize int) (s *stream, err error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return nil, fmt.Errorf("store: resume: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, f.Close())
-		}
-	}()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("store: resume: %w", err)
-	}
-	name := filepath.Base(path)
-	if st.Size() < size {
-		return nil, fmt.Errorf("store: resume: %s is %d bytes, shorter than the %d committed", name, st.Size(), size)
-	}
-	if size > 0 {
-		var last [1]byte
-		if _, err := f.ReadAt(last[:], size-1); err != nil {
-			return nil, fmt.Errorf("store: resume: %w", err)
-		}
-		if last[0] != '\n' {
-			return nil, fmt.Errorf("store: resume: %s does not end a line at its committed length %d", name, size)
-		}
-	}
-	if err := f.Truncate(size); err != nil {
-		return nil, fmt.Errorf("store: resume: %w", err)
-	}
-	if _, err := f.Seek(size, 0); err != nil {
-		return nil, fmt.Errorf("store: resume: %w", err)
-	}
-	return &stream{name: name, f: f, w: bufio.NewWriterSize(f, bufSize), n: size}, nil
-}
-
-func (s *stream) write(b []byte) error {
-	if _, err := s.w.Write(b); err != nil {
-		return fmt.Errorf("store: write %s: %w", s.name, err)
-	}
-	s.n += int64(len(b))
-	return nil
-}
-
-func (s *stream) sync() error {
-	if err := s.w.Flush(); err != nil {
-		return fmt.Errorf("store: write %s: %w", s.name, err)
-	}
-	if err := s.f.Sync(); err != nil {
-		return fmt.Errorf("store: sync %s: %w", s.name, err)
-	}
-	return nil
-}
-
-func (s *stream) close() error {
-	if s.f == nil {
-		return nil
-	}
-	err := s.w.Flush()
-	err = errors.Join(err, s.f.Close())
-	s.f = nil
-	if err != nil {
-		return fmt.Errorf("store: close %s: %w", s.name, err)
-	}
-	return nil
+	return out.encode()
 }
