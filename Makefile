@@ -32,11 +32,12 @@ lint:
 	@out=$$(gofmt -l cmd internal); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Short fuzzing runs of every parser (FUZZ_TIME each).
+# Short fuzzing runs of every parser and of the policy index round trip under canonical transforms (FUZZ_TIME each).
 FUZZ_TIME ?= 20s
 fuzz:
 	$(GO) test ./internal/board -run '^$$' -fuzz '^FuzzParseFEN$$' -fuzztime $(FUZZ_TIME)
 	$(GO) test ./internal/board -run '^$$' -fuzz '^FuzzPGNReader$$' -fuzztime $(FUZZ_TIME)
+	$(GO) test ./internal/board -run '^$$' -fuzz '^FuzzPolicyTranspose$$' -fuzztime $(FUZZ_TIME)
 	$(GO) test ./internal/npy -run '^$$' -fuzz '^FuzzNPYRead$$' -fuzztime $(FUZZ_TIME)
 	$(GO) test ./internal/lc0 -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_TIME)
 	$(GO) test ./internal/model -run '^$$' -fuzz '^FuzzLoadBytes$$' -fuzztime $(FUZZ_TIME)
