@@ -91,6 +91,7 @@ into the files one unsharded run writes. Sharding stdin works only when every sh
 	fl.StringVar(&opts.Shard, "shard", "", "analyse only shard i of n (0-based i/n): the records r with r % n == i (see merge)")
 	fl.String("history-fill", "fen-only", "history planes for games starting from a FEN: fen-only, always, no, current")
 	fl.StringVar(&opts.InputFormat, "input-format", "", inputFormatHelp)
+	fl.String("policy-transpose", "planes", policyTransposeHelp)
 	fl.BoolVar(&opts.Resume, "resume", false, "continue an interrupted run in OUTDIR")
 	fl.BoolVar(&opts.Force, "force", false, "overwrite a non-empty OUTDIR")
 	fl.BoolVar(&opts.Strict, "strict", false, "stop at the first bad record (exit 1) instead of logging it")
@@ -133,6 +134,18 @@ type inputInfo struct {
 	HistoryFill string `json:"history_fill"`
 	Size        *int64 `json:"size,omitempty"`
 	SHA256      string `json:"sha256,omitempty"`
+
+	// PolicyTranspose is the --policy-transpose of the run; manifests written before it existed lack it and
+	// used planes (see policyTranspose).
+	PolicyTranspose string `json:"policy_transpose,omitempty"`
+}
+
+// policyTranspose is the run's --policy-transpose, planes for a manifest written before the option existed.
+func (in inputInfo) policyTranspose() string {
+	if in.PolicyTranspose == "" {
+		return board.TransposePlanes.String()
+	}
+	return in.PolicyTranspose
 }
 
 // shardInfo is the manifest's "shard" (absent without --shard). Records, set once the run is complete,
@@ -196,7 +209,7 @@ func runBatch(opts *BatchOptions) (err error) {
 		return usageErrorf("batch: --lens %s compares each position with a corrupted one: give a JSONL input whose records have corrupt_fen and/or corrupt_moves", strings.Join(cfg.Lens, ","))
 	}
 	name, lensOpts := lensInfo(specs)
-	input := inputInfo{Name: opts.Input, Type: string(typ), Plies: plies.String(), InputFormat: enc.Format.String(), HistoryFill: enc.Fill.String()}
+	input := inputInfo{Name: opts.Input, Type: string(typ), Plies: plies.String(), InputFormat: enc.Format.String(), HistoryFill: enc.Fill.String(), PolicyTranspose: enc.Policy.String()}
 	extra := map[string]any{"input": input}
 	if shard.Count > 0 {
 		extra["shard"] = shardInfo{Index: shard.Index, Count: shard.Count}
@@ -363,6 +376,7 @@ func checkResume(dir string, shard source.Shard, input inputInfo) error {
 		for _, d := range []struct{ what, was, now string }{
 			{"input", had.Name, input.Name}, {"input type", had.Type, input.Type}, {"--plies", had.Plies, input.Plies},
 			{"--input-format", had.InputFormat, input.InputFormat}, {"--history-fill", had.HistoryFill, input.HistoryFill},
+			{"--policy-transpose", had.policyTranspose(), input.policyTranspose()},
 		} {
 			if d.was != d.now {
 				return usageErrorf("batch: cannot resume %s: it was made with %s %q, not %q", dir, d.what, d.was, d.now)
@@ -395,7 +409,7 @@ func describeShard(s source.Shard) string {
 // record without one is a bad record.
 func readBatches(ctx context.Context, cr *countingReader, name string, typ source.Type, sel source.Options, enc encoding, corrupt bool, n, skipRecords int, strict bool, out chan<- *pending) (int, error) {
 	newPending := func() *pending {
-		return &pending{batch: lens.Batch{Planes: make([]float32, 0, n*board.NumPlanes*64), Format: enc.Format, Fill: enc.Fill}}
+		return &pending{batch: lens.Batch{Planes: make([]float32, 0, n*board.NumPlanes*64), Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy}}
 	}
 	cur := newPending()
 	flush := func(complete int) error {

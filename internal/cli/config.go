@@ -28,6 +28,9 @@ type Config struct {
 	Format      string   `mapstructure:"format"`
 	HistoryFill string   `mapstructure:"history_fill"`
 	Lens        []string `mapstructure:"lens"`
+
+	// PolicyTranspose is board.ParsePolicyTranspose's input, checked where encodings are resolved.
+	PolicyTranspose string `mapstructure:"policy_transpose"`
 }
 
 // defaults are the values used when nothing else sets a key; configs/lczerolens.yaml documents each one.
@@ -41,6 +44,8 @@ var defaults = map[string]any{
 	"format":       "npy",
 	"history_fill": "fen-only",
 	"lens":         []string{"activation"},
+
+	"policy_transpose": "planes",
 }
 
 // ConfigKeys lists every configuration key, sorted.

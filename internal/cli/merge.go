@@ -199,6 +199,9 @@ func shardDiffs(a, b *shardDir) []string {
 	if ia.HistoryFill != ib.HistoryFill {
 		differ("--history-fill", ia.HistoryFill, ib.HistoryFill)
 	}
+	if pa, pb := ia.policyTranspose(), ib.policyTranspose(); pa != pb {
+		differ("--policy-transpose", pa, pb)
+	}
 	ma, mb := a.m, b.m
 	if ma.Model.SHA256 != mb.Model.SHA256 {
 		differ("the model", fmt.Sprintf("%s (sha256 %s)", ma.Model.Path, ma.Model.SHA256), fmt.Sprintf("%s (sha256 %s)", mb.Model.Path, mb.Model.SHA256))

@@ -95,6 +95,7 @@ activations.`,
 	fl.IntVar(&opts.MaxPositions, "max-positions", 0, "stop after this many labelled positions (0 = the whole input)")
 	fl.StringVar(&opts.InputType, "input-type", "", "input type: pgn, fen or jsonl (default: from the extension; required for stdin)")
 	fl.StringVar(&opts.InputFormat, "input-format", "", inputFormatHelp)
+	fl.String("policy-transpose", "planes", policyTransposeHelp)
 	fl.StringVar(&opts.Plies, "plies", "all", "positions of each game: all, first:N, last, every:N")
 	fl.Int("batch-size", 256, "positions per model run")
 	fl.String("history-fill", "fen-only", "history planes for games starting from a FEN: fen-only, always, no, current")
@@ -289,11 +290,11 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 				}
 			}
 		}
-		batch = lens.Batch{Format: enc.Format, Fill: enc.Fill}
+		batch = lens.Batch{Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy}
 		labels, holdout = labels[:0], holdout[:0]
 		return nil
 	}
-	batch = lens.Batch{Format: enc.Format, Fill: enc.Fill}
+	batch = lens.Batch{Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy}
 	planes := make([]float32, board.NumPlanes*64)
 	_, err = source.Walk(in, opts.Input, typ, source.Options{Plies: plies}, func(it *source.Item) error {
 		y, ok, err := lab.label(it)
