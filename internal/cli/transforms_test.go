@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -180,16 +181,17 @@ func TestEncodePredictTransforms(t *testing.T) {
 								worst[tr] = &diffs{}
 							}
 							t.Run(fmt.Sprintf("transform=%d", tr), func(t *testing.T) {
-								for _, c := range groups[tr] {
-									checkEncode(t, c, set.policy)
+								for i, c := range groups[tr] {
+									checkEncode(t, c, set.policy, pr.encode(t, c.RefRecord, i == 0))
 									checkPredict(t, c, set.policy, pr.predict(t, c.RefRecord), worst[tr])
 									records[tr]++
 								}
 							})
 						}
 					}()
-					// The flag, not the environment, through the whole command: one case per transform.
-					for tr := 0; tr < 8; tr++ {
+					// The flag, not the environment, through the whole command: one case of the highest transform
+					// (transposed where the dump has one).
+					for tr := 7; tr >= 0; tr-- {
 						if len(groups[tr]) == 0 {
 							continue
 						}
@@ -204,6 +206,7 @@ func TestEncodePredictTransforms(t *testing.T) {
 							t.Fatal(err)
 						}
 						checkPredict(t, c, set.policy, doc, &diffs{})
+						break
 					}
 				})
 			}
@@ -216,17 +219,39 @@ func TestEncodePredictTransforms(t *testing.T) {
 	}
 }
 
-// checkEncode runs encode on one case and compares it with the record.
-func checkEncode(t *testing.T, c transformCase, policy string) {
+// encode runs encode on one record with the predictor's configuration: through the whole command with its
+// flags when cmd is set, else (faster) its run step alone.
+func (p *predictor) encode(t *testing.T, r testutil.RefRecord, cmd bool) encodedJSON {
 	t.Helper()
-	code, stdout, stderr := runCLI(t, nil, append([]string{"encode", "--policy-transpose", policy}, posArgs(c.RefRecord, c.fill)...)...)
-	if code != 0 {
-		t.Fatalf("%s: encode: exit %d: %s", c.Name, code, stderr)
+	cfg := p.f.Config()
+	var stdout []byte
+	if cmd {
+		code, out, stderr := runCLI(t, nil, append([]string{"encode", "--policy-transpose", cfg.PolicyTranspose}, posArgs(r, cfg.HistoryFill)...)...)
+		if code != 0 {
+			t.Fatalf("%s: encode: exit %d: %s", r.Name, code, stderr)
+		}
+		stdout = []byte(out)
+	} else {
+		p.out.Reset()
+		pos := positionFlags{FEN: r.FENStart, Moves: strings.Join(r.MovesFromFEN, " "), InputFormat: strconv.Itoa(r.InputFormat)}
+		if r.FENStart == "startpos" {
+			pos = positionFlags{Startpos: true, Moves: pos.Moves, InputFormat: pos.InputFormat}
+		}
+		if err := runEncode(&EncodeOptions{IO: p.f.IO, Config: p.f.Config, Pos: pos, Format: "json"}); err != nil {
+			t.Fatalf("%s: encode: %v", r.Name, err)
+		}
+		stdout = p.out.Bytes()
 	}
 	var doc encodedJSON
-	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+	if err := json.Unmarshal(stdout, &doc); err != nil {
 		t.Fatal(err)
 	}
+	return doc
+}
+
+// checkEncode compares encode's output on one case with the record.
+func checkEncode(t *testing.T, c transformCase, policy string, doc encodedJSON) {
+	t.Helper()
 	if doc.Transform != c.Transform || doc.PolicyTranspose != policy || doc.HistoryFill != c.fill {
 		t.Errorf("%s: encode says transform %d, policy_transpose %q, history_fill %q; want %d, %q, %q", c.Name, doc.Transform, doc.PolicyTranspose, doc.HistoryFill, c.Transform, policy, c.fill)
 	}
@@ -296,73 +321,143 @@ func checkPredict(t *testing.T, c transformCase, policy string, doc predictJSON,
 }
 
 // TestSaliencyAbsoluteFrameTransforms is issue 22's acceptance 3: saliency heatmaps are in the absolute board
-// frame for every canonical transform. On the pawnless positions of the transform dumps, analysed with the
-// demo network in a canonical input format, the heatmap has closed forms computed from the board alone:
-// for the value target, each man's value (plus for ours, minus for theirs) times K(W+L-(W-L)^2) on its real
-// square; for the logit of a capture (default policy indexing), the captured man's value on the real
-// destination square and nothing elsewhere.
+// frame for every canonical transform. Every pawnless position of the transform dumps is analysed (batch, and
+// one per transform through analyse) with the demo network in a canonical input format, and the heatmap is
+// compared with closed forms computed from the board alone: for the value target, each man's value (plus for
+// ours, minus for theirs) times K(W+L-(W-L)^2) on its real square, under either policy transpose; for the
+// logit of the best move (default policy transpose), the captured man's value on the real destination square
+// and nothing elsewhere.
 func TestSaliencyAbsoluteFrameTransforms(t *testing.T) {
 	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
 	recs := testutil.ReadRefdump(t, filepath.Join(testutil.Shared(t, "reference/lc0/planes-consistent/transforms"), "se_apol_mlh.refdump.jsonl.gz"))
-	byTransform := map[int][]testutil.RefRecord{}
+	dir := t.TempDir()
+	var lines []string
+	var games []*board.Game
 	for _, r := range recs {
-		if strings.HasPrefix(r.Name, "pawnless_") || strings.HasPrefix(r.Name, "tiebreak_") {
-			byTransform[r.Transform] = append(byTransform[r.Transform], r)
+		if !strings.HasPrefix(r.Name, "pawnless_") && !strings.HasPrefix(r.Name, "tiebreak_") {
+			continue
+		}
+		g, err := board.ParseGame(r.FENStart, strings.Join(r.MovesFromFEN, " "))
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, _ := json.Marshal(map[string]any{"fen": r.FENStart, "moves": r.MovesFromFEN})
+		lines = append(lines, string(line))
+		games = append(games, g)
+	}
+	in := filepath.Join(dir, "pawnless.jsonl")
+	if err := os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	heats := map[string][][64]float64{}
+	for _, run := range []struct{ target, policy string }{{"value", "planes"}, {"value", "lc0-v0.32"}, {"policy:best", "planes"}} {
+		out := filepath.Join(dir, strings.ReplaceAll(run.target, ":", "-")+"-"+run.policy)
+		code, _, stderr := runCLI(t, env, "batch", in, "-o", out, "--format", "json", "--quiet", "--lens", "saliency", "--target", run.target,
+			"--input-format", "canonical", "--policy-transpose", run.policy)
+		if code != 0 {
+			t.Fatalf("batch %s %s: exit %d: %s", run.target, run.policy, code, stderr)
+		}
+		rows := readLines(t, filepath.Join(out, "results.jsonl"))
+		if len(rows) != len(games) {
+			t.Fatalf("batch %s %s: %d rows, want %d", run.target, run.policy, len(rows), len(games))
+		}
+		for _, row := range rows {
+			var rec struct {
+				Results map[string]json.RawMessage `json:"results"`
+			}
+			if err := json.Unmarshal([]byte(row), &rec); err != nil {
+				t.Fatal(err)
+			}
+			heats[run.target+" "+run.policy] = append(heats[run.target+" "+run.policy], heatOf(t, rec.Results["saliency"]))
 		}
 	}
 	for tr := 0; tr < 8; tr++ {
 		t.Run(fmt.Sprintf("transform=%d", tr), func(t *testing.T) {
-			rs := byTransform[tr]
-			if len(rs) == 0 {
-				t.Fatal("no pawnless record")
-			}
-			values, captures := 0, 0
-			for _, r := range rs {
-				if values >= 3 && captures >= 2 {
-					break
-				}
-				g, err := board.ParseGame(r.FENStart, strings.Join(r.MovesFromFEN, " "))
-				if err != nil {
-					t.Fatal(err)
-				}
-				pos := g.Current()
-				if got := board.Transform(g, board.InputCanonical); got != tr {
-					t.Fatalf("%s: transform %d, lc0 %d", r.Name, got, tr)
-				}
-				args := []string{"analyse", "--lens", "saliency", "--fen", r.FENStart, "--moves", strings.Join(r.MovesFromFEN, " "), "--input-format", "canonical"}
-				if values < 3 {
-					for _, policy := range []string{"planes", "lc0-v0.32"} {
-						heat, enc := saliency(t, env, append(args, "--target", "value", "--policy-transpose", policy))
-						if enc.Transform != tr || enc.PolicyTranspose != policy {
-							t.Errorf("%s: envelope's input_encoding %+v, want transform %d, %s", r.Name, enc, tr, policy)
-						}
-						checkHeat(t, r.Name+" value "+policy, heat, valueHeat(pos))
-					}
-					values++
-				}
-				if captures >= 2 {
+			n, captures, analysed := 0, 0, false
+			for i, g := range games {
+				if board.Transform(g, board.InputCanonical) != tr {
 					continue
 				}
-				// A capture of a man: its logit reads the captured man's value at the destination.
-				for _, m := range pos.LegalMoves() {
-					_, victim, ok := pos.PieceAt(m.To)
-					if !ok || victim == board.King {
-						continue
+				pos := g.Current()
+				n++
+				tag := fmt.Sprintf("%s (row %d)", pos.FEN(), i)
+				want := valueHeat(pos)
+				checkHeat(t, tag+" value planes", heats["value planes"][i], want)
+				checkHeat(t, tag+" value lc0-v0.32", heats["value lc0-v0.32"][i], want)
+				if best, ok := bestMoveHeat(pos); ok {
+					checkHeat(t, tag+" policy:best", heats["policy:best planes"][i], best)
+					for _, v := range best {
+						if v != 0 {
+							captures++
+							break
+						}
 					}
-					heat, _ := saliency(t, env, append(args, "--target", "policy:"+m.UCI()))
-					var want [64]float64
-					want[m.To] = demonet.PieceValues[victim-board.Pawn]
-					checkHeat(t, r.Name+" policy:"+m.UCI(), heat, want)
-					captures++
-					break
+				}
+				if !analysed {
+					// The single-position command, with its envelope.
+					args := []string{"analyse", "--lens", "saliency", "--target", "value", "--fen", pos.FEN(), "--input-format", "canonical"}
+					heat, enc := saliency(t, env, args)
+					if enc.Transform != tr || enc.PolicyTranspose != "planes" {
+						t.Errorf("%s: envelope's input_encoding %+v, want transform %d, planes", tag, enc, tr)
+					}
+					checkHeat(t, tag+" analyse", heat, want)
+					analysed = true
 				}
 			}
-			if captures == 0 {
-				t.Error("no position with a capture")
+			if n == 0 || captures == 0 {
+				t.Fatalf("%d positions, %d with a capture as the best move", n, captures)
 			}
-			t.Logf("value saliency on %d positions, capture saliency on %d", values, captures)
+			t.Logf("%d positions, %d with a capture as the best move", n, captures)
 		})
 	}
+}
+
+// bestMoveHeat is the closed form of the demo network's saliency of its best move's logit (gradient times
+// input): the logit of a move is the value of the man it captures plus 0.01 times the centrality of its
+// destination, both the same in every frame, so the best move is found on the board itself and the heatmap
+// is the captured man's value on its square (all zero for a quiet move). ok is false when moves to different
+// squares tie for best.
+func bestMoveHeat(pos *board.Position) (heat [64]float64, ok bool) {
+	best, to := math.Inf(-1), board.Square(-1)
+	ok = true
+	for _, m := range pos.LegalMoves() {
+		v := 0.0
+		if _, victim, occupied := pos.PieceAt(m.To); occupied {
+			v = demonet.PieceValues[victim-board.Pawn]
+		}
+		f, r := float64(m.To.File()), float64(m.To.Rank())
+		logit := v + demonet.CentralityWeight*(6-(math.Abs(2*f-7)+math.Abs(2*r-7)-2)/2)
+		switch {
+		case logit > best+1e-9:
+			best, to, ok = logit, m.To, true
+			heat = [64]float64{}
+			heat[m.To] = v
+		case logit > best-1e-9 && m.To != to:
+			ok = false
+		}
+	}
+	return heat, ok
+}
+
+// heatOf decodes one [8,8] result.
+func heatOf(t *testing.T, raw json.RawMessage) [64]float64 {
+	t.Helper()
+	var res struct {
+		Data [][]float64 `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatal(err)
+	}
+	var heat [64]float64
+	if len(res.Data) != 8 {
+		t.Fatalf("heatmap with %d rows", len(res.Data))
+	}
+	for r := range 8 {
+		for f := range 8 {
+			heat[r*8+f] = res.Data[r][f]
+		}
+	}
+	return heat
 }
 
 // saliency runs analyse and returns the heatmap (a1 at index 0) and the envelope's input encoding.
@@ -376,26 +471,10 @@ func saliency(t *testing.T, env map[string]string, args []string) ([64]float64, 
 		InputEncoding encodingJSON               `json:"input_encoding"`
 		Results       map[string]json.RawMessage `json:"results"`
 	}
-	var sal struct {
-		Data [][]float64 `json:"data"`
-	}
 	if err := json.Unmarshal([]byte(stdout), &e); err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(e.Results["saliency"], &sal); err != nil {
-		t.Fatal(err)
-	}
-	var heat [64]float64
-	data := sal.Data
-	if len(data) != 8 {
-		t.Fatalf("saliency shape: %d rows", len(data))
-	}
-	for r := range 8 {
-		for f := range 8 {
-			heat[r*8+f] = data[r][f]
-		}
-	}
-	return heat, e.InputEncoding
+	return heatOf(t, e.Results["saliency"]), e.InputEncoding
 }
 
 // valueHeat is the closed form of the demo network's value saliency (gradient times input): on each man's
