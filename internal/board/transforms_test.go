@@ -78,13 +78,14 @@ func TestCanonicalRefdumps(t *testing.T) {
 					moves, skipped := 0, 0
 					for _, r := range recs {
 						if chess960Castling[r.Name] {
+							checkChess960Refused(t, r)
 							skipped++
 							continue
 						}
 						checkRecord(t, r, d.pt)
 						moves += len(r.LegalMoves)
 					}
-					t.Logf("%d records, %d legal moves (%d with Chess960 castling left out)", len(recs)-skipped, moves, skipped)
+					t.Logf("%d records, %d legal moves (%d with Chess960 castling refused)", len(recs)-skipped, moves, skipped)
 				})
 			}
 			// What lc0 could not produce is checked against its fill-no dump (TestFormat5WhereLc0Crashes).
@@ -98,9 +99,17 @@ func TestCanonicalRefdumps(t *testing.T) {
 }
 
 // chess960Castling names the records whose FEN gives Chess960 castling rights (X-FEN: the king off the e-file
-// with rooks to castle with). The board package plays standard chess only: it drops such rights, so these
-// records cannot match lc0, which castles b1a1 and b1h1 there.
+// with rooks to castle with), where lc0 castles b1a1 and b1h1. The board package plays standard chess only:
+// such a FEN is refused with an error naming Chess960 rather than read as another position.
 var chess960Castling = map[string]bool{"frc_castling_KQkq_w_00": true}
+
+// checkChess960Refused checks that a Chess960-castling record's FEN is refused with an error saying so.
+func checkChess960Refused(t *testing.T, r dumpRecord) {
+	t.Helper()
+	if _, err := ParseGame(r.FENStart, strings.Join(r.MovesFromFEN, " ")); err == nil || !strings.Contains(err.Error(), "Chess960") {
+		t.Errorf("%s %s: ParseGame(%q) = %v, want an error naming Chess960", r.file, r.Name, r.FENStart, err)
+	}
+}
 
 // checkRecord encodes one record's game and compares the transform, the planes and the legal moves' indices
 // under pt with the record.

@@ -27,8 +27,8 @@ var transformDumps = []struct {
 	{"lc0-v0.32", []string{"reference/lc0/transforms", "reference/lc0/synthetic"}},
 }
 
-// chess960Castling names the records whose FEN gives Chess960 castling rights, which lczerolens does not play
-// (the board package drops them); lc0 castles b1a1 and b1h1 there.
+// chess960Castling names the records whose FEN gives Chess960 castling rights, where lc0 castles b1a1 and
+// b1h1; lczerolens plays standard chess only and refuses them as input errors (checked on encode here).
 var chess960Castling = map[string]bool{"frc_castling_KQkq_w_00": true}
 
 // cliFills maps a dump's history_fill to --history-fill.
@@ -60,6 +60,10 @@ func dumpCases(t *testing.T, path string) map[int][]transformCase {
 			c = transformCase{RefRecord: alt[i], fill: c.fill, crashed: true}
 		}
 		if chess960Castling[r.Name] {
+			code, _, stderr := runCLI(t, nil, append([]string{"encode"}, posArgs(r, cliFills[r.HistoryFill])...)...)
+			if code != ExitUsage || !strings.Contains(stderr, "Chess960") {
+				t.Errorf("%s: encode: exit %d %q, want %d naming Chess960", r.Name, code, stderr, ExitUsage)
+			}
 			continue
 		}
 		if c.fill == "" {
