@@ -105,7 +105,9 @@ const (
 //     transformed so that our king lands on files e-h, and without pawns on
 //     ranks 1-4 below the a8-h1 diagonal (ties broken as lc0 does). Read
 //     the policy of such a position with PolicyIndexT or MoveFromIndexT and
-//     the same transform; map plane squares back with UntransformSquare.
+//     the same transform (PolicyTranspose.Apply chooses between the
+//     planes-consistent indexing and lc0 v0.32's); map plane squares back
+//     with UntransformSquare.
 //
 // With format 5 and a start position whose rule-50 count is not 0, lc0
 // crashes once the history reaches the filled slots (FillFENOnly,
@@ -366,10 +368,12 @@ func transformSquare(sq Square, t int) Square {
 // UntransformSquare maps a square of the transformed frame (the planes and
 // policy of a canonical format, see EncodeFormat) back to the side-to-move
 // frame, undoing transpose, mirror and flip in that order; for black to
-// move, mirror the result (Square.Mirror) to get the board square. It
-// returns NoSquare for a square or transform out of range.
+// move, mirror the result (Square.Mirror) to get the board square. The flag
+// TransformLc0V032 is ignored: it changes the policy index, not the planes.
+// It returns NoSquare for a square or transform out of range.
 func UntransformSquare(sq Square, transform int) Square {
-	if sq < 0 || sq > 63 || transform < 0 || transform > 7 {
+	transform, _, ok := splitTransform(transform)
+	if sq < 0 || sq > 63 || !ok {
 		return NoSquare
 	}
 	f, r := sq.File(), sq.Rank()

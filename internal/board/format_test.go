@@ -4,88 +4,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sort"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/lczerolens/lczerolens/internal/testutil"
 )
-
-// TestSyntheticRefdumps is issue 7's encoder acceptance test: for every
-// record of every synthetic-net refdump, the planes of EncodeFormat with the
-// record's input format and history fill, the transform, the legal move set
-// and every legal move's index equal lc0's. Records lc0 could not produce
-// must be covered by the history-fill-no file instead.
-func TestSyntheticRefdumps(t *testing.T) {
-	all := readDumps(t, "*.refdump*.jsonl.gz", "reference", "lc0", "synthetic")
-	names := make([]string, 0, len(all))
-	for n := range all {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	checked := map[string]bool{} // "format/name" checked against lc0
-	var skipped []string
-	formats := map[InputFormat]int{}
-	transforms := map[int]int{}
-	records := 0
-	for _, file := range names {
-		for _, r := range all[file] {
-			if r.Error != "" {
-				skipped = append(skipped, r.Name)
-				continue
-			}
-			tag := fmt.Sprintf("%s %s", file, r.Name)
-			f, err := ParseInputFormat(strconv.Itoa(r.InputFormat))
-			if err != nil {
-				t.Errorf("%s: %v", tag, err)
-				continue
-			}
-			fill, err := ParseHistoryFill(strings.ReplaceAll(r.HistoryFill, "_", "-"))
-			if err != nil {
-				t.Errorf("%s: %v", tag, err)
-				continue
-			}
-			g, err := ParseGame(r.FENStart, strings.Join(r.MovesFromFEN, " "))
-			if err != nil {
-				t.Errorf("%s: %v", tag, err)
-				continue
-			}
-			if got := g.Current().FEN(); fenHead(got) != fenHead(r.FENAfter) {
-				t.Errorf("%s: fen after %q, want %q", tag, got, r.FENAfter)
-			}
-			want := testutil.DecodePlanes(t, r)
-			got := make([]float32, NumPlanes*64)
-			tr := g.EncodeFormat(f, fill, got)
-			if tr != r.Transform {
-				t.Errorf("%s: transform %d, want %d", tag, tr, r.Transform)
-			}
-			if tt := Transform(g, f); tt != r.Transform {
-				t.Errorf("%s: Transform() = %d, want %d", tag, tt, r.Transform)
-			}
-			for i := range got {
-				if got[i] != want[i] {
-					t.Errorf("%s: format %s fill %s: plane %d square %s: got %v, want %v", tag, f, fill, i/64, Square(i%64), got[i], want[i])
-					break
-				}
-			}
-			checkLegal(t, tag, g.Current(), r, r.Transform)
-			checked[fmt.Sprintf("%d/%s", r.InputFormat, r.Name)] = true
-			formats[f]++
-			records++
-			transforms[tr]++
-		}
-	}
-	for _, n := range skipped {
-		if !checked["5/"+n] {
-			t.Errorf("record %s that lc0 could not produce is not checked with another history fill", n)
-		}
-	}
-	if len(checked) == 0 {
-		t.Fatal("no records")
-	}
-	t.Logf("%d records checked (by format %v, by transform %v), %d lc0 errors skipped", records, formats, transforms, len(skipped))
-}
 
 // checkLegal compares the legal moves of p and their indices under
 // transform tr with lc0's, and checks the index -> move round trip.
@@ -312,11 +235,11 @@ func TestCanonicalInvariance(t *testing.T) {
 							g.Play(Move{From: transformSquare(m.From, s), To: transformSquare(m.To, s), Promo: m.Promo})
 						}
 						tr := g.EncodeFormat(f, fill, planes)
-						// Moves in the frame of the planes (lc0's policy frame
-						// differs under transposes, see policySquare).
+						// Moves in the frame of the planes (the default
+						// TransposePlanes; lc0 v0.32's differs, see policySquare).
 						idx := map[int]bool{}
 						for _, m := range g.Current().LegalMoves() {
-							i, err := policyIndexIn(g.Current(), m, tr, transformSquare)
+							i, err := PolicyIndexT(g.Current(), m, tr)
 							if err != nil {
 								t.Fatal(err)
 							}
@@ -550,18 +473,20 @@ func TestPolicyIndexTErrors(t *testing.T) {
 	}
 }
 
-// TestPolicySquare pins the policy frame: the plane frame without the
-// transpose bit, and for flip | transpose (the only transposing transform in
-// lc0's references) the 180 degree rotation lc0 uses.
+// TestPolicySquare pins lc0 v0.32's policy frame: the plane frame without
+// the transpose bit, and for every transposing transform the 180 degree
+// rotation lc0's MoveToNNIndex uses.
 func TestPolicySquare(t *testing.T) {
 	for sq := Square(0); sq < 64; sq++ {
 		for _, tr := range []int{0, 1, 2, 3} {
-			if got, want := policySquare(sq, tr), transformSquare(sq, tr); got != want {
+			if got, want := policySquare(sq, tr, true), transformSquare(sq, tr); got != want {
 				t.Errorf("policySquare(%s, %d) = %s, want %s", sq, tr, got, want)
 			}
 		}
-		if got, want := policySquare(sq, 5), NewSquare(7-sq.File(), 7-sq.Rank()); got != want {
-			t.Errorf("policySquare(%s, 5) = %s, want %s", sq, got, want)
+		for _, tr := range []int{4, 5, 6, 7} {
+			if got, want := policySquare(sq, tr, true), NewSquare(7-sq.File(), 7-sq.Rank()); got != want {
+				t.Errorf("policySquare(%s, %d) = %s, want %s", sq, tr, got, want)
+			}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package board
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 )
 
@@ -64,23 +65,87 @@ func initPolicy() {
 	}
 }
 
+// PolicyTranspose says how the moves of a position whose canonical transform
+// has the transpose bit (transforms 4-7) are indexed in lc0's policy.
+// Transforms 0-3 index moves the same way under both.
+type PolicyTranspose int
+
+const (
+	// TransposePlanes maps moves through the transform of the planes,
+	// (file f, rank r) -> (7-r, 7-f) after the flip and mirror, so that the
+	// policy is read at the squares of the board the network saw. lc0 did
+	// this up to v0.31.2, and the training data of canonical-format networks
+	// is written this way. The default.
+	TransposePlanes PolicyTranspose = iota
+	// TransposeLc0V032 reverses files and ranks instead of transposing, as
+	// lc0's MoveToNNIndex does since v0.32.0 (commit 6fa9f132): current lc0
+	// reads the policy of a transposed position at squares that do not match
+	// its planes. Only for reproducing such an lc0 build.
+	TransposeLc0V032
+)
+
+var transposeNames = [...]string{"planes", "lc0-v0.32"}
+
+// ParsePolicyTranspose parses "planes" or "lc0-v0.32" (case-insensitive).
+func ParsePolicyTranspose(s string) (PolicyTranspose, error) {
+	for i, n := range transposeNames {
+		if strings.EqualFold(strings.TrimSpace(s), n) {
+			return PolicyTranspose(i), nil
+		}
+	}
+	return 0, fmt.Errorf("board: policy transpose %q: want planes (the default, as the networks were trained) or lc0-v0.32 (as lc0 v0.32 and later index transforms 4-7)", s)
+}
+
+// String returns the name ParsePolicyTranspose accepts.
+func (pt PolicyTranspose) String() string {
+	if pt < 0 || int(pt) >= len(transposeNames) {
+		return fmt.Sprintf("PolicyTranspose(%d)", int(pt))
+	}
+	return transposeNames[pt]
+}
+
+// TransformLc0V032 is not a board transform but a flag for the transform
+// argument of the policy functions (PolicyIndexT, MoveFromIndexT,
+// LegalIndicesT, LegalMaskT): set on a transform 0-7, it selects
+// TransposeLc0V032. EncodeFormat never returns it and UntransformSquare
+// ignores it, so one value can follow a position from its planes to its
+// policy.
+const TransformLc0V032 = 1 << 8
+
+// Apply returns transform (0-7, as EncodeFormat returns it) as the policy
+// functions take it under pt: with TransformLc0V032 for TransposeLc0V032.
+func (pt PolicyTranspose) Apply(transform int) int {
+	if pt == TransposeLc0V032 {
+		return transform | TransformLc0V032
+	}
+	return transform
+}
+
+// splitTransform returns the board transform (0-7) of a policy transform
+// argument and whether it asks for lc0 v0.32's indexing; ok is false when the
+// argument is out of range.
+func splitTransform(transform int) (t int, lc0 bool, ok bool) {
+	t = transform &^ TransformLc0V032
+	return t, transform&TransformLc0V032 != 0, t >= 0 && t <= 7
+}
+
 // policySquare maps a side-to-move square into the frame of lc0's policy
-// under canonical transform t. lc0's reference output (v0.33.0-dev) puts the
-// moves of a position with transform 5 (flip | transpose) at their 180 degree
-// rotation, not at the flipped-and-transposed squares the planes use, while
-// transform 1 is the plain file flip: so here the transpose bit mirrors ranks.
-// Only transforms 0, 1 and 5 occur in the references; 2-4, 6 and 7 follow
-// the same rule unverified.
-func policySquare(sq Square, t int) Square {
+// under board transform t: the frame of the planes (transformSquare), or
+// with lc0 set the frame of lc0 v0.32's MoveToNNIndex, where the transpose
+// bit reverses files and ranks:
+//
+//	if ((transform & (MirrorTransform | TransposeTransform)) != 0) rank.Flip();
+//	if ((transform & (FlipTransform | TransposeTransform)) != 0) file.Flop();
+func policySquare(sq Square, t int, lc0 bool) Square {
+	if !lc0 {
+		return transformSquare(sq, t)
+	}
 	f, r := sq.File(), sq.Rank()
-	if t&TransformFlip != 0 {
+	if t&(TransformMirror|TransformTranspose) != 0 {
+		r = 7 - r
+	}
+	if t&(TransformFlip|TransformTranspose) != 0 {
 		f = 7 - f
-	}
-	if t&TransformMirror != 0 {
-		r = 7 - r
-	}
-	if t&TransformTranspose != 0 {
-		r = 7 - r
 	}
 	return NewSquare(f, r)
 }
@@ -106,22 +171,22 @@ func PolicyNames() []string {
 func PolicyIndex(p *Position, m Move) (int, error) { return PolicyIndexT(p, m, 0) }
 
 // PolicyIndexT is PolicyIndex under a canonical transform (see
-// Game.EncodeFormat and Transform), as lc0 maps moves to its policy: both
-// squares of the move in the side-to-move frame go through the transform
-// before the lookup. Transform 0 is PolicyIndex. For transforms with the
-// transpose bit, lc0 (v0.33) does not use the frame of the planes; see
-// policySquare.
+// Game.EncodeFormat and Transform): both squares of the move in the
+// side-to-move frame go through the transform before the lookup, as the
+// planes do (TransposePlanes); with the flag TransformLc0V032 set on the
+// transform, as lc0 v0.32 and later map them (TransposeLc0V032). Transform 0
+// is PolicyIndex.
 func PolicyIndexT(p *Position, m Move, transform int) (int, error) {
-	if transform < 0 || transform > 7 {
+	t, lc0, ok := splitTransform(transform)
+	if !ok {
 		return 0, fmt.Errorf("board: policy index of %s: transform %d out of range [0, 7]", m.UCI(), transform)
 	}
-	return policyIndexIn(p, m, transform, policySquare)
+	return policyIndexIn(p, m, func(sq Square) Square { return policySquare(sq, t, lc0) })
 }
 
 // policyIndexIn is the policy index of m with the side-to-move squares
-// mapped by frame(sq, transform) (policySquare for lc0's policy,
-// transformSquare for the frame of the planes).
-func policyIndexIn(p *Position, m Move, transform int, frame func(Square, int) Square) (int, error) {
+// mapped by frame.
+func policyIndexIn(p *Position, m Move, frame func(Square) Square) (int, error) {
 	policy.once.Do(initPolicy)
 	if m.From < 0 || m.From > 63 || m.To < 0 || m.To > 63 {
 		return 0, fmt.Errorf("board: policy index of %s: bad square", m.UCI())
@@ -138,9 +203,7 @@ func policyIndexIn(p *Position, m Move, transform int, frame func(Square, int) S
 			to = A1
 		}
 	}
-	if transform != 0 {
-		from, to = frame(from, transform), frame(to, transform)
-	}
+	from, to = frame(from), frame(to)
 	if k := promoSlot(m.Promo); k >= 0 {
 		df := to.File() - from.File()
 		if from.Rank() != 6 || to.Rank() != 7 || df < -1 || df > 1 {
@@ -164,7 +227,8 @@ func MoveFromIndexT(p *Position, idx, transform int) (Move, error) {
 	if idx < 0 || idx >= PolicySize {
 		return Move{}, fmt.Errorf("board: policy index %d: out of range [0, %d)", idx, PolicySize)
 	}
-	if transform < 0 || transform > 7 {
+	t, _, ok := splitTransform(transform)
+	if !ok {
 		return Move{}, fmt.Errorf("board: policy index %d: transform %d out of range [0, 7]", idx, transform)
 	}
 	var buf [maxMoves]Move
@@ -173,10 +237,19 @@ func MoveFromIndexT(p *Position, idx, transform int) (Move, error) {
 			return m, nil
 		}
 	}
-	if transform != 0 {
-		return Move{}, fmt.Errorf("board: policy index %d (%s) under transform %d: no legal move in %s", idx, policyName(idx), transform, p.FEN())
+	if t != 0 {
+		return Move{}, fmt.Errorf("board: policy index %d (%s) under transform %d%s: no legal move in %s", idx, policyName(idx), t, mappingNote(transform), p.FEN())
 	}
 	return Move{}, fmt.Errorf("board: policy index %d (%s): no legal move in %s", idx, policyName(idx), p.FEN())
+}
+
+// mappingNote names lc0 v0.32's indexing in errors about a transform that
+// asks for it.
+func mappingNote(transform int) string {
+	if transform&TransformLc0V032 != 0 {
+		return " (" + TransposeLc0V032.String() + " indexing)"
+	}
+	return ""
 }
 
 func policyName(idx int) string {
@@ -188,9 +261,10 @@ func policyName(idx int) string {
 func LegalIndices(p *Position) ([]Move, []int) { return LegalIndicesT(p, 0) }
 
 // LegalIndicesT returns the legal moves of p and their policy indices under
-// the canonical transform; an out-of-range transform yields no moves.
+// the canonical transform (as PolicyIndexT takes it); an out-of-range
+// transform yields no moves.
 func LegalIndicesT(p *Position, transform int) ([]Move, []int) {
-	if transform < 0 || transform > 7 {
+	if _, _, ok := splitTransform(transform); !ok {
 		return nil, nil
 	}
 	moves := p.LegalMoves()
@@ -205,7 +279,8 @@ func LegalIndicesT(p *Position, transform int) ([]Move, []int) {
 // elsewhere. It panics if len(dst) != PolicySize.
 func LegalMask(p *Position, dst []float32) { LegalMaskT(p, 0, dst) }
 
-// LegalMaskT is LegalMask under a canonical transform; an out-of-range
+// LegalMaskT is LegalMask under a canonical transform (as PolicyIndexT takes
+// it); an out-of-range
 // transform leaves dst all zero. It panics if len(dst) != PolicySize.
 func LegalMaskT(p *Position, transform int, dst []float32) {
 	if len(dst) != PolicySize {

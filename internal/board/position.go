@@ -61,8 +61,11 @@ func fieldErr(n int, val, format string, args ...any) error {
 // ParseFEN parses a FEN with 6 fields, or the first 4 fields alone (EPD
 // style) with the counters defaulting to "0 1". Errors name the bad field.
 // Castling rights whose king and rook are not on their original squares are
-// dropped (standard chess only); an en-passant square without the pawn that
-// just moved two squares is an error.
+// dropped (standard chess only), unless the king is on its back rank off the
+// e-file with a rook on that side: that is Chess960 castling (X-FEN), an
+// error. An
+// en-passant square without the pawn that just moved two squares is an
+// error.
 func ParseFEN(fen string) (*Position, error) {
 	f := strings.Fields(fen)
 	switch len(f) {
@@ -189,6 +192,9 @@ func parseFields(f []string, half, full string) (*Position, error) {
 				return nil, fieldErr(3, f[2], "want - or letters of KQkq (Chess960 castling is not supported)")
 			}
 		}
+		if c, k, ok := p.chess960Right(); ok {
+			return nil, fieldErr(3, f[2], "the %s king on %s has a rook to castle with on its side of the back rank: Chess960 (X-FEN) castling is not supported", c, k)
+		}
 		p.castling &= p.possibleCastling()
 	}
 	// Field 4: en passant.
@@ -227,6 +233,39 @@ func parseFields(f []string, half, full string) (*Position, error) {
 		return nil, fmt.Errorf("board: fen %q: side not to move (%s) is in check", strings.Join(append(f[:4:4], half, full), " "), p.stm.Other())
 	}
 	return &p, nil
+}
+
+// chess960Right reports a castling right that only Chess960 can give (as
+// X-FEN reads it, and lc0 with it): the king is on its back rank but off the
+// e-file, with a rook of its colour on that side of it. Standard chess drops
+// rights whose men have moved (with the king on e1/e8 such a right is taken
+// as stale, as real game records have them); for a king elsewhere dropping
+// would encode another position than lc0 does.
+func (p *Position) chess960Right() (Color, Square, bool) {
+	possible := p.possibleCastling()
+	for _, r := range []struct {
+		bit      uint8
+		c        Color
+		kingSide bool
+	}{{castleWK, White, true}, {castleWQ, White, false}, {castleBK, Black, true}, {castleBQ, Black, false}} {
+		if p.castling&r.bit == 0 || possible&r.bit != 0 {
+			continue
+		}
+		k := p.kingSq(r.c)
+		back := 0
+		if r.c == Black {
+			back = 7
+		}
+		if k.Rank() != back || k.File() == 4 {
+			continue
+		}
+		for f := 0; f < 8; f++ {
+			if (f > k.File()) == r.kingSide && f != k.File() && p.color[r.c]&p.piece[Rook]&sqBB(NewSquare(f, back)) != 0 {
+				return r.c, k, true
+			}
+		}
+	}
+	return 0, NoSquare, false
 }
 
 // possibleCastling returns the castling bits whose king and rook stand on

@@ -92,6 +92,8 @@ type encodingJSON struct {
 	InputFormat string `json:"input_format"`
 	Transform   int    `json:"transform"` // canonical transform applied (bits: 1 flip files, 2 mirror ranks, 4 transpose)
 	HistoryFill string `json:"history_fill"`
+	// PolicyTranspose is how moves of a transposed position were indexed: planes or lc0-v0.32.
+	PolicyTranspose string `json:"policy_transpose"`
 }
 
 type lensEnvJSON struct {
@@ -145,7 +147,7 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 	planes := make([]float32, board.NumPlanes*64)
 	transform := enc.encode(g, planes)
 	pos := g.Current()
-	batch := &lens.Batch{Positions: []*board.Position{pos}, Planes: planes, Transforms: []int{transform}, Format: enc.Format, Fill: enc.Fill}
+	batch := &lens.Batch{Positions: []*board.Position{pos}, Planes: planes, Transforms: []int{transform}, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy}
 	if err := opts.addCorrupt(batch, g, enc, eng.NeedsCorrupt()); err != nil {
 		return err
 	}
@@ -155,7 +157,7 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 	}
 	name, lensOpts := lensInfo(specs)
 	if opts.SVG != "" {
-		if err := analysisSVG(f.IO, opts.SVG, opts.Force, results, pos, summarizeHeads(pos, transform, out.Heads, 0, 1)); err != nil {
+		if err := analysisSVG(f.IO, opts.SVG, opts.Force, results, pos, summarizeHeads(pos, enc.policy(transform), out.Heads, 0, 1)); err != nil {
 			return err
 		}
 	}
@@ -183,10 +185,10 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 	env := analysisJSON{
 		Format: "lczerolens-analysis", FormatVersion: 1, ToolVersion: f.Version,
 		Model:         modelJSON{Path: net.Path, SHA256: net.SHA256},
-		InputEncoding: encodingJSON{Planes: board.NumPlanes, InputFormat: enc.Format.String(), Transform: transform, HistoryFill: enc.Fill.String()},
+		InputEncoding: enc.json(transform),
 		Lens:          lensEnvJSON{Name: name, Options: lensOpts},
 		Position:      positionJSON{FENStart: startFEN(g), Moves: uciMoves(g), FEN: pos.FEN()},
-		Outputs:       summarizeHeads(pos, transform, out.Heads, 0, opts.Top),
+		Outputs:       summarizeHeads(pos, enc.policy(transform), out.Heads, 0, opts.Top),
 		LensMeta:      eng.Meta(),
 	}
 	env.Results = resultsJSON(results, 0)

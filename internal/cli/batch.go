@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/pipeline"
 	"github.com/lczerolens/lczerolens/internal/source"
 	"github.com/lczerolens/lczerolens/internal/store"
@@ -87,6 +88,7 @@ into the files one unsharded run writes. Sharding stdin works only when every sh
 	fl.StringVar(&opts.Shard, "shard", "", "analyse only shard i of n (0-based i/n): the records r with r % n == i (see merge)")
 	fl.String("history-fill", "fen-only", "history planes for games starting from a FEN: fen-only, always, no, current")
 	fl.StringVar(&opts.InputFormat, "input-format", "", inputFormatHelp)
+	fl.String("policy-transpose", "planes", policyTransposeHelp)
 	fl.BoolVar(&opts.Resume, "resume", false, "continue an interrupted run in OUTDIR")
 	fl.BoolVar(&opts.Force, "force", false, "overwrite a non-empty OUTDIR")
 	fl.BoolVar(&opts.Strict, "strict", false, "stop at the first bad record (exit 1) instead of logging it")
@@ -106,6 +108,10 @@ type inputInfo struct {
 	HistoryFill string `json:"history_fill"`
 	Size        *int64 `json:"size,omitempty"`
 	SHA256      string `json:"sha256,omitempty"`
+
+	// PolicyTranspose is the --policy-transpose of the run when it is not the default (planes): absent, as in
+	// manifests written before the option existed, means planes, so both compare equal on --resume and merge.
+	PolicyTranspose string `json:"policy_transpose,omitempty"`
 }
 
 // shardInfo is the manifest's "shard" (absent without --shard). Records, set once the run is complete,
@@ -170,6 +176,9 @@ func runBatch(opts *BatchOptions) (err error) {
 	}
 	name, lensOpts := lensInfo(specs)
 	input := inputInfo{Name: opts.Input, Type: string(typ), Plies: plies.String(), InputFormat: enc.Format.String(), HistoryFill: enc.Fill.String()}
+	if enc.Policy != board.TransposePlanes {
+		input.PolicyTranspose = enc.Policy.String()
+	}
 	extra := map[string]any{"input": input}
 	if shard.Count > 0 {
 		extra["shard"] = shardInfo{Index: shard.Index, Count: shard.Count}
@@ -209,7 +218,7 @@ func runBatch(opts *BatchOptions) (err error) {
 	sum, err := pipeline.Run(ctx,
 		pipeline.Input{R: io.TeeReader(in, hash), Name: opts.Input, Type: typ, Select: source.Options{Plies: plies, Shard: shard}, SkipRecords: skipRecords},
 		eng, sink,
-		pipeline.Options{BatchSize: cfg.BatchSize, Format: enc.Format, Fill: enc.Fill, Corrupt: eng.NeedsCorrupt(), Strict: opts.Strict,
+		pipeline.Options{BatchSize: cfg.BatchSize, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy, Corrupt: eng.NeedsCorrupt(), Strict: opts.Strict,
 			Progress: func(s pipeline.Summary) {
 				if prog != nil {
 					prog.Update(s)

@@ -38,6 +38,8 @@ type Config struct {
 	// LensOptions are the lens options set by a flag, an LCZEROLENS_* variable or the config file, by option
 	// name as on the command line (save-inputs); an option not set takes each lens's own default.
 	LensOptions map[string]string
+	// PolicyTranspose is board.ParsePolicyTranspose's input, checked where encodings are resolved.
+	PolicyTranspose string
 
 	// sources says where each key that is not at its default came from, for messages.
 	sources map[string]string
@@ -55,6 +57,8 @@ var defaults = map[string]any{
 	"format":       "",
 	"history_fill": "fen-only",
 	"lens":         []string{"activation"},
+
+	"policy_transpose": "planes",
 }
 
 // MaxBatchSize bounds batch_size (--batch-size). The input planes of one batch alone take 28,672 bytes per
@@ -328,7 +332,7 @@ func (l *loader) config(lensKeys map[string]lens.Option) (*Config, error) {
 	for _, s := range []struct {
 		dst *string
 		key string
-	}{{&c.Model, "model"}, {&c.Device, "device"}, {&c.ORTLib, "ort_lib"}, {&c.LogLevel, "log_level"}, {&c.Format, "format"}, {&c.HistoryFill, "history_fill"}} {
+	}{{&c.Model, "model"}, {&c.Device, "device"}, {&c.ORTLib, "ort_lib"}, {&c.LogLevel, "log_level"}, {&c.Format, "format"}, {&c.HistoryFill, "history_fill"}, {&c.PolicyTranspose, "policy_transpose"}} {
 		v, err := l.str(s.key)
 		if err != nil {
 			return nil, err

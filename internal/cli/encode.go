@@ -28,7 +28,9 @@ func NewCmdEncode(f *Factory, runF ...func(*EncodeOptions) error) *cobra.Command
 		Short: "Encode a position into lc0's 112 input planes and list its legal moves",
 		Long: `Encode a position (with the moves that led to it) into the 112 input planes of classical lc0
 networks, exactly as lc0 feeds them: [plane][rank][file], a1 at [0][0], seen from the side to move (ranks
-mirrored for black). Also lists the legal moves with their index in lc0's 1858-move policy.`,
+mirrored for black). Also lists the legal moves with their index in lc0's 1858-move policy. For the
+canonical formats 3-5 the JSON says which transform was applied and, with policy_transpose, how the moves
+of a transposed board are indexed (--policy-transpose).`,
 		Example: `  lczerolens encode --startpos --moves "e2e4 e7e5 g1f3"
   lczerolens encode --fen "8/8/8/8/8/8/8/K6k w - - 0 1" --history-fill no
   lczerolens encode --startpos --format npy -o planes.npy`,
@@ -51,12 +53,14 @@ mirrored for black). Also lists the legal moves with their index in lc0's 1858-m
 
 // encodedJSON is the one-line JSON document of encode.
 type encodedJSON struct {
-	FEN         string          `json:"fen"`
-	InputFormat string          `json:"input_format"`
-	Transform   int             `json:"transform"`
-	HistoryFill string          `json:"history_fill"`
-	Planes      [][][]float32   `json:"planes"`
-	Legal       []legalMoveJSON `json:"legal"`
+	FEN         string `json:"fen"`
+	InputFormat string `json:"input_format"`
+	Transform   int    `json:"transform"`
+	HistoryFill string `json:"history_fill"`
+	// PolicyTranspose is how the legal moves of a transposed position are indexed: planes or lc0-v0.32.
+	PolicyTranspose string          `json:"policy_transpose"`
+	Planes          [][][]float32   `json:"planes"`
+	Legal           []legalMoveJSON `json:"legal"`
 }
 
 type legalMoveJSON struct {
@@ -87,8 +91,8 @@ func runEncode(opts *EncodeOptions) (err error) {
 			return npy.Write(w, []int{1, board.NumPlanes, 8, 8}, planes)
 		})
 	}
-	doc := encodedJSON{FEN: g.Current().FEN(), InputFormat: enc.Format.String(), Transform: transform, HistoryFill: enc.Fill.String(), Planes: nestPlanes(planes)}
-	moves, idx := board.LegalIndicesT(g.Current(), transform)
+	doc := encodedJSON{FEN: g.Current().FEN(), InputFormat: enc.Format.String(), Transform: transform, HistoryFill: enc.Fill.String(), PolicyTranspose: enc.Policy.String(), Planes: nestPlanes(planes)}
+	moves, idx := board.LegalIndicesT(g.Current(), enc.policy(transform))
 	doc.Legal = make([]legalMoveJSON, len(moves))
 	for i, m := range moves {
 		doc.Legal[i] = legalMoveJSON{UCI: m.UCI(), Index: idx[i]}

@@ -22,8 +22,9 @@ type headsJSON struct {
 	MLH   *float32   `json:"mlh,omitempty"`
 }
 
-// summarizeHeads decodes position i of h (planes made with the given canonical transform): the top legal moves by probability (top <= 0: all), W/D/L when
-// the net has it, the value (q) and moves-left when present.
+// summarizeHeads decodes position i of h (planes made with the given canonical transform, as the board
+// package's policy functions take it: see encoding.policy): the top legal moves by probability (top <= 0: all),
+// W/D/L when the net has it, the value (q) and moves-left when present.
 func summarizeHeads(pos *board.Position, transform int, h *model.HeadOutputs, i, top int) headsJSON {
 	out := headsJSON{Value: h.ForceValue(i)}
 	if h.Policy != nil {

@@ -28,7 +28,9 @@ func NewCmdPredict(f *Factory, runF ...func(*PredictOptions) error) *cobra.Comma
 		Long: `Run the network on one position and print its top moves (probability over the legal moves, and the
 raw policy logit), W/D/L when the network has a WDL head, the value q (W - L, or the value head), and the
 moves-left estimate when present. With --json, one line:
-{"fen","moves":[{"uci","p","logit"}],"wdl":[w,d,l],"value","mlh"}, moves by probability, castling as e1g1.`,
+{"fen","input_encoding","moves":[{"uci","p","logit"}],"wdl":[w,d,l],"value","mlh"}, moves by probability,
+castling as e1g1; input_encoding says how the position was encoded: input format, canonical transform,
+history fill and policy_transpose (how the moves of a transposed board are indexed, --policy-transpose).`,
 		Example: `  lczerolens predict --model maia-1100.onnx --startpos
   lczerolens predict --model maia-1100.onnx --startpos --moves "e2e4 c7c5" --top 0 --json
   lczerolens predict --fen "6k1/5ppp/8/8/8/8/5PPP/3R2K1 w - - 0 1"`,
@@ -48,7 +50,8 @@ moves-left estimate when present. With --json, one line:
 
 // predictJSON is predict's --json line.
 type predictJSON struct {
-	FEN string `json:"fen"`
+	FEN           string       `json:"fen"`
+	InputEncoding encodingJSON `json:"input_encoding"`
 	headsJSON
 }
 
@@ -73,7 +76,7 @@ func runPredict(opts *PredictOptions) error {
 		return fmt.Errorf("predict: %w", err)
 	}
 	pos := g.Current()
-	doc := predictJSON{FEN: pos.FEN(), headsJSON: summarizeHeads(pos, transform, h, 0, opts.Top)}
+	doc := predictJSON{FEN: pos.FEN(), InputEncoding: enc.json(transform), headsJSON: summarizeHeads(pos, enc.policy(transform), h, 0, opts.Top)}
 	if opts.JSON {
 		if err := json.NewEncoder(f.IO.Out).Encode(doc); err != nil {
 			return fmt.Errorf("predict: write json: %w", err)
@@ -86,6 +89,8 @@ func runPredict(opts *PredictOptions) error {
 func writePredictText(w io.Writer, model string, doc predictJSON) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "position  %s\nmodel     %s\n", doc.FEN, model)
+	e := doc.InputEncoding
+	fmt.Fprintf(&b, "encoding  %s, history fill %s, transform %d, policy transpose %s\n", e.InputFormat, e.HistoryFill, e.Transform, e.PolicyTranspose)
 	if len(doc.Moves) == 0 {
 		b.WriteString("moves     none (game over)\n")
 	} else {

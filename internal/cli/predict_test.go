@@ -55,8 +55,9 @@ func TestNewCmdPredictFlags(t *testing.T) {
 }
 
 type predictDoc struct {
-	FEN   string `json:"fen"`
-	Moves []struct {
+	FEN           string       `json:"fen"`
+	InputEncoding encodingJSON `json:"input_encoding"`
+	Moves         []struct {
 		UCI   string  `json:"uci"`
 		P     float64 `json:"p"`
 		Logit float64 `json:"logit"`

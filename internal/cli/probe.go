@@ -99,6 +99,7 @@ activations.`,
 	fl.IntVar(&opts.MaxPositions, "max-positions", 0, "stop after this many labelled positions (0 = the whole input)")
 	fl.StringVar(&opts.InputType, "input-type", "", "input type: pgn, fen or jsonl (default: from the extension; required for stdin)")
 	fl.StringVar(&opts.InputFormat, "input-format", "", inputFormatHelp)
+	fl.String("policy-transpose", "planes", policyTransposeHelp)
 	fl.StringVar(&opts.Plies, "plies", "all", "positions of each game: all, first:N, last, every:N")
 	fl.Int("batch-size", 256, "positions per model run")
 	fl.String("history-fill", "fen-only", "history planes for games starting from a FEN: fen-only, always, no, current")
@@ -280,7 +281,7 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 	prog := pipeline.NewProgress(f.IO.ErrOut, f.IO.StderrTTY, "probe train", size, 0)
 	prog.Start()
 	sum, err := pipeline.Run(ctx, pipeline.Input{R: in, Name: opts.Input, Type: typ, Select: source.Options{Plies: plies}}, eng, sink,
-		pipeline.Options{BatchSize: cfg.BatchSize, Format: enc.Format, Fill: enc.Fill, Limit: opts.MaxPositions, Accept: accept, Progress: prog.Update})
+		pipeline.Options{BatchSize: cfg.BatchSize, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy, Limit: opts.MaxPositions, Accept: accept, Progress: prog.Update})
 	prog.Stop()
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {

@@ -20,30 +20,35 @@ type Batch struct {
 	// Transforms holds each position's canonical transform (lc0 input formats 3-5: the planes and policy
 	// indices are flipped/mirrored/transposed); nil means no transform anywhere.
 	Transforms []int
+	// Policy is how the policy of a transposed position is indexed (the zero value: like its planes).
+	Policy board.PolicyTranspose
 	// CorruptPositions and CorruptPlanes pair each position with a corrupted counterpart, encoded the same
 	// way, for lenses that compare two runs (patching); both are nil when the input gives none.
 	CorruptPositions []*board.Position
 	CorruptPlanes    []float32
 }
 
-// Encode encodes g as the batch's planes were encoded and returns the canonical transform applied.
+// Encode encodes g as the batch's planes were encoded and returns the canonical transform applied, as
+// Transform gives it.
 func (b *Batch) Encode(g *board.Game, dst []float32) int {
 	f := b.Format
 	if !f.Valid() {
 		f = board.InputClassical
 	}
-	return g.EncodeFormat(f, b.Fill, dst)
+	return b.Policy.Apply(g.EncodeFormat(f, b.Fill, dst))
 }
 
 // Len is the number of positions.
 func (b *Batch) Len() int { return len(b.Positions) }
 
-// Transform is position i's canonical transform (0 for classical formats).
+// Transform is position i's canonical transform (0 for classical formats), with board.TransformLc0V032 set
+// when Policy asks for lc0 v0.32's indexing: the board package's policy functions take it as it is, and
+// board.UntransformSquare ignores the flag.
 func (b *Batch) Transform(i int) int {
 	if b.Transforms == nil {
 		return 0
 	}
-	return b.Transforms[i]
+	return b.Policy.Apply(b.Transforms[i])
 }
 
 // Outputs is what one model pass returned for a batch.

@@ -55,6 +55,8 @@ type Options struct {
 	// Format and Fill are how positions are encoded (lc0 input format and history fill).
 	Format board.InputFormat
 	Fill   board.HistoryFill
+	// Policy is how the policy of a transposed position is indexed (lens.Batch.Policy).
+	Policy board.PolicyTranspose
 	// Corrupt encodes each position's corrupted counterpart as well (activation patching); a record without
 	// one is a bad record.
 	Corrupt bool
@@ -271,7 +273,7 @@ type reader struct {
 
 func (r *reader) newBatch() *Batch {
 	n := r.opts.BatchSize
-	b := &Batch{Seq: r.seq, Input: lens.Batch{Format: r.opts.Format, Fill: r.opts.Fill, Planes: make([]float32, 0, n*board.NumPlanes*64)}}
+	b := &Batch{Seq: r.seq, Input: lens.Batch{Format: r.opts.Format, Fill: r.opts.Fill, Policy: r.opts.Policy, Planes: make([]float32, 0, n*board.NumPlanes*64)}}
 	r.seq++
 	return b
 }

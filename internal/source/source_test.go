@@ -268,11 +268,11 @@ func TestWalkJSONLCorruptAndFields(t *testing.T) {
 	}
 }
 
-// TestBadReasonBounded: a record whose parser quotes it (a 1 MB FEN, a 1 MB JSONL line with multi-byte
-// runes) gives a reason of at most MaxReason bytes, valid UTF-8, saying how much was left out; short
+// TestBadReasonBounded: a record whose parser quotes it (a 512 KiB FEN or JSONL line of multi-byte runes,
+// under MaxLineBytes so that the parser sees it) gives a reason of at most MaxReason bytes, valid UTF-8, saying how much was left out; short
 // reasons are kept whole.
 func TestBadReasonBounded(t *testing.T) {
-	huge := strings.Repeat("é", 1<<19) // 1 MiB of two-byte runes
+	huge := strings.Repeat("é", 1<<18) // 512 KiB of two-byte runes: long, yet within MaxLineBytes
 	for _, tc := range []struct {
 		name, input string
 		typ         Type
