@@ -17,6 +17,7 @@ import (
 	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/concepts"
 	"github.com/lczerolens/lczerolens/internal/lens"
+	"github.com/lczerolens/lczerolens/internal/probe"
 	"github.com/lczerolens/lczerolens/internal/source"
 )
 
@@ -48,7 +49,7 @@ func NewCmdProbe(f *Factory, runF ...func(*ProbeTrainOptions) error) *cobra.Comm
 scores well on held-out positions shows the module represents the concept linearly. Train them with
 "probe train"; apply them with "analyse --lens probing --probe probe.json" (or batch).`,
 	}
-	def := lens.DefaultFitOptions()
+	def := probe.DefaultFitOptions()
 	opts := &ProbeTrainOptions{Factory: f}
 	train := &cobra.Command{
 		Use:   "train INPUT --concept NAME -o probe.json",
@@ -259,8 +260,8 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 		return err
 	}
 
-	fit := lens.FitOptions{L2: opts.L2, MaxRows: opts.MaxRows, Seed: opts.Seed, Epochs: opts.Epochs}
-	var fitters []*lens.ProbeFitter // made at the first batch, once the kind and shapes are known
+	fit := probe.FitOptions{L2: opts.L2, MaxRows: opts.MaxRows, Seed: opts.Seed, Epochs: opts.Epochs}
+	var fitters []*probe.Fitter // made at the first batch, once the kind and shapes are known
 	var (
 		batch            lens.Batch
 		labels           []float64
@@ -279,7 +280,7 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 		if fitters == nil {
 			fit.Binary = lab.binary
 			for k, m := range mods {
-				fitters = append(fitters, lens.NewProbeFitter(m.Name, res[k].Shape, fit))
+				fitters = append(fitters, probe.NewFitter(m.Name, res[k].Shape, fit))
 			}
 		}
 		for k, fr := range fitters {
@@ -309,7 +310,7 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 		batch.Positions = append(batch.Positions, it.Pos)
 		batch.Transforms = append(batch.Transforms, transform)
 		labels = append(labels, y)
-		holdout = append(holdout, lens.InHoldout(opts.Seed, opts.Holdout, it.Record))
+		holdout = append(holdout, probe.InHoldout(opts.Seed, opts.Holdout, it.Record))
 		positions++
 		if batch.Len() == cfg.BatchSize {
 			if err := run(); err != nil {
@@ -339,9 +340,9 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 	if lab.binary {
 		kind = "binary"
 	}
-	pf := &lens.ProbeFile{
-		Format: lens.ProbeFormat, FormatVersion: 1, ToolVersion: f.Version,
-		Model:   lens.ModelID{Path: net.Path, SHA256: net.SHA256},
+	pf := &probe.File{
+		Format: probe.Format, FormatVersion: 1, ToolVersion: f.Version,
+		Model:   probe.ModelID{Path: net.Path, SHA256: net.SHA256},
 		Concept: lab.name(), Kind: kind, Input: opts.Input, Holdout: opts.Holdout, Seed: opts.Seed,
 		L2: opts.L2, MaxRows: opts.MaxRows, Skipped: skips, Probes: probes,
 	}
@@ -350,7 +351,7 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 		return fmt.Errorf("probe train: %w", err)
 	}
 	defer closeFile(out, &err)
-	if err := lens.WriteProbeFile(out, pf); err != nil {
+	if err := probe.Write(out, pf); err != nil {
 		return fmt.Errorf("probe train: write %s: %w", opts.Output, err)
 	}
 	fmt.Fprintf(f.IO.ErrOut, "probe train: %s (%s) on %d positions (%d skipped, %d bad records) -> %s\n", pf.Concept, kind, positions, skips, bad, opts.Output)
@@ -358,8 +359,8 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 }
 
 // fitAll fits the modules' probes concurrently, one per core.
-func fitAll(fitters []*lens.ProbeFitter) ([]lens.Probe, error) {
-	probes := make([]lens.Probe, len(fitters))
+func fitAll(fitters []*probe.Fitter) ([]probe.Probe, error) {
+	probes := make([]probe.Probe, len(fitters))
 	errs := make([]error, len(fitters))
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
@@ -380,7 +381,7 @@ func fitAll(fitters []*lens.ProbeFitter) ([]lens.Probe, error) {
 	return probes, errors.Join(errs...)
 }
 
-func printProbes(w io.Writer, probes []lens.Probe) error {
+func printProbes(w io.Writer, probes []probe.Probe) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MODULE\tTRAIN\tHELD OUT\tMETRIC\tHELD-OUT SCORE\tTRAIN SCORE")
 	num := func(x float64) string {

@@ -1,11 +1,8 @@
-package lens
+package probe
 
 import (
-	"bytes"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -41,7 +38,7 @@ func TestRidgeRecoversWeights(t *testing.T) {
 	const d = 12
 	xs, ys, w, b := synthetic(400, d, 0, 1)
 	for _, maxRows := range []int{1000, 50} {
-		f := NewProbeFitter("m", []int{d}, FitOptions{L2: 1e-9, MaxRows: maxRows})
+		f := NewFitter("m", []int{d}, FitOptions{L2: 1e-9, MaxRows: maxRows})
 		for i := range xs {
 			if err := f.Add(xs[i], ys[i], i%5 == 0); err != nil {
 				t.Fatal(err)
@@ -76,7 +73,7 @@ func TestRidgeSolversAgree(t *testing.T) {
 	xs, ys, _, _ := synthetic(300, d, 2, 2)
 	var probes []*Probe
 	for _, maxRows := range []int{1000, 10} {
-		f := NewProbeFitter("m", []int{d}, FitOptions{L2: 0.5, MaxRows: maxRows})
+		f := NewFitter("m", []int{d}, FitOptions{L2: 0.5, MaxRows: maxRows})
 		for i := range xs {
 			_ = f.Add(xs[i], ys[i], false)
 		}
@@ -109,7 +106,7 @@ func TestLogisticSeparates(t *testing.T) {
 		mean += y
 	}
 	mean /= float64(len(ys))
-	f := NewProbeFitter("m", []int{d}, FitOptions{Binary: true, L2: 1e-4, MaxRows: 1000, Seed: 1, Epochs: 30})
+	f := NewFitter("m", []int{d}, FitOptions{Binary: true, L2: 1e-4, MaxRows: 1000, Seed: 1, Epochs: 30})
 	for i := range xs {
 		label := 0.0
 		if ys[i] > mean {
@@ -144,36 +141,11 @@ func TestInHoldout(t *testing.T) {
 	}
 }
 
-func TestProbeFileRoundTrip(t *testing.T) {
-	f := &ProbeFile{Format: ProbeFormat, FormatVersion: 1, Concept: "in-check", Kind: "binary",
-		Probes: []Probe{{Module: "block0/conv2/relu", Shape: []int{2}, Weights: []float32{1, -2}, Bias: 0.5, Score: math.NaN()}}}
-	var buf bytes.Buffer
-	if err := WriteProbeFile(&buf, f); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "p.json")
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	g, err := ReadProbeFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := g.Probes[0].Predict([]float32{1, 1}, g.Binary()); math.Abs(got-1/(1+math.Exp(0.5))) > 1e-12 {
-		t.Errorf("prediction %g after the round trip", got)
-	}
-	bad := bytes.Replace(buf.Bytes(), []byte(`"binary"`), []byte(`"ordinal"`), 1)
-	_ = os.WriteFile(path, bad, 0o644)
-	if _, err := ReadProbeFile(path); err == nil {
-		t.Error("unknown kind accepted")
-	}
-}
-
 func benchFitter(b *testing.B, d, rows, maxRows int) {
 	xs, ys, _, _ := synthetic(rows, d, 1, 5)
 	b.ResetTimer()
 	for range b.N {
-		f := NewProbeFitter("m", []int{d}, FitOptions{L2: 0.1, MaxRows: maxRows})
+		f := NewFitter("m", []int{d}, FitOptions{L2: 0.1, MaxRows: maxRows})
 		for i := range xs {
 			_ = f.Add(xs[i], ys[i], false)
 		}

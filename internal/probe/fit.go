@@ -1,4 +1,4 @@
-package lens
+package probe
 
 import (
 	"errors"
@@ -43,9 +43,9 @@ func InHoldout(seed uint64, frac float64, record int) bool {
 	return float64(h.Sum64()>>11)/float64(1<<53) < frac
 }
 
-// ProbeFitter trains one linear probe on one module's activations, streaming: Add every (activation,
+// Fitter trains one linear probe on one module's activations, streaming: Add every (activation,
 // label) pair, then Fit. Memory is bounded by FitOptions.MaxRows whatever the number of rows.
-type ProbeFitter struct {
+type Fitter struct {
 	module string
 	shape  []int
 	d      int
@@ -66,8 +66,8 @@ type ProbeFitter struct {
 
 const blockRows = 64
 
-// NewProbeFitter starts a probe of a module whose activations have the given per-position shape.
-func NewProbeFitter(module string, shape []int, opts FitOptions) *ProbeFitter {
+// NewFitter starts a probe of a module whose activations have the given per-position shape.
+func NewFitter(module string, shape []int, opts FitOptions) *Fitter {
 	d := 1
 	for _, s := range shape {
 		d *= s
@@ -78,7 +78,7 @@ func NewProbeFitter(module string, shape []int, opts FitOptions) *ProbeFitter {
 	if opts.Epochs < 1 {
 		opts.Epochs = DefaultFitOptions().Epochs
 	}
-	return &ProbeFitter{
+	return &Fitter{
 		module: module, shape: append([]int(nil), shape...), d: d, opts: opts,
 		train: newReservoir(opts.MaxRows, d, opts.Seed),
 		test:  newReservoir(max(opts.MaxRows/2, 1), d, opts.Seed^0x9e3779b97f4a7c15),
@@ -86,7 +86,7 @@ func NewProbeFitter(module string, shape []int, opts FitOptions) *ProbeFitter {
 }
 
 // Add records one position's activation x (copied) with label y, in the held-out split or not.
-func (f *ProbeFitter) Add(x []float32, y float64, holdout bool) error {
+func (f *Fitter) Add(x []float32, y float64, holdout bool) error {
 	if len(x) != f.d {
 		return fmt.Errorf("probe %s: %d activation values, want %d", f.module, len(x), f.d)
 	}
@@ -117,7 +117,7 @@ func (f *ProbeFitter) Add(x []float32, y float64, holdout bool) error {
 	return nil
 }
 
-func (f *ProbeFitter) accumulate(x []float32, y float64) {
+func (f *Fitter) accumulate(x []float32, y float64) {
 	for j, v := range x {
 		fv := float64(v)
 		f.block[j*blockRows+f.nblk] = fv
@@ -135,7 +135,7 @@ func (f *ProbeFitter) accumulate(x []float32, y float64) {
 
 // flushBlock adds the pending rows' outer products to the lower triangle of the Gram matrix (entries
 // above the diagonal may be written too: fitRidgeGram overwrites them by symmetry).
-func (f *ProbeFitter) flushBlock() {
+func (f *Fitter) flushBlock() {
 	k := f.nblk
 	if k == 0 {
 		return
@@ -177,36 +177,8 @@ func (f *ProbeFitter) flushBlock() {
 	f.nblk = 0
 }
 
-// Probe is a trained linear probe on one module: prediction = Bias + Weights . activation (through a
-// logistic sigmoid for binary concepts).
-type Probe struct {
-	Module     string    `json:"module"`
-	Shape      []int     `json:"shape"`
-	Train      int       `json:"train"`       // training rows seen
-	Test       int       `json:"test"`        // held-out rows scored
-	Metric     string    `json:"metric"`      // r2 or accuracy
-	Score      float64   `json:"score"`       // held-out metric (NaN when there is no held-out row)
-	TrainScore float64   `json:"train_score"` // the same metric on the training rows used
-	Bias       float64   `json:"bias"`
-	Weights    []float32 `json:"weights"`
-}
-
-// Predict applies the probe to one activation.
-func (p *Probe) Predict(x []float32, binary bool) float64 {
-	s := p.Bias
-	for j, w := range p.Weights {
-		s += float64(w) * float64(x[j])
-	}
-	if binary {
-		return sigmoid(s)
-	}
-	return s
-}
-
-func sigmoid(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
-
 // Fit trains the probe and scores it on the held-out rows.
-func (f *ProbeFitter) Fit() (*Probe, error) {
+func (f *Fitter) Fit() (*Probe, error) {
 	var (
 		w    []float64
 		bias float64
@@ -249,7 +221,7 @@ func (f *ProbeFitter) Fit() (*Probe, error) {
 }
 
 // score is R^2 (regression) or accuracy at 0.5 (binary) of p on a reservoir's rows; NaN when empty.
-func (f *ProbeFitter) score(p *Probe, r *reservoir) float64 {
+func (f *Fitter) score(p *Probe, r *reservoir) float64 {
 	if r.n == 0 {
 		return math.NaN()
 	}
@@ -325,7 +297,7 @@ func (r *reservoir) moments() (sum, sumSq []float64, yMean float64) {
 
 // fitRidgeRows solves (Z'Z + alpha n I) w = Z'(y - mean y) by conjugate gradients, Z the standardised
 // stored rows, without forming Z'Z.
-func (f *ProbeFitter) fitRidgeRows() ([]float64, float64, error) {
+func (f *Fitter) fitRidgeRows() ([]float64, float64, error) {
 	r := f.train
 	sum, sumSq, yMean := r.moments()
 	st := newStandardisation(sum, sumSq, r.n)
@@ -359,7 +331,7 @@ func (f *ProbeFitter) fitRidgeRows() ([]float64, float64, error) {
 }
 
 // ztq computes Z'q for the standardised rows of r.
-func (f *ProbeFitter) ztq(r *reservoir, st standardisation, q, out []float64) {
+func (f *Fitter) ztq(r *reservoir, st standardisation, q, out []float64) {
 	clear(out)
 	var qs float64
 	i := 0
@@ -387,7 +359,7 @@ func (f *ProbeFitter) ztq(r *reservoir, st standardisation, q, out []float64) {
 }
 
 // fitRidgeGram solves the same system from the accumulated normal equations.
-func (f *ProbeFitter) fitRidgeGram() ([]float64, float64, error) {
+func (f *Fitter) fitRidgeGram() ([]float64, float64, error) {
 	d, n := f.d, float64(f.n)
 	for i := range d { // mirror the lower triangle
 		for j := i + 1; j < d; j++ {
@@ -428,7 +400,7 @@ func (f *ProbeFitter) fitRidgeGram() ([]float64, float64, error) {
 }
 
 // gramTrainR2 is the training R^2 from the accumulated sums: SSE = sum (y - b - w.x)^2 expanded.
-func (f *ProbeFitter) gramTrainR2(w []float64, b float64) float64 {
+func (f *Fitter) gramTrainR2(w []float64, b float64) float64 {
 	d, n := f.d, float64(f.n)
 	var wGw, wXy, wSx float64
 	for i := range d {
@@ -521,7 +493,7 @@ func dot(a, b []float64) float64 {
 
 // fitLogistic minimises the mean log-loss + alpha |w|^2 over standardised features of the sampled rows with
 // mini-batch Adam.
-func (f *ProbeFitter) fitLogistic() ([]float64, float64) {
+func (f *Fitter) fitLogistic() ([]float64, float64) {
 	r := f.train
 	sum, sumSq, yMean := r.moments()
 	st := newStandardisation(sum, sumSq, r.n)
