@@ -63,10 +63,11 @@ Concepts (seen from the side to move):
 ` + conceptHelp() + `  column:NAME            the field NAME of each JSONL record (a number: regression; true/false: binary)
 
 Activations are standardised (each of the d values scaled to unit variance over the training positions).
-Regression concepts use ridge regression, minimising the mean squared error + --l2 * |w|^2: up to
---max-rows training positions are kept in memory (4*d bytes each) and solved by conjugate gradients;
-past that, the exact normal equations are accumulated instead (8*d*d bytes per module, and d*d/2
-multiply-adds per position: slow for large modules). Binary concepts use logistic regression (mean
+Regression concepts use ridge regression, minimising the mean squared error + --l2 * |w|^2, solved
+exactly by a Cholesky factorisation of the normal equations: up to --max-rows training positions are kept
+in memory (4*d bytes each), and the smaller of the d x d and n x n systems is solved (8*min(n,d)^2 bytes
+while solving); past that, the d x d normal equations are accumulated instead (8*d*d bytes per module,
+and d*d/2 multiply-adds per position: slow for large modules). Binary concepts use logistic regression (mean
 log-loss + --l2 * |w|^2), trained by --epochs epochs of mini-batch Adam on a uniform sample of --max-rows
 training positions. Held-out scores use a uniform sample of up to --max-rows/2 held-out positions.
 Positions where the concept is undefined are skipped. The probe file stores weights and bias over the raw

@@ -155,8 +155,126 @@ func benchFitter(b *testing.B, d, rows, maxRows int) {
 	}
 }
 
-// BenchmarkRidgeRows fits 2000 rows of 1024 features kept in memory (conjugate gradients over the rows).
+// BenchmarkRidgeRows fits 2000 rows of 1024 features kept in memory (the d x d system formed from the rows).
 func BenchmarkRidgeRows(b *testing.B) { benchFitter(b, 1024, 2000, 4000) }
 
 // BenchmarkRidgeGram fits the same rows through the streamed normal equations.
 func BenchmarkRidgeGram(b *testing.B) { benchFitter(b, 1024, 2000, 1) }
+
+// TestRidgeClosedForm solves a system small enough to do by hand. Rows (1,0), (-1,0), (0,1), (0,-1) with labels
+// 3, -1, 5, 1: each feature has mean 0 and standard deviation 1/sqrt 2, so Z'Z = 4I and Z'(y - 2) = 4 sqrt 2
+// per feature; with alpha = 1/4 (alpha n = 1) the standardised weights are 4 sqrt 2 / 5, the raw ones 8/5, and
+// the bias the label mean, 2. Three constant features (value 7) make d = 5 > n = 4, the dual system; they
+// must get weight 0. Every solver path must give exactly that.
+func TestRidgeClosedForm(t *testing.T) {
+	rows := [][]float32{{1, 0}, {-1, 0}, {0, 1}, {0, -1}}
+	ys := []float64{3, -1, 5, 1}
+	for _, c := range []struct {
+		name     string
+		consts   int
+		maxRows  int
+		wantGram bool
+	}{
+		{"rows, primal", 0, 100, false},
+		{"rows, dual", 3, 100, false},
+		{"normal equations", 0, 1, true},
+		{"normal equations, constant features", 3, 1, true},
+	} {
+		d := 2 + c.consts
+		f := NewFitter("m", []int{d}, FitOptions{L2: 0.25, MaxRows: c.maxRows})
+		for i, r := range rows {
+			x := append(append([]float32(nil), r...), make([]float32, c.consts)...)
+			for j := 2; j < d; j++ {
+				x[j] = 7
+			}
+			if err := f.Add(x, ys[i], false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if (f.gram != nil) != c.wantGram {
+			t.Fatalf("%s: normal equations used = %v", c.name, f.gram != nil)
+		}
+		w, b, err := f.solve()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := append([]float64{1.6, 1.6}, make([]float64, c.consts)...)
+		for j := range want {
+			if math.Abs(w[j]-want[j]) > 1e-12 {
+				t.Errorf("%s: w[%d] = %.15g, want %g", c.name, j, w[j], want[j])
+			}
+		}
+		if math.Abs(b-2) > 1e-12 {
+			t.Errorf("%s: bias %.15g, want 2", c.name, b)
+		}
+	}
+}
+
+// TestRidgeRecoversExactly fits noiseless linear data with a vanishing penalty: the solution is the generating
+// map, which a direct solve must reach to 1e-9 (conjugate gradients stopped at a relative residual of 1e-4).
+func TestRidgeRecoversExactly(t *testing.T) {
+	const d = 12
+	xs, ys, w, b := synthetic(400, d, 0, 1)
+	for _, maxRows := range []int{1000, 50} {
+		f := NewFitter("m", []int{d}, FitOptions{L2: 1e-14, MaxRows: maxRows})
+		for i := range xs {
+			if err := f.Add(xs[i], ys[i], false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, gotB, err := f.solve()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var worst float64
+		for j := range w {
+			worst = math.Max(worst, math.Abs(got[j]-w[j]))
+		}
+		t.Logf("max rows %d: max |w - w true| %.2e, |b - b true| %.2e", maxRows, worst, math.Abs(gotB-b))
+		if worst > 1e-9 || math.Abs(gotB-b) > 1e-9 {
+			t.Errorf("max rows %d: weights off by %.2e, bias by %.2e, want <= 1e-9", maxRows, worst, math.Abs(gotB-b))
+		}
+	}
+}
+
+// TestRidgeDualMatchesPrimal: with fewer kept rows than features the rows are solved through the n x n dual
+// system; the streamed normal equations solve the d x d primal one. The penalised solution is unique, so the
+// two must agree, and so must the training R^2 computed from the rows and from the sums.
+func TestRidgeDualMatchesPrimal(t *testing.T) {
+	const d = 150
+	xs, ys, _, _ := synthetic(60, d, 1, 6)
+	var probes []*Probe
+	var ws [][]float64
+	for _, maxRows := range []int{1000, 1} {
+		f := NewFitter("m", []int{d}, FitOptions{L2: 0.05, MaxRows: maxRows})
+		for i := range xs {
+			_ = f.Add(xs[i], ys[i], false)
+		}
+		w, _, err := f.solve()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, w)
+		f = NewFitter("m", []int{d}, FitOptions{L2: 0.05, MaxRows: maxRows})
+		for i := range xs {
+			_ = f.Add(xs[i], ys[i], false)
+		}
+		p, err := f.Fit()
+		if err != nil {
+			t.Fatal(err)
+		}
+		probes = append(probes, p)
+	}
+	var worst, wmax float64
+	for j := range ws[0] {
+		worst = math.Max(worst, math.Abs(ws[0][j]-ws[1][j]))
+		wmax = math.Max(wmax, math.Abs(ws[1][j]))
+	}
+	t.Logf("max |w dual - w primal| %.2e (max |w| %.3g); train R^2 %.9f (rows) %.9f (sums)", worst, wmax, probes[0].TrainScore, probes[1].TrainScore)
+	if worst > 1e-8*wmax {
+		t.Errorf("dual and primal weights differ by %.2e (max |w| %.3g)", worst, wmax)
+	}
+	if math.Abs(probes[0].TrainScore-probes[1].TrainScore) > 1e-8 || probes[0].TrainScore > 0.9999 {
+		t.Errorf("train R^2: rows %.12f, sums %.12f", probes[0].TrainScore, probes[1].TrainScore)
+	}
+}
