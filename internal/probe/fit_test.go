@@ -3,6 +3,7 @@ package probe
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -211,7 +212,8 @@ func TestRidgeClosedForm(t *testing.T) {
 }
 
 // TestRidgeRecoversExactly fits noiseless linear data with a vanishing penalty: the solution is the generating
-// map, which a direct solve must reach to 1e-9 (conjugate gradients stopped at a relative residual of 1e-4).
+// map, which a direct solve must reach to 1e-9 (the conjugate gradients it replaced stopped at a relative
+// residual of 1e-4 and were off by up to 1e-4).
 func TestRidgeRecoversExactly(t *testing.T) {
 	const d = 12
 	xs, ys, w, b := synthetic(400, d, 0, 1)
@@ -276,5 +278,25 @@ func TestRidgeDualMatchesPrimal(t *testing.T) {
 	}
 	if math.Abs(probes[0].TrainScore-probes[1].TrainScore) > 1e-8 || probes[0].TrainScore > 0.9999 {
 		t.Errorf("train R^2: rows %.12f, sums %.12f", probes[0].TrainScore, probes[1].TrainScore)
+	}
+}
+
+// TestRidgeNotPositiveDefinite: a system the factorisation cannot take (here a negative penalty) is an error
+// naming the module and the remedy, on every solver path, not a panic or a NaN probe.
+func TestRidgeNotPositiveDefinite(t *testing.T) {
+	xs, ys, _, _ := synthetic(40, 8, 1, 9)
+	for _, c := range []struct {
+		name    string
+		d, rows int
+		maxRows int
+	}{{"rows, primal", 8, 40, 1000}, {"rows, dual", 8, 5, 1000}, {"normal equations", 8, 40, 1}} {
+		f := NewFitter("block7", []int{c.d}, FitOptions{L2: -1, MaxRows: c.maxRows})
+		for i := range c.rows {
+			_ = f.Add(xs[i], ys[i], false)
+		}
+		_, err := f.Fit()
+		if err == nil || !strings.Contains(err.Error(), "probe block7: ridge: the normal equations are not positive definite (use a larger --l2)") {
+			t.Errorf("%s: error %v", c.name, err)
+		}
 	}
 }
