@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lczerolens/lczerolens/internal/lens"
+	"github.com/lczerolens/lczerolens/internal/probe"
 )
 
 // lensFlags are the flags that choose lenses (--lens, or the config's list) and set their options: every
@@ -85,6 +86,9 @@ func (lf *lensFlags) specs(cfg *Config) ([]lens.Spec, error) {
 		if err != nil {
 			return nil, inputError(err)
 		}
+		if err := loadLensFiles(l, v); err != nil {
+			return nil, err
+		}
 		for _, o := range l.Options {
 			used[o.Name] = true
 		}
@@ -102,13 +106,27 @@ func (lf *lensFlags) specs(cfg *Config) ([]lens.Spec, error) {
 	return specs, nil
 }
 
+// loadLensFiles reads the files a lens's options name, once, here: lenses do no file I/O.
+func loadLensFiles(l *lens.Lens, v lens.Values) error {
+	if l != lens.Probing || v.String("probe") == "" {
+		return nil
+	}
+	f, err := probe.Load(v.String("probe"))
+	if err != nil {
+		return inputError(err)
+	}
+	lens.WithProbes(v, f)
+	return nil
+}
+
 // lensInfo describes the lenses and their options for manifests and envelopes.
 func lensInfo(specs []lens.Spec) (string, map[string]any) {
 	names := make([]string, len(specs))
 	opts := map[string]any{}
 	for i, s := range specs {
 		names[i] = s.Lens.Name
-		for k, v := range s.Values {
+		for _, o := range s.Lens.Options { // the options only, not files loaded from them
+			k, v := o.Name, s.Values[o.Name]
 			if len(specs) == 1 {
 				opts[k] = v
 			} else {

@@ -19,6 +19,7 @@ import (
 	"github.com/lczerolens/lczerolens/internal/lens"
 	"github.com/lczerolens/lczerolens/internal/model"
 	"github.com/lczerolens/lczerolens/internal/pipeline"
+	"github.com/lczerolens/lczerolens/internal/probe"
 	"github.com/lczerolens/lczerolens/internal/source"
 )
 
@@ -51,7 +52,7 @@ func NewCmdProbe(f *Factory, runF ...func(*ProbeTrainOptions) error) *cobra.Comm
 scores well on held-out positions shows the module represents the concept linearly. Train them with
 "probe train"; apply them with "analyse --lens probing --probe probe.json" (or batch).`,
 	}
-	def := lens.DefaultFitOptions()
+	def := probe.DefaultFitOptions()
 	opts := &ProbeTrainOptions{Factory: f}
 	train := &cobra.Command{
 		Use:   "train INPUT --concept NAME -o probe.json",
@@ -65,10 +66,11 @@ Concepts (seen from the side to move):
 ` + conceptHelp() + `  column:NAME            the field NAME of each JSONL record (a number: regression; true/false: binary)
 
 Activations are standardised (each of the d values scaled to unit variance over the training positions).
-Regression concepts use ridge regression, minimising the mean squared error + --l2 * |w|^2: up to
---max-rows training positions are kept in memory (4*d bytes each) and solved by conjugate gradients;
-past that, the exact normal equations are accumulated instead (8*d*d bytes per module, and d*d/2
-multiply-adds per position: slow for large modules). Binary concepts use logistic regression (mean
+Regression concepts use ridge regression, minimising the mean squared error + --l2 * |w|^2, solved
+exactly by a Cholesky factorisation of the normal equations: up to --max-rows training positions are kept
+in memory (4*d bytes each), and the smaller of the d x d and n x n systems is solved (8*min(n,d)^2 bytes
+while solving); past that, the d x d normal equations are accumulated instead (8*d*d bytes per module,
+and d*d/2 multiply-adds per position: slow for large modules). Binary concepts use logistic regression (mean
 log-loss + --l2 * |w|^2), trained by --epochs epochs of mini-batch Adam on a uniform sample of --max-rows
 training positions. Held-out scores use a uniform sample of up to --max-rows/2 held-out positions.
 Positions where the concept is undefined are skipped. The probe file stores weights and bias over the raw
@@ -270,13 +272,13 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 
 	ctx, stop := signalContext()
 	defer stop()
-	sink := &probeSink{mods: mods, lab: lab, fit: lens.FitOptions{L2: opts.L2, MaxRows: opts.MaxRows, Seed: opts.Seed, Epochs: opts.Epochs}}
+	sink := &probeSink{mods: mods, lab: lab, fit: probe.FitOptions{L2: opts.L2, MaxRows: opts.MaxRows, Seed: opts.Seed, Epochs: opts.Epochs}}
 	accept := func(it *source.Item) (any, bool, error) {
 		y, ok, err := lab.label(it)
 		if err != nil {
 			return nil, false, inputError(fmt.Errorf("probe train: record %d: %w", it.Record, err))
 		}
-		return probeLabel{y: y, holdout: lens.InHoldout(opts.Seed, opts.Holdout, it.Record)}, ok, nil
+		return probeLabel{y: y, holdout: probe.InHoldout(opts.Seed, opts.Holdout, it.Record)}, ok, nil
 	}
 	prog := pipeline.NewProgress(f.IO.ErrOut, f.IO.StderrTTY, "probe train", size, 0)
 	prog.Start()
@@ -302,13 +304,13 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 	if lab.binary {
 		kind = "binary"
 	}
-	pf := &lens.ProbeFile{
-		Format: lens.ProbeFormat, FormatVersion: 1, ToolVersion: f.Version,
-		Model:   lens.ModelID{Path: net.Path, SHA256: net.SHA256},
+	pf := &probe.File{
+		Format: probe.Format, FormatVersion: 1, ToolVersion: f.Version,
+		Model:   probe.ModelID{Path: net.Path, SHA256: net.SHA256},
 		Concept: lab.name(), Kind: kind, Input: opts.Input, Holdout: opts.Holdout, Seed: opts.Seed,
 		L2: opts.L2, MaxRows: opts.MaxRows, Skipped: skips, Probes: probes,
 	}
-	if err := writeOutput("probe train", f.IO.Out, opts.Output, opts.Force, func(w io.Writer) error { return lens.WriteProbeFile(w, pf) }); err != nil {
+	if err := writeOutput("probe train", f.IO.Out, opts.Output, opts.Force, func(w io.Writer) error { return probe.Write(w, pf) }); err != nil {
 		return err
 	}
 	fmt.Fprintf(f.IO.ErrOut, "probe train: %s (%s) on %d positions (%d skipped, %d bad records) -> %s\n", pf.Concept, kind, positions, skips, bad, opts.Output)
@@ -325,8 +327,8 @@ type probeLabel struct {
 type probeSink struct {
 	mods    []model.Module
 	lab     *labeler
-	fit     lens.FitOptions
-	fitters []*lens.ProbeFitter // made at the first batch, once the kind and shapes are known
+	fit     probe.FitOptions
+	fitters []*probe.Fitter // made at the first batch, once the kind and shapes are known
 }
 
 func (s *probeSink) Consume(_ context.Context, b *pipeline.Batch) error {
@@ -336,7 +338,7 @@ func (s *probeSink) Consume(_ context.Context, b *pipeline.Batch) error {
 	if s.fitters == nil {
 		s.fit.Binary = s.lab.binary
 		for k, m := range s.mods {
-			s.fitters = append(s.fitters, lens.NewProbeFitter(m.Name, b.Results[k].Shape, s.fit))
+			s.fitters = append(s.fitters, probe.NewFitter(m.Name, b.Results[k].Shape, s.fit))
 		}
 	}
 	for k, fr := range s.fitters {
@@ -354,8 +356,8 @@ func (s *probeSink) Consume(_ context.Context, b *pipeline.Batch) error {
 func (s *probeSink) Close(pipeline.Summary, error) error { return nil }
 
 // fitAll fits the modules' probes concurrently, one per core.
-func fitAll(fitters []*lens.ProbeFitter) ([]lens.Probe, error) {
-	probes := make([]lens.Probe, len(fitters))
+func fitAll(fitters []*probe.Fitter) ([]probe.Probe, error) {
+	probes := make([]probe.Probe, len(fitters))
 	errs := make([]error, len(fitters))
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
@@ -376,7 +378,7 @@ func fitAll(fitters []*lens.ProbeFitter) ([]lens.Probe, error) {
 	return probes, errors.Join(errs...)
 }
 
-func printProbes(w io.Writer, probes []lens.Probe) error {
+func printProbes(w io.Writer, probes []probe.Probe) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MODULE\tTRAIN\tHELD OUT\tMETRIC\tHELD-OUT SCORE\tTRAIN SCORE")
 	num := func(x float64) string {

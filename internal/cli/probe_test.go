@@ -12,8 +12,8 @@ import (
 
 	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/concepts"
-	"github.com/lczerolens/lczerolens/internal/lens"
 	"github.com/lczerolens/lczerolens/internal/npy"
+	"github.com/lczerolens/lczerolens/internal/probe"
 	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
@@ -25,7 +25,7 @@ func TestNewCmdProbeFlags(t *testing.T) {
 		check   func(*ProbeTrainOptions) bool
 	}{
 		{"defaults", []string{"train", "g.pgn", "--concept", "in-check", "-o", "p.json"}, "", func(o *ProbeTrainOptions) bool {
-			d := lens.DefaultFitOptions()
+			d := probe.DefaultFitOptions()
 			return o.Input == "g.pgn" && o.Concept == "in-check" && o.Output == "p.json" && o.Holdout == 0.2 && o.Task == "auto" &&
 				o.L2 == d.L2 && o.MaxRows == d.MaxRows && o.Seed == d.Seed && o.Pattern == ""
 		}},
@@ -90,9 +90,9 @@ func TestProbeTrainErrors(t *testing.T) {
 }
 
 // probeDoc reads a probe file.
-func probeDoc(t *testing.T, path string) *lens.ProbeFile {
+func probeDoc(t *testing.T, path string) *probe.File {
 	t.Helper()
-	f, err := lens.ReadProbeFile(path)
+	f, err := probe.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}

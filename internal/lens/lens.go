@@ -2,7 +2,8 @@
 // options, a compatibility check against a network and a prepare step that says what it needs the network to
 // expose (hooked modules, gradients of a target) and how to turn a batch's tensors into named results. The
 // registry lists every lens explicitly; an Engine runs one or several lenses over batches of positions in a
-// single model pass, so analysing one position is a batch of one.
+// single model pass, so analysing one position is a batch of one. Lenses read no files: the command layer loads
+// what their options name (a probe file) and passes it in.
 package lens
 
 import (

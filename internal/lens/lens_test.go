@@ -84,7 +84,7 @@ func TestEveryLensRunsOnDemo(t *testing.T) {
 	b := withCorrupt(batchOf(t, board.FillFENOnly))
 	for _, l := range Lenses {
 		t.Run(l.Name, func(t *testing.T) {
-			v, err := l.Resolve(demoLensOptions(t, l.Name))
+			v, err := demoLensValues(t, l)
 			if err != nil {
 				t.Fatal(err)
 			}

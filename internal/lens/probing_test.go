@@ -3,13 +3,13 @@ package lens
 import (
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/concepts"
 	"github.com/lczerolens/lczerolens/internal/model"
+	"github.com/lczerolens/lczerolens/internal/probe"
 	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
@@ -24,13 +24,17 @@ func withCorrupt(b *Batch) *Batch {
 	return b
 }
 
-// demoLensOptions are the options a lens needs beyond its defaults to run on the demo network.
-func demoLensOptions(t *testing.T, name string) map[string]string {
+// demoLensValues resolves a lens's options with what it needs beyond its defaults to run on the demo network.
+func demoLensValues(t *testing.T, l *Lens) (Values, error) {
 	t.Helper()
-	if name != Probing.Name {
-		return nil
+	if l != Probing {
+		return l.Resolve(nil)
 	}
-	return map[string]string{"probe": demoMaterialProbe(t)}
+	v, err := l.Resolve(map[string]string{"probe": "demo-material.json"})
+	if err == nil {
+		WithProbes(v, demoMaterialProbe(t))
+	}
+	return v, err
 }
 
 // randomGames plays n positions of random legal moves from the start, deterministically.
@@ -54,8 +58,8 @@ func randomBatch(t *testing.T, n int, seed uint64) *Batch {
 	return b
 }
 
-// demoMaterialProbe trains a material-balance probe on the demo network's block output and writes it.
-func demoMaterialProbe(t *testing.T) string {
+// demoMaterialProbe trains a material-balance probe on the demo network's block output.
+func demoMaterialProbe(t *testing.T) *probe.File {
 	t.Helper()
 	r := runtimeFor(t)
 	n := model.Demo()
@@ -69,7 +73,7 @@ func demoMaterialProbe(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := NewProbeFitter("block0/conv2/relu", res[0].Shape, FitOptions{L2: 1e-6, MaxRows: 4000})
+	f := probe.NewFitter("block0/conv2/relu", res[0].Shape, probe.FitOptions{L2: 1e-6, MaxRows: 4000})
 	for i, p := range b.Positions {
 		if err := f.Add(res[0].Row(i), float64(concepts.MaterialBalance(p)), i%5 == 0); err != nil {
 			t.Fatal(err)
@@ -79,31 +83,22 @@ func demoMaterialProbe(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "probe.json")
-	out, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	pf := &ProbeFile{Format: ProbeFormat, FormatVersion: 1, Model: ModelID{Path: n.Path, SHA256: n.SHA256}, Concept: "material-balance", Kind: "regression", Probes: []Probe{*p}}
-	if err := WriteProbeFile(out, pf); err != nil {
-		t.Fatal(err)
-	}
+	pf := &probe.File{Format: probe.Format, FormatVersion: 1, Model: probe.ModelID{Path: n.Path, SHA256: n.SHA256}, Concept: "material-balance", Kind: "regression", Probes: []probe.Probe{*p}}
 	if p.Score < 0.999 {
 		t.Fatalf("the demo network's block output is linear in material, yet the probe's held-out R^2 is %g (train %g)", p.Score, p.TrainScore)
 	}
-	return path
+	return pf
 }
 
 // TestProbingDemoMaterial applies a probe trained on the demo network, whose block output is an affine map
 // of the material planes: it must predict the material balance of unseen positions.
 func TestProbingDemoMaterial(t *testing.T) {
 	r := runtimeFor(t)
-	path := demoMaterialProbe(t)
-	v, err := Probing.Resolve(map[string]string{"probe": path})
+	v, err := Probing.Resolve(map[string]string{"probe": "demo-material.json"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	WithProbes(v, demoMaterialProbe(t))
 	e, err := NewEngine(r, model.Demo(), []Spec{{Probing, v}}, EngineOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -129,5 +124,19 @@ func TestProbingDemoMaterial(t *testing.T) {
 	}
 	if err := Probing.Compatible(maia, v); err == nil {
 		t.Error("a probe of the demo network was accepted for maia-1100")
+	}
+}
+
+// TestProbingNeedsLoadedFile: the lens reads no file, so a path the caller did not load is an error naming it,
+// and no path at all says how to pass one.
+func TestProbingNeedsLoadedFile(t *testing.T) {
+	for raw, want := range map[string]string{"": "pass --probe", "p.json": "p.json was not loaded"} {
+		v, err := Probing.Resolve(map[string]string{"probe": raw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Probing.Compatible(model.Demo(), v); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("probe %q: error %v, want one containing %q", raw, err, want)
+		}
 	}
 }

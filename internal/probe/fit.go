@@ -1,4 +1,4 @@
-package lens
+package probe
 
 import (
 	"errors"
@@ -6,6 +6,11 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+
+	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/floats"
+	"gonum.org/v1/gonum/lapack/lapack64"
+	"gonum.org/v1/gonum/mat"
 )
 
 // FitOptions configure probe training.
@@ -14,7 +19,8 @@ type FitOptions struct {
 	Binary bool
 	// L2 is the penalty alpha: the fit minimises mean loss + alpha * |w|^2 over standardised features.
 	L2 float64
-	// MaxRows bounds memory: ridge keeps up to MaxRows training rows (solved by conjugate gradients), then
+	// MaxRows bounds memory: ridge keeps up to MaxRows training rows (solved by a Cholesky factorisation of
+	// the smaller of the d x d and n x n normal equations, 8*min(n,d)^2 bytes while solving), then
 	// switches to accumulating the exact normal equations (d*d float64, slower: d*d/2 multiply-adds per
 	// row); logistic regression trains on a uniform sample of MaxRows training rows; the held-out score
 	// uses a uniform sample of up to MaxRows/2 held-out rows.
@@ -43,9 +49,9 @@ func InHoldout(seed uint64, frac float64, record int) bool {
 	return float64(h.Sum64()>>11)/float64(1<<53) < frac
 }
 
-// ProbeFitter trains one linear probe on one module's activations, streaming: Add every (activation,
+// Fitter trains one linear probe on one module's activations, streaming: Add every (activation,
 // label) pair, then Fit. Memory is bounded by FitOptions.MaxRows whatever the number of rows.
-type ProbeFitter struct {
+type Fitter struct {
 	module string
 	shape  []int
 	d      int
@@ -54,20 +60,23 @@ type ProbeFitter struct {
 	train, test *reservoir
 
 	// Ridge beyond MaxRows training rows: sums for the exact normal equations.
-	gram  []float64 // d x d, lower triangle filled
-	sumX  []float64
-	sumY  float64
-	sumYY float64
-	xty   []float64
-	n     int
-	block []float64 // pending rows, transposed: block[j*blockRows+r]
-	nblk  int
+	gram   *mat.SymDense // X'X over the raw rows, d x d
+	sumX   []float64
+	sumY   float64
+	sumYY  float64
+	xty    []float64
+	n      int
+	block  *mat.Dense // pending rows, blockRows x d
+	nblk   int
+	gramR2 float64 // training R^2, known once the normal equations are solved
 }
 
+// blockRows is the number of rows folded into the Gram matrix at a time (and of standardised rows formed at
+// a time when solving from kept rows): enough for the rank-k update to run at speed, little memory.
 const blockRows = 64
 
-// NewProbeFitter starts a probe of a module whose activations have the given per-position shape.
-func NewProbeFitter(module string, shape []int, opts FitOptions) *ProbeFitter {
+// NewFitter starts a probe of a module whose activations have the given per-position shape.
+func NewFitter(module string, shape []int, opts FitOptions) *Fitter {
 	d := 1
 	for _, s := range shape {
 		d *= s
@@ -78,7 +87,7 @@ func NewProbeFitter(module string, shape []int, opts FitOptions) *ProbeFitter {
 	if opts.Epochs < 1 {
 		opts.Epochs = DefaultFitOptions().Epochs
 	}
-	return &ProbeFitter{
+	return &Fitter{
 		module: module, shape: append([]int(nil), shape...), d: d, opts: opts,
 		train: newReservoir(opts.MaxRows, d, opts.Seed),
 		test:  newReservoir(max(opts.MaxRows/2, 1), d, opts.Seed^0x9e3779b97f4a7c15),
@@ -86,7 +95,7 @@ func NewProbeFitter(module string, shape []int, opts FitOptions) *ProbeFitter {
 }
 
 // Add records one position's activation x (copied) with label y, in the held-out split or not.
-func (f *ProbeFitter) Add(x []float32, y float64, holdout bool) error {
+func (f *Fitter) Add(x []float32, y float64, holdout bool) error {
 	if len(x) != f.d {
 		return fmt.Errorf("probe %s: %d activation values, want %d", f.module, len(x), f.d)
 	}
@@ -104,10 +113,10 @@ func (f *ProbeFitter) Add(x []float32, y float64, holdout bool) error {
 		return nil
 	}
 	if f.gram == nil {
-		f.gram = make([]float64, f.d*f.d)
+		f.gram = mat.NewSymDense(f.d, nil)
 		f.sumX = make([]float64, f.d)
 		f.xty = make([]float64, f.d)
-		f.block = make([]float64, f.d*blockRows)
+		f.block = mat.NewDense(blockRows, f.d, nil)
 		for r := range f.train.n {
 			f.accumulate(f.train.row(r), f.train.y[r])
 		}
@@ -117,10 +126,11 @@ func (f *ProbeFitter) Add(x []float32, y float64, holdout bool) error {
 	return nil
 }
 
-func (f *ProbeFitter) accumulate(x []float32, y float64) {
+func (f *Fitter) accumulate(x []float32, y float64) {
+	row := f.block.RawRowView(f.nblk)
 	for j, v := range x {
 		fv := float64(v)
-		f.block[j*blockRows+f.nblk] = fv
+		row[j] = fv
 		f.sumX[j] += fv
 		f.xty[j] += fv * y
 	}
@@ -133,100 +143,20 @@ func (f *ProbeFitter) accumulate(x []float32, y float64) {
 	}
 }
 
-// flushBlock adds the pending rows' outer products to the lower triangle of the Gram matrix (entries
-// above the diagonal may be written too: fitRidgeGram overwrites them by symmetry).
-func (f *ProbeFitter) flushBlock() {
-	k := f.nblk
-	if k == 0 {
+// flushBlock adds the pending rows' outer products to the Gram matrix.
+func (f *Fitter) flushBlock() {
+	if f.nblk == 0 {
 		return
 	}
-	d := f.d
-	col := func(i int) []float64 { return f.block[i*blockRows : i*blockRows+k] }
-	// 2x2 blocks of entries share their loads: four multiply-adds per four values read.
-	for i := 0; i+1 < d; i += 2 {
-		a0, a1 := col(i), col(i+1)
-		g0, g1 := f.gram[i*d:(i+1)*d], f.gram[(i+1)*d:(i+2)*d]
-		for j := 0; j <= i; j += 2 {
-			b0, b1 := col(j), col(j+1)
-			var s00, s01, s10, s11 float64
-			for r := range a0 {
-				x0, x1, y0, y1 := a0[r], a1[r], b0[r], b1[r]
-				s00 += x0 * y0
-				s01 += x0 * y1
-				s10 += x1 * y0
-				s11 += x1 * y1
-			}
-			g0[j] += s00
-			g0[j+1] += s01
-			g1[j] += s10
-			g1[j+1] += s11
-		}
-	}
-	if d%2 == 1 {
-		i := d - 1
-		a := col(i)
-		g := f.gram[i*d : (i+1)*d]
-		for j := range d {
-			var s float64
-			for r, x := range col(j) {
-				s += a[r] * x
-			}
-			g[j] += s
-		}
-	}
+	pending := f.block.Slice(0, f.nblk, 0, f.d)
+	f.gram.SymRankK(f.gram, 1, pending.T())
 	f.nblk = 0
 }
 
-// Probe is a trained linear probe on one module: prediction = Bias + Weights . activation (through a
-// logistic sigmoid for binary concepts).
-type Probe struct {
-	Module     string    `json:"module"`
-	Shape      []int     `json:"shape"`
-	Train      int       `json:"train"`       // training rows seen
-	Test       int       `json:"test"`        // held-out rows scored
-	Metric     string    `json:"metric"`      // r2 or accuracy
-	Score      float64   `json:"score"`       // held-out metric (NaN when there is no held-out row)
-	TrainScore float64   `json:"train_score"` // the same metric on the training rows used
-	Bias       float64   `json:"bias"`
-	Weights    []float32 `json:"weights"`
-}
-
-// Predict applies the probe to one activation.
-func (p *Probe) Predict(x []float32, binary bool) float64 {
-	s := p.Bias
-	for j, w := range p.Weights {
-		s += float64(w) * float64(x[j])
-	}
-	if binary {
-		return sigmoid(s)
-	}
-	return s
-}
-
-func sigmoid(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
-
-// Fit trains the probe and scores it on the held-out rows.
-func (f *ProbeFitter) Fit() (*Probe, error) {
-	var (
-		w    []float64
-		bias float64
-		err  error
-	)
-	switch {
-	case f.opts.Binary:
-		if f.train.n == 0 {
-			return nil, fmt.Errorf("probe %s: no training rows", f.module)
-		}
-		w, bias = f.fitLogistic()
-	case f.gram != nil:
-		f.flushBlock()
-		w, bias, err = f.fitRidgeGram()
-	default:
-		if f.train.n == 0 {
-			return nil, fmt.Errorf("probe %s: no training rows", f.module)
-		}
-		w, bias, err = f.fitRidgeRows()
-	}
+// Fit trains the probe and scores it on the held-out rows. It consumes the fitter (the Gram matrix is
+// factorised in place): call it once.
+func (f *Fitter) Fit() (*Probe, error) {
+	w, bias, err := f.solve()
 	if err != nil {
 		return nil, err
 	}
@@ -238,9 +168,9 @@ func (f *ProbeFitter) Fit() (*Probe, error) {
 		p.Weights[j] = float32(w[j])
 	}
 	p.Train = f.train.seen
-	if f.gram != nil {
+	if f.n > 0 {
 		p.Train = f.n
-		p.TrainScore = f.gramTrainR2(w, bias)
+		p.TrainScore = f.gramR2
 	} else {
 		p.TrainScore = f.score(p, f.train)
 	}
@@ -248,8 +178,23 @@ func (f *ProbeFitter) Fit() (*Probe, error) {
 	return p, nil
 }
 
+// solve fits the weights and bias over raw activations in float64.
+func (f *Fitter) solve() ([]float64, float64, error) {
+	switch {
+	case f.gram != nil:
+		f.flushBlock()
+		return f.fitRidgeGram()
+	case f.train.n == 0:
+		return nil, 0, fmt.Errorf("probe %s: no training rows", f.module)
+	case f.opts.Binary:
+		w, bias := f.fitLogistic()
+		return w, bias, nil
+	}
+	return f.fitRidgeRows()
+}
+
 // score is R^2 (regression) or accuracy at 0.5 (binary) of p on a reservoir's rows; NaN when empty.
-func (f *ProbeFitter) score(p *Probe, r *reservoir) float64 {
+func (f *Fitter) score(p *Probe, r *reservoir) float64 {
 	if r.n == 0 {
 		return math.NaN()
 	}
@@ -323,205 +268,148 @@ func (r *reservoir) moments() (sum, sumSq []float64, yMean float64) {
 	return sum, sumSq, yMean / float64(r.n)
 }
 
-// fitRidgeRows solves (Z'Z + alpha n I) w = Z'(y - mean y) by conjugate gradients, Z the standardised
-// stored rows, without forming Z'Z.
-func (f *ProbeFitter) fitRidgeRows() ([]float64, float64, error) {
+// fitRidgeRows solves (Z'Z + alpha n I) w = Z'(y - mean y), Z the standardised kept rows (n x d), through
+// whichever normal equations are smaller: d x d as written when n >= d, else the n x n dual system
+// (ZZ' + alpha n I) a = y - mean y with w = Z'a, the same solution.
+func (f *Fitter) fitRidgeRows() ([]float64, float64, error) {
 	r := f.train
 	sum, sumSq, yMean := r.moments()
 	st := newStandardisation(sum, sumSq, r.n)
-	n := r.n
-	zv := make([]float64, n)
-	// apply computes Z'Z v.
-	apply := func(v, out []float64) {
-		u := make([]float64, f.d)
-		var mu float64
-		for j := range v {
-			u[j] = v[j] * st.inv[j]
-			mu += st.mean[j] * u[j]
-		}
-		for i := range n {
-			zv[i] = dot32(r.row(i), u) - mu
-		}
-		f.ztq(r, st, zv, out)
-	}
+	n, d := r.n, f.d
+	lambda := f.opts.L2 * float64(n)
 	yc := make([]float64, n)
 	for i := range n {
 		yc[i] = r.y[i] - yMean
 	}
-	rhs := make([]float64, f.d)
-	f.ztq(r, st, yc, rhs)
-	w, err := conjugateGradient(apply, rhs, f.opts.L2*float64(n), st.inv)
-	if err != nil {
-		return nil, 0, fmt.Errorf("probe %s: %w", f.module, err)
+	var w []float64
+	if n >= d {
+		a := mat.NewSymDense(d, nil)
+		rhs := mat.NewVecDense(d, nil)
+		var part mat.VecDense
+		st.eachBlock(r, func(from int, z *mat.Dense) {
+			k, _ := z.Dims()
+			a.SymRankK(a, 1, z.T())
+			part.MulVec(z.T(), mat.NewVecDense(k, yc[from:from+k]))
+			rhs.AddVec(rhs, &part)
+		})
+		w = rhs.RawVector().Data
+		if err := solveRidge(a, w, lambda, st.inv); err != nil {
+			return nil, 0, fmt.Errorf("probe %s: %w", f.module, err)
+		}
+	} else {
+		k := mat.NewSymDense(n, nil)
+		z := mat.NewDense(n, min(blockRows, d), nil)
+		for c := 0; c < d; c += blockRows {
+			cols := z.Slice(0, n, 0, min(blockRows, d-c)).(*mat.Dense)
+			st.fillColumns(r, c, cols)
+			k.SymRankK(k, 1, cols)
+		}
+		if err := solveRidge(k, yc, lambda, nil); err != nil {
+			return nil, 0, fmt.Errorf("probe %s: %w", f.module, err)
+		}
+		wv := mat.NewVecDense(d, nil)
+		var part mat.VecDense
+		st.eachBlock(r, func(from int, z *mat.Dense) {
+			k, _ := z.Dims()
+			part.MulVec(z.T(), mat.NewVecDense(k, yc[from:from+k]))
+			wv.AddVec(wv, &part)
+		})
+		w = wv.RawVector().Data
 	}
 	ow, b := st.unstandardise(w, yMean)
 	return ow, b, nil
 }
 
-// ztq computes Z'q for the standardised rows of r.
-func (f *ProbeFitter) ztq(r *reservoir, st standardisation, q, out []float64) {
-	clear(out)
-	var qs float64
-	i := 0
-	// Four rows per sweep over out: a quarter of the loads and stores of one row at a time.
-	for ; i+4 <= r.n; i += 4 {
-		q0, q1, q2, q3 := q[i], q[i+1], q[i+2], q[i+3]
-		qs += q0 + q1 + q2 + q3
-		x0, x1, x2, x3 := r.row(i), r.row(i+1), r.row(i+2), r.row(i+3)
-		x1, x2, x3 = x1[:len(x0)], x2[:len(x0)], x3[:len(x0)]
-		o := out[:len(x0)]
-		for j := range x0 {
-			o[j] += float64(x0[j])*q0 + float64(x1[j])*q1 + float64(x2[j])*q2 + float64(x3[j])*q3
+// eachBlock calls fn with the standardised rows of r, blockRows at a time (z is reused between calls).
+func (st standardisation) eachBlock(r *reservoir, fn func(from int, z *mat.Dense)) {
+	buf := mat.NewDense(min(blockRows, r.n), r.d, nil)
+	for from := 0; from < r.n; from += blockRows {
+		k := min(blockRows, r.n-from)
+		z := buf.Slice(0, k, 0, r.d).(*mat.Dense)
+		for i := range k {
+			row := z.RawRowView(i)
+			for j, x := range r.row(from + i) {
+				row[j] = (float64(x) - st.mean[j]) * st.inv[j]
+			}
 		}
-	}
-	for ; i < r.n; i++ {
-		qi := q[i]
-		qs += qi
-		for j, x := range r.row(i) {
-			out[j] += float64(x) * qi
-		}
-	}
-	for j := range out {
-		out[j] = (out[j] - st.mean[j]*qs) * st.inv[j]
+		fn(from, z)
 	}
 }
 
-// fitRidgeGram solves the same system from the accumulated normal equations.
-func (f *ProbeFitter) fitRidgeGram() ([]float64, float64, error) {
-	d, n := f.d, float64(f.n)
-	for i := range d { // mirror the lower triangle
-		for j := i + 1; j < d; j++ {
-			f.gram[i*d+j] = f.gram[j*d+i]
+// fillColumns sets z (n x k) to the standardised features c..c+k of every row of r.
+func (st standardisation) fillColumns(r *reservoir, c int, z *mat.Dense) {
+	_, k := z.Dims()
+	for i := range r.n {
+		row, x := z.RawRowView(i), r.row(i)[c:c+k]
+		for j := range row {
+			row[j] = (float64(x[j]) - st.mean[c+j]) * st.inv[c+j]
 		}
 	}
+}
+
+// fitRidgeGram solves the same system from the accumulated normal equations, turning the raw Gram matrix
+// into the standardised one in place (the Gram matrix is the largest thing a fitter holds).
+func (f *Fitter) fitRidgeGram() ([]float64, float64, error) {
+	d, n := f.d, float64(f.n)
+	g := f.gram.RawSymmetric() // upper triangle
 	sumSq := make([]float64, d)
 	for j := range d {
-		sumSq[j] = f.gram[j*d+j]
+		sumSq[j] = g.Data[j*g.Stride+j]
 	}
 	st := newStandardisation(f.sumX, sumSq, f.n)
 	yMean := f.sumY / n
-	apply := func(v, out []float64) {
-		u := make([]float64, d)
-		var mu float64
-		for j := range v {
-			u[j] = v[j] * st.inv[j]
-			mu += st.mean[j] * u[j]
-		}
-		for i := range d {
-			var s float64
-			for j, g := range f.gram[i*d : (i+1)*d] {
-				s += g * u[j]
-			}
-			out[i] = (s - n*st.mean[i]*mu) * st.inv[i]
+	for i := range d {
+		row := g.Data[i*g.Stride : i*g.Stride+d]
+		for j := i; j < d; j++ {
+			row[j] = (row[j] - n*st.mean[i]*st.mean[j]) * st.inv[i] * st.inv[j]
 		}
 	}
-	rhs := make([]float64, d)
+	w := make([]float64, d)
 	for j := range d {
-		rhs[j] = (f.xty[j] - st.mean[j]*f.sumY) * st.inv[j]
+		w[j] = (f.xty[j] - st.mean[j]*f.sumY) * st.inv[j]
 	}
-	w, err := conjugateGradient(apply, rhs, f.opts.L2*n, st.inv)
-	if err != nil {
+	zty := append([]float64(nil), w...)
+	lambda := f.opts.L2 * n
+	if err := solveRidge(f.gram, w, lambda, st.inv); err != nil {
 		return nil, 0, fmt.Errorf("probe %s: %w", f.module, err)
+	}
+	f.gram = nil // factorised in place: no longer the Gram matrix
+	// Training R^2 without the rows: the solution satisfies (Z'Z + lambda I) w = Z'y, so the residual sum of
+	// squares |yc - Zw|^2 = yc'yc - w.Z'y - lambda |w|^2.
+	syy := f.sumYY - f.sumY*f.sumY/n
+	f.gramR2 = math.NaN()
+	if syy > 0 {
+		sse := syy - floats.Dot(w, zty) - lambda*floats.Dot(w, w)
+		f.gramR2 = 1 - sse/syy
 	}
 	ow, b := st.unstandardise(w, yMean)
 	return ow, b, nil
 }
 
-// gramTrainR2 is the training R^2 from the accumulated sums: SSE = sum (y - b - w.x)^2 expanded.
-func (f *ProbeFitter) gramTrainR2(w []float64, b float64) float64 {
-	d, n := f.d, float64(f.n)
-	var wGw, wXy, wSx float64
-	for i := range d {
-		var s float64
-		for j, g := range f.gram[i*d : (i+1)*d] {
-			s += g * w[j]
+// solveRidge solves (a + lambda I) x = b for a symmetric positive semi-definite a (its upper triangle) by a
+// Cholesky factorisation, which overwrites a; x overwrites b. Where active is given, features with
+// active[j] == 0 (constant ones, whose rows and columns of a are 0) get x[j] = 0.
+func solveRidge(a *mat.SymDense, b []float64, lambda float64, active []float64) error {
+	raw := a.RawSymmetric()
+	for j := range raw.N {
+		ajj := &raw.Data[j*raw.Stride+j]
+		if active != nil && active[j] == 0 {
+			*ajj, b[j] = 1, 0
+			continue
 		}
-		wGw += w[i] * s
-		wXy += w[i] * f.xty[i]
-		wSx += w[i] * f.sumX[i]
+		*ajj += lambda
 	}
-	sse := f.sumYY - 2*wXy - 2*b*f.sumY + wGw + 2*b*wSx + n*b*b
-	sst := f.sumYY - f.sumY*f.sumY/n
-	if sst <= 0 {
-		return math.NaN()
+	t, ok := lapack64.Potrf(raw)
+	if !ok {
+		return errors.New("ridge: the normal equations are not positive definite (use a larger --l2)")
 	}
-	return 1 - sse/sst
-}
-
-// conjugateGradient solves (A + lambda I) w = rhs for symmetric positive semi-definite A given by apply,
-// restricted to the features with a non-zero scale (the others stay 0).
-func conjugateGradient(apply func(v, out []float64), rhs []float64, lambda float64, active []float64) ([]float64, error) {
-	d := len(rhs)
-	mask := func(v []float64) {
-		for j := range v {
-			if active[j] == 0 {
-				v[j] = 0
-			}
-		}
-	}
-	w := make([]float64, d)
-	r := append([]float64(nil), rhs...)
-	mask(r)
-	p := append([]float64(nil), r...)
-	ap := make([]float64, d)
-	rr := dot(r, r)
-	tol := 1e-8 * rr // a relative residual of 1e-4: tighter changes held-out scores in the fourth digit
-	if rr == 0 {
-		return w, nil
-	}
-	for it := 0; it < 1000 && rr > tol; it++ {
-		apply(p, ap)
-		for j := range ap {
-			ap[j] += lambda * p[j]
-		}
-		mask(ap)
-		pap := dot(p, ap)
-		if pap <= 0 || math.IsNaN(pap) {
-			return nil, errors.New("ridge: the system is not positive definite (use a larger --l2)")
-		}
-		alpha := rr / pap
-		for j := range w {
-			w[j] += alpha * p[j]
-			r[j] -= alpha * ap[j]
-		}
-		next := dot(r, r)
-		beta := next / rr
-		rr = next
-		for j := range p {
-			p[j] = r[j] + beta*p[j]
-		}
-	}
-	return w, nil
-}
-
-// dot32 is the dot product of float32 values with float64 ones, in four independent sums.
-func dot32(x []float32, u []float64) float64 {
-	u = u[:len(x)]
-	var s0, s1, s2, s3 float64
-	j := 0
-	for ; j+4 <= len(x); j += 4 {
-		s0 += float64(x[j]) * u[j]
-		s1 += float64(x[j+1]) * u[j+1]
-		s2 += float64(x[j+2]) * u[j+2]
-		s3 += float64(x[j+3]) * u[j+3]
-	}
-	for ; j < len(x); j++ {
-		s0 += float64(x[j]) * u[j]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-func dot(a, b []float64) float64 {
-	var s float64
-	for i := range a {
-		s += a[i] * b[i]
-	}
-	return s
+	lapack64.Potrs(t, blas64.General{Rows: raw.N, Cols: 1, Stride: 1, Data: b})
+	return nil
 }
 
 // fitLogistic minimises the mean log-loss + alpha |w|^2 over standardised features of the sampled rows with
 // mini-batch Adam.
-func (f *ProbeFitter) fitLogistic() ([]float64, float64) {
+func (f *Fitter) fitLogistic() ([]float64, float64) {
 	r := f.train
 	sum, sumSq, yMean := r.moments()
 	st := newStandardisation(sum, sumSq, r.n)
