@@ -26,10 +26,14 @@ import (
 // NumPlanes is how many 8x8 input planes an lc0 reference record holds.
 const NumPlanes = 112
 
+// startDir is the working directory the test binary started in (its package's directory), taken before any
+// test can change it with t.Chdir: tests that run commands inside a temporary directory still find the root.
+var startDir, startErr = os.Getwd()
+
 // FindRoot returns the module root, the nearest directory above the working directory that holds go.mod. It
 // is for TestMain, which has no testing.TB; tests call Root.
 func FindRoot() (string, error) {
-	dir, err := os.Getwd()
+	dir, err := startDir, startErr
 	if err != nil {
 		return "", fmt.Errorf("testutil: find module root: %w", err)
 	}
