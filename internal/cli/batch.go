@@ -91,7 +91,7 @@ into the files one unsharded run writes. Sharding stdin works only when every sh
 	fl.String("policy-transpose", "planes", policyTransposeHelp)
 	fl.BoolVar(&opts.Resume, "resume", false, "continue an interrupted run in OUTDIR")
 	fl.BoolVar(&opts.Force, "force", false, "overwrite a non-empty OUTDIR")
-	fl.BoolVar(&opts.Strict, "strict", false, "stop at the first bad record (exit 1) instead of logging it")
+	fl.BoolVar(&opts.Strict, "strict", false, "stop at the first bad record (exit 2, keeping the batches before it) instead of logging it")
 	fl.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress output")
 	_ = cmd.MarkFlagRequired("output")
 	mutuallyExclusive(cmd, "resume", "force")
@@ -234,7 +234,8 @@ func runBatch(opts *BatchOptions) (err error) {
 		case ctx.Err() != nil && errors.Is(err, context.Cause(ctx)):
 			return &interruptedError{cmd: "batch", positions: sink.committed, hint: "rerun with --resume", cause: err}
 		case errors.As(err, &se):
-			return fmt.Errorf("batch: %w", err)
+			// --strict asked for the input to be clean: a bad record is the input's fault, like a bad flag.
+			return inputError(fmt.Errorf("batch: %w", err))
 		case errors.Is(err, syscall.ENOSPC):
 			return &diskFullError{dir: opts.Output, err: err}
 		}
