@@ -162,6 +162,13 @@ func runBatch(opts *BatchOptions) (err error) {
 		}
 		in = file
 	}
+	// The output directory is locked before the network loads (seconds for a large one), so that a second
+	// run on it fails at once; store.Open adopts the lock.
+	lock, err := store.LockDir(opts.Output)
+	if err != nil {
+		return storeError(err)
+	}
+	defer lock.Release() // a no-op once store.Open has adopted it
 	sess, err := f.Session(opts.InputFormat)
 	if err != nil {
 		return err
@@ -190,7 +197,7 @@ func runBatch(opts *BatchOptions) (err error) {
 		Format: store.Format(cfg.Format), Resume: opts.Resume, Force: opts.Force, ToolVersion: f.Version,
 		Model: store.ModelInfo{Path: net.Path, SHA256: net.SHA256},
 		Lens:  store.LensInfo{Name: name, Options: lensOpts},
-		Extra: extra, WrapFile: wrapOutput,
+		Extra: extra, WrapFile: wrapOutput, Lock: lock,
 	}
 	w, err := store.Open(opts.Output, storeOpts)
 	if err != nil {
@@ -324,7 +331,7 @@ func (s *batchSink) Close(sum pipeline.Summary, err error) error {
 			return aerr
 		}
 		o := s.opts
-		o.Resume, o.Force = true, false
+		o.Resume, o.Force, o.Lock = true, false, nil // Abort released the adopted lock
 		settled, serr := store.Open(s.dir, o)
 		if serr != nil {
 			return fmt.Errorf("batch: leave %s at its last commit: %w", s.dir, serr)
