@@ -91,7 +91,7 @@ into the files one unsharded run writes. Sharding stdin works only when every sh
 	fl.String("policy-transpose", "planes", policyTransposeHelp)
 	fl.BoolVar(&opts.Resume, "resume", false, "continue an interrupted run in OUTDIR")
 	fl.BoolVar(&opts.Force, "force", false, "overwrite a non-empty OUTDIR")
-	fl.BoolVar(&opts.Strict, "strict", false, "stop at the first bad record (exit 1) instead of logging it")
+	fl.BoolVar(&opts.Strict, "strict", false, "stop at the first bad record (exit 2, keeping the batches before it) instead of logging it")
 	fl.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress output")
 	_ = cmd.MarkFlagRequired("output")
 	mutuallyExclusive(cmd, "resume", "force")
@@ -162,6 +162,13 @@ func runBatch(opts *BatchOptions) (err error) {
 		}
 		in = file
 	}
+	// The output directory is locked before the network loads (seconds for a large one), so that a second
+	// run on it fails at once; store.Open adopts the lock.
+	lock, err := store.LockDir(opts.Output)
+	if err != nil {
+		return storeError(err)
+	}
+	defer lock.Release() // a no-op once store.Open has adopted it
 	sess, err := f.Session(opts.InputFormat)
 	if err != nil {
 		return err
@@ -190,7 +197,7 @@ func runBatch(opts *BatchOptions) (err error) {
 		Format: store.Format(cfg.Format), Resume: opts.Resume, Force: opts.Force, ToolVersion: f.Version,
 		Model: store.ModelInfo{Path: net.Path, SHA256: net.SHA256},
 		Lens:  store.LensInfo{Name: name, Options: lensOpts},
-		Extra: extra, WrapFile: wrapOutput,
+		Extra: extra, WrapFile: wrapOutput, Lock: lock,
 	}
 	w, err := store.Open(opts.Output, storeOpts)
 	if err != nil {
@@ -234,7 +241,8 @@ func runBatch(opts *BatchOptions) (err error) {
 		case ctx.Err() != nil && errors.Is(err, context.Cause(ctx)):
 			return &interruptedError{cmd: "batch", positions: sink.committed, hint: "rerun with --resume", cause: err}
 		case errors.As(err, &se):
-			return fmt.Errorf("batch: %w", err)
+			// --strict asked for the input to be clean: a bad record is the input's fault, like a bad flag.
+			return inputError(fmt.Errorf("batch: %w", err))
 		case errors.Is(err, syscall.ENOSPC):
 			return &diskFullError{dir: opts.Output, err: err}
 		}
@@ -323,7 +331,7 @@ func (s *batchSink) Close(sum pipeline.Summary, err error) error {
 			return aerr
 		}
 		o := s.opts
-		o.Resume, o.Force = true, false
+		o.Resume, o.Force, o.Lock = true, false, nil // Abort released the adopted lock
 		settled, serr := store.Open(s.dir, o)
 		if serr != nil {
 			return fmt.Errorf("batch: leave %s at its last commit: %w", s.dir, serr)

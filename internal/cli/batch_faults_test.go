@@ -7,10 +7,13 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lczerolens/lczerolens/internal/testutil"
 )
@@ -250,4 +253,117 @@ func TestBatchPerPositionFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBatchDiskFullTmpfs fills a real disk: a 256 KiB tmpfs, with the input fed on a stdin that stays open.
+// The run must stop on its own at the failure (exit 1, one error line naming the file) rather than read on
+// through the input, and --resume on a copy of the directory on a normal disk must end byte-identical to an
+// uninterrupted run. Mounting needs root and a kernel and container that allow it, which depends on the
+// machine rather than on the code: the test skips with a message when it cannot mount, CI=true included.
+func TestBatchDiskFullTmpfs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping in -short mode")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root: the injected ENOSPC of TestBatchDiskFull stands in")
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v: %s): the injected ENOSPC of TestBatchDiskFull stands in", err, bytes.TrimSpace(out))
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", mnt, err, out)
+		}
+	})
+	const batch = 32
+	input := jsonlText(10000) // about 470 KB of input, 10 MB of output
+	args := func(out string, extra ...string) []string {
+		return append([]string{"batch", "-", "--input-type", "jsonl", "-o", out, "--lens", "activation", "--batch-size", strconv.Itoa(batch), "--quiet"}, extra...)
+	}
+	dir := t.TempDir()
+	clean := filepath.Join(dir, "clean")
+	cmd := cliProcess(t, args(clean)...)
+	cmd.Stdin = bytes.NewReader(input)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("clean run: %v\n%s", err, out)
+	}
+
+	full := filepath.Join(mnt, "out")
+	cmd = cliProcess(t, args(full)...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Fed in small writes, never closed while the child runs: a run that read on past the failure would
+	// wait here for the rest of its input.
+	fed := make(chan int, 1)
+	go func() {
+		n := 0
+		for n < len(input) {
+			m, err := stdin.Write(input[n:min(n+4096, len(input))])
+			n += m
+			if err != nil {
+				break
+			}
+		}
+		fed <- n
+	}()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case <-exited:
+	case <-time.After(2 * time.Minute):
+		_ = cmd.Process.Kill()
+		<-exited // gone before the tmpfs is unmounted
+		t.Fatalf("the run did not stop when the disk filled: %s", stderr.String())
+	}
+	stdin.Close()
+	accepted := <-fed
+	code := cmd.ProcessState.ExitCode()
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	last := lines[len(lines)-1]
+	want := "lczerolens: batch: no space left on device while writing " + full + string(filepath.Separator)
+	if code != ExitFailure || !strings.HasPrefix(last, want) || !strings.HasSuffix(last, ": output left at its last commit; free space and rerun with --resume") {
+		t.Fatalf("exit %d, last line %q: want 1 and %q...", code, last, want)
+	}
+	if n := strings.Count(stderr.String(), "lczerolens: "); n != 1 || strings.Count(stderr.String(), "no space left") != 1 {
+		t.Errorf("the failure is not reported once, in one line: %q", stderr.String())
+	}
+	m := readManifest(t, full)
+	if m.Complete || m.Count == 0 {
+		t.Fatalf("after the failure the manifest says %d positions, complete %v", m.Count, m.Complete)
+	}
+	// What the child read is bounded by the committed positions, the batches in flight in the pipeline (the
+	// one that failed, one being run, one queued, one being read) and the buffers between this process and
+	// the pipeline's reader (the pipe, the pump's and the parser's buffers): 256 KiB is more than they hold.
+	lineEnd := func(positions int) int { // input bytes up to the last line holding position positions-1
+		lines := positions + positions/50 // a malformed line follows every 50th position
+		end := 0
+		for range lines {
+			end += bytes.IndexByte(input[end:], '\n') + 1
+		}
+		return end
+	}
+	bound := lineEnd(m.Count+4*batch) + 256<<10
+	t.Logf("the disk filled after %d committed positions; the child took %d of %d input bytes (bound %d)", m.Count, accepted, len(input), bound)
+	if accepted >= len(input) || accepted > bound {
+		t.Errorf("the child read %d of %d input bytes after committing %d positions: want at most %d, no further than the batches in flight", accepted, len(input), m.Count, bound)
+	}
+
+	resumed := filepath.Join(dir, "resumed")
+	if err := os.CopyFS(resumed, os.DirFS(full)); err != nil {
+		t.Fatal(err)
+	}
+	cmd = cliProcess(t, args(resumed, "--resume")...)
+	cmd.Stdin = bytes.NewReader(input)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("resume: %v\n%s", err, out)
+	}
+	sameFiles(t, clean, resumed)
 }

@@ -264,7 +264,7 @@ func checkDemoBody(t *testing.T, path string, rows []string, sample []int) {
 }
 
 // TestBatchBadRecords checks that a malformed game goes to errors.jsonl and the run goes on, and that
-// --strict stops with exit code 1 keeping what was done.
+// --strict stops with exit code 2 (the input is at fault) keeping what was done.
 func TestBatchBadRecords(t *testing.T) {
 	lib := testutil.ORTLib(t)
 	dir := t.TempDir()
@@ -299,7 +299,7 @@ func TestBatchBadRecords(t *testing.T) {
 	}
 	out2 := filepath.Join(dir, "strict")
 	code, _, stderr = runCLI(t, env, "batch", pgn, "-o", out2, "--lens", "activation", "--strict")
-	if code != ExitFailure || !strings.Contains(stderr, "Qxf9") {
+	if code != ExitUsage || !strings.Contains(stderr, "bad record 1") || !strings.Contains(stderr, "Qxf9") {
 		t.Fatalf("--strict: exit %d %q", code, stderr)
 	}
 	if n := len(readLines(t, filepath.Join(out2, "positions.jsonl"))); n != 4 {

@@ -231,7 +231,7 @@ func TestMergeRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	incomplete := filepath.Join(dir, "incomplete")
-	if code, _, _ := runCLI(t, env, "batch", pgn, "-o", incomplete, "--lens", "activation", "--shard", "1/2", "--strict"); code != ExitFailure {
+	if code, _, _ := runCLI(t, env, "batch", pgn, "-o", incomplete, "--lens", "activation", "--shard", "1/2", "--strict"); code != ExitUsage {
 		t.Fatalf("--strict on a bad game: exit %d", code)
 	}
 	// The same file name with other bytes: only the checksum tells.
@@ -352,7 +352,7 @@ func TestBatchShardFlag(t *testing.T) {
 	}
 	// A shard stopped at its bad record (record 7) and resumed ends identical to one run straight through.
 	stopped := filepath.Join(dir, "stopped")
-	if code, _, stderr := runCLI(t, env, "batch", pgn, "-o", stopped, "--shard", "1/3", "--strict"); code != ExitFailure || !strings.Contains(stderr, "bad record 7") {
+	if code, _, stderr := runCLI(t, env, "batch", pgn, "-o", stopped, "--shard", "1/3", "--strict"); code != ExitUsage || !strings.Contains(stderr, "bad record 7") {
 		t.Fatalf("--strict: exit %d %q", code, stderr)
 	}
 	if code, _, stderr := runCLI(t, env, "batch", pgn, "-o", stopped, "--shard", "1/3", "--resume", "--quiet"); code != 0 {

@@ -125,6 +125,10 @@ func TestOutputDirLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	half := bytes.Index(raw, []byte("[Event \"g4\"]"))
+	notNet := filepath.Join(dir, "notnet.onnx")
+	if err := os.WriteFile(notNet, []byte("this is not a network"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	args := []string{"batch", "-", "--input-type", "pgn", "--lens", "activation", "--batch-size", "4", "--quiet"}
 
 	undisturbed := filepath.Join(dir, "undisturbed")
@@ -176,6 +180,8 @@ func TestOutputDirLocked(t *testing.T) {
 		append(args, "-o", out, "--force"),
 		append([]string{"merge", "-o", out, "--force"}, shards...),
 		{"analyse", "--lens", "activation", "--startpos", "--format", "npy", "-o", out, "--force"},
+		// The lock is taken before the network loads: one that cannot load (exit 2 once loaded) is never read.
+		append(args, "-o", out, "--resume", "--model", notNet),
 	} {
 		code, _, stderr := runCLI(t, env, second...)
 		if code != ExitFailure || !strings.Contains(stderr, want) || strings.Count(stderr, "lczerolens: ") != 1 {

@@ -29,6 +29,7 @@ type RenderOptions struct {
 	NPY         string // or a bare NPY file
 	Row         int
 	FEN         string
+	FENGiven    bool // --fen was given: an empty one is refused rather than taken as "no pieces"
 	Output      string
 	Orientation string
 	Arrows      []string
@@ -55,6 +56,7 @@ results.jsonl for --format json), or of a bare NPY file (--npy). The pieces come
   lczerolens render --npy heat.npy --fen "8/8/8/4k3/8/8/4P3/4K3 w - - 0 1" -o heat.svg`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.FENGiven = cmd.Flags().Changed("fen")
 			if len(runF) > 0 {
 				return runF[0](opts)
 			}
@@ -82,6 +84,9 @@ func runRender(opts *RenderOptions) (err error) {
 		return usageErrorf("render: give either --from DIR (with --key) or --npy FILE")
 	case opts.From != "" && opts.Key == "":
 		return usageErrorf("render: --from needs --key (the result to draw, e.g. saliency or heatmap)")
+	case opts.FENGiven && opts.FEN == "":
+		// A script's empty variable, not a wish for a board without pieces (leave --fen out for that).
+		return usageErrorf("render: --fen is empty: give a FEN, or leave --fen out to draw the row's position")
 	case opts.Row < 0:
 		return usageErrorf("render: --row %d: want a row number >= 0", opts.Row)
 	case opts.Colormap != string(render.Diverging) && opts.Colormap != string(render.Sequential):

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -90,6 +91,7 @@ named tensors per position, as JSON or NPY.`,
 	cmd.SetOut(f.IO.Out)
 	cmd.SetErr(f.IO.ErrOut)
 	cmd.InitDefaultCompletionCmd()
+	strictHelp(cmd)
 	groupCommands(cmd)
 	wrapArgs(cmd)
 	return cmd
@@ -102,6 +104,36 @@ func groupCommands(c *cobra.Command) {
 	}
 	for _, sub := range c.Commands() {
 		groupCommands(sub)
+	}
+}
+
+// strictHelp makes `lczerolens help TOPIC` refuse a topic that names no command (exit 2), as an unknown
+// command is refused; cobra's own help command prints the usage and exits 0, which hides a typo in a script.
+func strictHelp(root *cobra.Command) {
+	root.InitDefaultHelpCmd()
+	help, _, err := root.Find([]string{"help"})
+	if err != nil || help.Name() != "help" {
+		return
+	}
+	help.Run = nil
+	help.RunE = func(c *cobra.Command, args []string) error {
+		target, rest, _ := c.Root().Find(args)
+		if len(rest) > 0 {
+			msg := fmt.Sprintf("help: unknown help topic %q", strings.Join(args, " "))
+			if target.SuggestionsMinimumDistance <= 0 {
+				target.SuggestionsMinimumDistance = 2 // cobra's own default, set only on its path
+			}
+			if s := target.SuggestionsFor(rest[0]); len(s) > 0 {
+				msg += " (did you mean " + strings.Join(s, " or ") + "?)"
+			}
+			return usageErrorf("%s: see %q for the commands", msg, c.Root().Name()+" help")
+		}
+		target.InitDefaultHelpFlag()
+		target.InitDefaultVersionFlag()
+		if err := target.Help(); err != nil {
+			return fmt.Errorf("help: write: %w", err)
+		}
+		return nil
 	}
 }
 

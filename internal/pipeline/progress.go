@@ -5,13 +5,16 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/schollz/progressbar/v3"
 )
 
-// Progress reports a run to a person or to a log. On a terminal it redraws one line in place: positions,
-// positions per second, bad records, the share of the input read and an ETA. Elsewhere (a batch system's
-// log) it writes one plain line every LogInterval: positions, rate, bad records, elapsed time. The ETA comes
-// from input bytes consumed at the run's average rate, so it moves steadily rather than with each batch's
-// luck.
+// Progress reports a run to a person or to a log. On a terminal it draws a progress bar
+// (github.com/schollz/progressbar) over the input bytes: the description counts positions, positions per
+// second and bad records, the bar the share of the input read, and the ETA comes from the bytes consumed,
+// which grow steadily where positions per batch do not. Elsewhere (a batch system's log) it writes one
+// plain line every LogInterval: positions, rate, bad records, elapsed time, with an ETA from the input
+// bytes at the run's average rate.
 type Progress struct {
 	w     io.Writer
 	tty   bool
@@ -20,20 +23,19 @@ type Progress struct {
 	start int    // positions already done before this run (a resume)
 	now   func() time.Time
 
-	mu       sync.Mutex
-	began    time.Time
-	lastDraw time.Time
-	lastLog  time.Time
-	sum      Summary
-	drawn    bool // a terminal line is showing
-	stop     chan struct{}
-	done     chan struct{}
+	mu      sync.Mutex
+	began   time.Time
+	lastLog time.Time
+	sum     Summary
+	bar     *progressbar.ProgressBar // the terminal's bar, from Start to Stop
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 // LogInterval is how often a Progress writing to a log (not a terminal) reports.
 const LogInterval = 10 * time.Second
 
-// drawInterval bounds how often the terminal line is redrawn.
+// drawInterval bounds how often the terminal bar is redrawn.
 const drawInterval = 200 * time.Millisecond
 
 // NewProgress returns a Progress writing to w (a terminal when tty) for the command what, over an input of
@@ -47,6 +49,7 @@ func NewProgress(w io.Writer, tty bool, what string, size int64, start int) *Pro
 func (p *Progress) Start() {
 	p.begin()
 	if p.tty {
+		p.startBar()
 		return
 	}
 	p.stop, p.done = make(chan struct{}), make(chan struct{})
@@ -71,16 +74,54 @@ func (p *Progress) begin() {
 	p.began, p.lastLog = p.now(), p.now()
 }
 
-// Update records the totals so far and redraws the terminal line (at most every drawInterval).
+// startBar makes the terminal's bar, drawn at the first Update. Its maximum is the input's size (unknown:
+// a spinner). It redraws in place with ANSI codes, at most every drawInterval, and is erased when it
+// stops; with no spinner interval it draws only when Update asks, so nothing draws after Stop.
+func (p *Progress) startBar() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	max := p.size
+	if max <= 0 {
+		max = -1
+	}
+	p.bar = progressbar.NewOptions64(max,
+		progressbar.OptionSetWriter(p.w),
+		progressbar.OptionSetDescription(p.describe()),
+		progressbar.OptionSetWidth(20), // shrunk by the library to fit a narrower terminal
+		progressbar.OptionThrottle(drawInterval),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionUseANSICodes(true),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetSpinnerChangeInterval(0),
+	)
+	p.bar.StartWithoutRender() // the rate and the ETA count from now
+}
+
+// Update records the totals so far and redraws the terminal bar (at most every drawInterval).
 func (p *Progress) Update(s Summary) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.sum = s
-	if p.tty && p.now().Sub(p.lastDraw) >= drawInterval {
-		p.lastDraw = p.now()
-		fmt.Fprintf(p.w, "\r\033[K%s", p.line())
-		p.drawn = true
+	if p.bar == nil {
+		return
 	}
+	desc := p.describe()
+	// The description is set without a draw, so that the one draw below shows it with the bytes: Set64
+	// draws when the share of the input moved, Describe otherwise (the second is then throttled).
+	progressbar.OptionSetDescription(desc)(p.bar)
+	bytes := s.Bytes
+	if p.size > 0 {
+		bytes = min(bytes, p.size) // a file that grew while it was read
+	}
+	_ = p.bar.Set64(bytes) // errors are the bar's own (a write to the terminal); the run goes on
+	p.bar.Describe(desc)
+}
+
+// describe is the bar's description: "batch: 1234 positions, 456/s, 2 bad records".
+func (p *Progress) describe() string {
+	rate := float64(p.sum.Positions) / max(p.now().Sub(p.began).Seconds(), 1e-9)
+	return fmt.Sprintf("%s: %d positions, %.0f/s, %d bad records", p.what, p.start+p.sum.Positions, rate, p.sum.Bad)
 }
 
 // tick writes the log line when LogInterval has passed since the last.
@@ -93,8 +134,9 @@ func (p *Progress) tick() {
 	}
 }
 
-// Stop ends the report; the terminal line is erased, leaving no stray characters before what comes next
-// (the summary, or the line saying why the run stopped).
+// Stop ends the report; the terminal bar is erased, leaving no stray characters before what comes next
+// (the summary, or the line saying why the run stopped, an interrupt's included), and later Updates draw
+// nothing.
 func (p *Progress) Stop() {
 	if p.stop != nil {
 		close(p.stop)
@@ -103,9 +145,9 @@ func (p *Progress) Stop() {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.drawn {
-		fmt.Fprint(p.w, "\r\033[K")
-		p.drawn = false
+	if p.bar != nil {
+		_ = p.bar.Finish() // with OptionClearOnFinish: erases the line the bar drew, if it drew one
+		p.bar = nil
 	}
 }
 

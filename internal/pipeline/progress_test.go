@@ -54,26 +54,50 @@ func TestProgressLog(t *testing.T) {
 	}
 }
 
+// TestProgressTerminal: on a terminal the first Update draws the bar in place (a carriage return, no new
+// line) with the positions, their rate and the bad records (on the settable clock) and the share of the
+// input read; Stop erases the line, and nothing is drawn after it. Later draws are throttled on the wall
+// clock, so the test asserts only their form.
 func TestProgressTerminal(t *testing.T) {
-	var buf bytes.Buffer
-	clock := &fakeClock{t: time.Unix(1000, 0)}
-	p := NewProgress(&buf, true, "probe train", 0, 0)
-	p.now = clock.now
-	p.Start()
-	clock.t = clock.t.Add(2 * time.Second)
-	p.Update(Summary{Positions: 64})
-	clock.t = clock.t.Add(100 * time.Millisecond)
-	p.Update(Summary{Positions: 128}) // too soon to redraw
-	clock.t = clock.t.Add(100 * time.Millisecond)
-	p.Update(Summary{Positions: 192, Bad: 1})
-	p.Stop()
-	want := "\r\033[Kprobe train: 64 positions, 32 positions/s, 0 bad records, 2 s elapsed" +
-		"\r\033[Kprobe train: 192 positions, 87 positions/s, 1 bad records, 2 s elapsed" +
-		"\r\033[K"
-	if got := buf.String(); got != want {
-		t.Errorf("terminal output %q, want %q", got, want)
-	}
-	if strings.Contains(buf.String(), "\n") {
-		t.Error("a terminal line must be redrawn in place, not scrolled")
+	for _, tc := range []struct {
+		name  string
+		size  int64
+		share string // in the first draw
+	}{{"known size", 1000, " 25% |"}, {"stdin", 0, ""}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			clock := &fakeClock{t: time.Unix(1000, 0)}
+			p := NewProgress(&buf, true, "probe train", tc.size, 10)
+			p.now = clock.now
+			p.Start()
+			if buf.Len() != 0 {
+				t.Fatalf("Start drew %q before any position", buf.String())
+			}
+			clock.t = clock.t.Add(2 * time.Second)
+			p.Update(Summary{Positions: 64, Bad: 3, Bytes: 250})
+			first := buf.String()
+			if !strings.HasPrefix(first, "\r") || !strings.Contains(first, "probe train: 74 positions, 32/s, 3 bad records") || !strings.Contains(first, tc.share) {
+				t.Fatalf("first draw %q: want the positions (with the 10 resumed), the rate, the bad records and %q", first, tc.share)
+			}
+			for i := range 20 {
+				clock.t = clock.t.Add(100 * time.Millisecond)
+				p.Update(Summary{Positions: 64 * (i + 2), Bad: 3, Bytes: int64(250 + 30*i)})
+			}
+			p.Stop()
+			out := buf.String()
+			const clear = "\033[2K\r"
+			if !strings.HasSuffix(out, clear) {
+				t.Errorf("Stop did not erase the line: output ends %q", out[max(0, len(out)-40):])
+			}
+			if strings.Contains(out, "\n") || strings.Count(out, clear) != 1 {
+				t.Errorf("the bar must be redrawn in place and erased once: %q", out)
+			}
+			n := buf.Len()
+			p.Update(Summary{Positions: 10000, Bytes: 900})
+			p.Stop()
+			if buf.Len() != n {
+				t.Errorf("drawn after Stop: %q", buf.String()[n:])
+			}
+		})
 	}
 }

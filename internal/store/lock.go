@@ -16,6 +16,63 @@ import (
 // the holder (pid and start time) for the message of the process that is refused.
 const LockFile = ".lczerolens.lock"
 
+// Lock is an output directory's lock taken before Open, so that a command refuses a directory another
+// process holds at once, before slow work such as loading a network. Open adopts it (Options.Lock); until
+// then the caller holds it and releases it with Release when it fails before Open.
+type Lock struct {
+	dir     string
+	held    *dirLock // nil once adopted or released
+	created bool     // LockDir made dir
+}
+
+// LockDir creates dir if it is missing and takes its lock without waiting, as Open would: when another
+// process (or a Writer of this one) holds it, the error wraps ErrLocked and names the holder.
+func LockDir(dir string) (*Lock, error) {
+	_, err := os.Stat(dir)
+	created := errors.Is(err, os.ErrNotExist)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("store: create output directory: %w", err)
+	}
+	held, err := lockDir(dir)
+	if err != nil {
+		if created {
+			_ = os.Remove(dir) // still empty: nothing was written
+		}
+		return nil, err
+	}
+	return &Lock{dir: dir, held: held, created: created}, nil
+}
+
+// Release drops a lock no Writer adopted, and removes the directory when LockDir created it and it is
+// still empty, so that a command failing before it wrote anything leaves no trace. After Open adopted the
+// lock it does nothing (the Writer releases it); it is safe on a nil Lock and when called twice.
+func (l *Lock) Release() error {
+	if l == nil || l.held == nil {
+		return nil
+	}
+	err := l.held.release()
+	l.held = nil
+	if l.created {
+		_ = os.Remove(l.dir) // fails, as it should, once the directory holds anything
+	}
+	return err
+}
+
+// adopt hands the held lock of dir over to a Writer (nil for a nil Lock: the Writer takes its own).
+func (l *Lock) adopt(dir string) (*dirLock, error) {
+	switch {
+	case l == nil:
+		return nil, nil
+	case l.held == nil:
+		return nil, fmt.Errorf("store: the lock of output directory %s was already released or adopted", l.dir)
+	case filepath.Clean(l.dir) != filepath.Clean(dir):
+		return nil, fmt.Errorf("store: open %s with the lock of %s", dir, l.dir)
+	}
+	held := l.held
+	l.held = nil
+	return held, nil
+}
+
 // dirLock is a held output-directory lock.
 type dirLock struct {
 	f    *os.File

@@ -152,3 +152,122 @@ func TestLockHeldByAnotherProcess(t *testing.T) {
 	}
 	checkOutput(t, dir, FormatNPY, 20, true)
 }
+
+// TestLockDirAdopted: a lock taken with LockDir before Open refuses a second writer (LockDir or Open) as
+// Open's own would; Open adopts it, so the Writer releases it at Close and the caller's Release after that
+// does nothing; the output equals one opened without it. An Open that fails releases the adopted lock.
+func TestLockDirAdopted(t *testing.T) {
+	const records = 12
+	ref := filepath.Join(t.TempDir(), "ref")
+	w, err := Open(ref, testOptions(FormatNPY))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := feed(w, 0, records, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := filepath.Join(t.TempDir(), "out")
+	l, err := LockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if _, err := LockDir(dir); !errors.Is(err, ErrLocked) {
+		t.Fatalf("a second LockDir: %v, want ErrLocked", err)
+	}
+	if w2, err := Open(dir, testOptions(FormatNPY)); !errors.Is(err, ErrLocked) {
+		if err == nil {
+			w2.Close()
+		}
+		t.Fatalf("Open without the lock: %v, want ErrLocked", err)
+	}
+	other := testOptions(FormatNPY)
+	other.Lock = l
+	if _, err := Open(filepath.Join(t.TempDir(), "elsewhere"), other); err == nil || errors.Is(err, ErrLocked) {
+		t.Fatalf("Open of another directory with this lock: %v, want a refusal", err)
+	}
+	opts := testOptions(FormatNPY)
+	opts.Lock = l
+	if w, err = Open(dir, opts); err != nil {
+		t.Fatalf("Open adopting the lock: %v", err)
+	}
+	if _, err := Open(dir, opts); err == nil {
+		t.Fatal("a Lock served a second Open")
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LockDir(dir); !errors.Is(err, ErrLocked) {
+		t.Fatalf("Release after Open dropped the Writer's lock: LockDir says %v", err)
+	}
+	if err := feed(w, 0, records, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	compareDirs(t, ref, dir) // no lock file left behind
+
+	// An Open that fails (the directory is not empty and neither Resume nor Force is set) releases the lock
+	// it adopted; the directory LockDir did not create stays.
+	if l, err = LockDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	opts.Lock = l
+	if _, err := Open(dir, opts); !errors.Is(err, ErrNotEmpty) {
+		t.Fatalf("Open of a full directory: %v, want ErrNotEmpty", err)
+	}
+	l2, err := LockDir(dir)
+	if err != nil {
+		t.Fatalf("the failed Open kept the lock: %v", err)
+	}
+	if err := l2.Release(); err != nil {
+		t.Fatal(err)
+	}
+	compareDirs(t, ref, dir)
+}
+
+// TestLockDirRelease: a lock released before any Open removes the directory LockDir created (nothing was
+// written), keeps one that existed, and lets the next writer in.
+func TestLockDirRelease(t *testing.T) {
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	l, err := LockDir(fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(); err != nil {
+		t.Fatalf("a second Release: %v", err)
+	}
+	if _, err := os.Stat(fresh); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the directory LockDir created is still there (%v)", err)
+	}
+	existing := t.TempDir()
+	if l, err = LockDir(existing); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(existing)
+	if err != nil || len(entries) != 0 {
+		t.Errorf("the existing directory after Release: %v %v, want it there and empty", entries, err)
+	}
+	w, err := Open(existing, testOptions(FormatNPY))
+	if err != nil {
+		t.Fatalf("Open after Release: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var none *Lock
+	if err := none.Release(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -66,6 +66,9 @@ type Options struct {
 	// (positions, errors, results) given its path: a seam for injecting
 	// write faults (a full disk) in tests.
 	WrapFile func(path string, w io.Writer) io.Writer
+	// Lock, when set, is the directory's lock taken beforehand (LockDir): Open adopts it instead of
+	// taking its own, and releases it if it fails. A Lock serves one Open.
+	Lock *Lock
 }
 
 // ModelInfo identifies the network; only SHA256 must match on resume.

@@ -81,23 +81,13 @@ type keyInfo struct {
 // Force. With Resume, a directory holding only lczerolens files but no
 // progress.json (a run killed before its first commit) starts fresh too.
 //
-// Open takes the directory's lock (see LockFile) before it looks inside, and
-// the Writer holds it until Close or Abort: a second Open of the same
-// directory, from this or another process, fails with ErrLocked.
+// Open takes the directory's lock (see LockFile) before it looks inside, or
+// adopts Options.Lock, and the Writer holds it until Close or Abort: a second
+// Open of the same directory, from this or another process, fails with
+// ErrLocked.
 func Open(dir string, opts Options) (_ *Writer, err error) {
-	lensOpts, err := opts.validate()
-	if err != nil {
-		return nil, err
-	}
-	m, err := opts.manifest()
-	if err != nil {
-		return nil, err
-	}
-	w := &Writer{dir: dir, format: opts.Format, m: m, lensOpts: lensOpts, wrapFile: opts.WrapFile}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("store: create output directory: %w", err)
-	}
-	if w.lock, err = lockDir(dir); err != nil {
+	w := &Writer{dir: dir, format: opts.Format, wrapFile: opts.WrapFile}
+	if w.lock, err = opts.Lock.adopt(dir); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -105,6 +95,20 @@ func Open(dir string, opts Options) (_ *Writer, err error) {
 			err = errors.Join(err, w.lock.release())
 		}
 	}()
+	if w.lensOpts, err = opts.validate(); err != nil {
+		return nil, err
+	}
+	if w.m, err = opts.manifest(); err != nil {
+		return nil, err
+	}
+	if w.lock == nil {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("store: create output directory: %w", err)
+		}
+		if w.lock, err = lockDir(dir); err != nil {
+			return nil, err
+		}
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("store: open output directory: %w", err)
