@@ -22,7 +22,7 @@ var Activation = &Lens{
 }
 
 func prepareActivation(n *model.Network, v Values) (*Prep, error) {
-	pattern := v.String("pattern")
+	pattern := v.GetString("pattern")
 	if pattern == "" {
 		pattern = DefaultActivationPattern
 	}
@@ -36,7 +36,7 @@ func prepareActivation(n *model.Network, v Values) (*Prep, error) {
 	for _, m := range mods {
 		caps = append(caps, capture{moduleKey(m.Tensor) + "_output", m.Tensor})
 		hooks = append(hooks, m.Tensor)
-		if v.Bool("save-inputs") {
+		if v.GetBool("save-inputs") {
 			ins := n.ModuleInputs(m)
 			for i, in := range ins {
 				key := moduleKey(m.Tensor) + "_input"

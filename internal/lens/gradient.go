@@ -36,7 +36,7 @@ var Saliency = &Lens{
 }
 
 func compatibleGradient(n *model.Network, v Values) error {
-	t, err := ParseTarget(v.String("target"))
+	t, err := ParseTarget(v.GetString("target"))
 	if err != nil {
 		return err
 	}
@@ -47,13 +47,13 @@ func compatibleGradient(n *model.Network, v Values) error {
 }
 
 func prepareGradient(n *model.Network, v Values) (*Prep, error) {
-	t, err := ParseTarget(v.String("target"))
+	t, err := ParseTarget(v.GetString("target"))
 	if err != nil {
 		return nil, err
 	}
 	wrt := []string{n.Input}
 	var mods []model.Module
-	if p := v.String("pattern"); p != "" {
+	if p := v.GetString("pattern"); p != "" {
 		if mods, err = n.Select(p); err != nil {
 			return nil, err
 		}
@@ -76,11 +76,11 @@ func prepareGradient(n *model.Network, v Values) (*Prep, error) {
 }
 
 func prepareSaliency(n *model.Network, v Values) (*Prep, error) {
-	t, err := ParseTarget(v.String("target"))
+	t, err := ParseTarget(v.GetString("target"))
 	if err != nil {
 		return nil, err
 	}
-	attribution, planes, normalize := v.String("attribution"), v.String("planes"), v.String("normalize")
+	attribution, planes, normalize := v.GetString("attribution"), v.GetString("planes"), v.GetString("normalize")
 	return &Prep{
 		Gradient: &GradientNeed{Target: t, Wrt: []string{n.Input}},
 		Produce: func(b *Batch, out *Outputs) ([]Result, error) {

@@ -115,17 +115,20 @@ func (r Result) Row(i int) []float32 { n := r.RowSize(); return r.Data[i*n : (i+
 // Values are a lens's resolved option values, keyed by option name.
 type Values map[string]any
 
-// String returns a string, enum or regexp option.
-func (v Values) String(name string) string { s, _ := v[name].(string); return s }
+// The getters are named GetString and not String, which would shadow fmt.Stringer's String() idiom; each
+// returns the zero value for an option that is unset or of another kind.
 
-// Bool returns a bool option.
-func (v Values) Bool(name string) bool { b, _ := v[name].(bool); return b }
+// GetString returns a string, enum or regexp option.
+func (v Values) GetString(name string) string { s, _ := v[name].(string); return s }
 
-// Int returns an int option.
-func (v Values) Int(name string) int { i, _ := v[name].(int); return i }
+// GetBool returns a bool option.
+func (v Values) GetBool(name string) bool { b, _ := v[name].(bool); return b }
 
-// Float returns a float option.
-func (v Values) Float(name string) float64 { f, _ := v[name].(float64); return f }
+// GetInt returns an int option.
+func (v Values) GetInt(name string) int { i, _ := v[name].(int); return i }
+
+// GetFloat returns a float option.
+func (v Values) GetFloat(name string) float64 { f, _ := v[name].(float64); return f }
 
 // Resolve parses raw option strings (only the ones the user set) against the lens's options, filling defaults.
 func (l *Lens) Resolve(raw map[string]string) (Values, error) {

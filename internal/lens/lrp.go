@@ -48,16 +48,16 @@ func checkEpsilon(v any) error {
 
 // lrpNeed reads the lens's options.
 func lrpNeed(n *model.Network, v Values) (*RelevanceNeed, error) {
-	t, err := ParseTarget(v.String("target"))
+	t, err := ParseTarget(v.GetString("target"))
 	if err != nil {
 		return nil, err
 	}
-	eps := v.Float("epsilon")
+	eps := v.GetFloat("epsilon")
 	if !(eps > 0) || math.IsInf(eps, 1) {
 		return nil, fmt.Errorf("lens: --epsilon %g: want a finite number > 0", eps)
 	}
 	rule := model.Rule{Kind: model.RuleLRPEpsilon, Epsilon: eps}
-	if v.String("rule") == "zplus" {
+	if v.GetString("rule") == "zplus" {
 		rule.Kind = model.RuleLRPZPlus
 	}
 	return &RelevanceNeed{Target: t, Rule: rule, Wrt: []string{n.Input}}, nil
@@ -79,7 +79,7 @@ func prepareLRP(n *model.Network, v Values) (*Prep, error) {
 	if err != nil {
 		return nil, err
 	}
-	planes, normalize := v.String("planes"), v.String("normalize")
+	planes, normalize := v.GetString("planes"), v.GetString("normalize")
 	return &Prep{
 		Relevance: need,
 		Produce: func(b *Batch, out *Outputs) ([]Result, error) {

@@ -36,7 +36,7 @@ var Occlusion = &Lens{
 		{Name: "replace", Kind: Enum, Default: "none", Choices: []string{"none", "pawn", "knight", "bishop", "rook", "queen"}, Help: "edit of each occupied square: none removes the piece, otherwise it becomes this piece of the same colour"},
 	},
 	Compatible: func(n *model.Network, v Values) error {
-		t, err := ParseTarget(v.String("target"))
+		t, err := ParseTarget(v.GetString("target"))
 		if err != nil {
 			return err
 		}
@@ -60,13 +60,13 @@ var replaceTypes = map[string]board.PieceType{"none": board.NoPieceType, "pawn":
 	"bishop": board.Bishop, "rook": board.Rook, "queen": board.Queen}
 
 func prepareOcclusion(n *model.Network, v Values) (*Prep, error) {
-	t, err := ParseTarget(v.String("target"))
+	t, err := ParseTarget(v.GetString("target"))
 	if err != nil {
 		return nil, err
 	}
-	with, ok := replaceTypes[v.String("replace")]
+	with, ok := replaceTypes[v.GetString("replace")]
 	if !ok {
-		return nil, fmt.Errorf("lens: --replace %q: want one of none, pawn, knight, bishop, rook, queen", v.String("replace"))
+		return nil, fmt.Errorf("lens: --replace %q: want one of none, pawn, knight, bishop, rook, queen", v.GetString("replace"))
 	}
 	return &Prep{Produce: func(b *Batch, out *Outputs) ([]Result, error) {
 		return occlude(b, out.Runner, t, with)

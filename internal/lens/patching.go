@@ -30,7 +30,7 @@ const PatchTargetHelp = "value (force_value), wdl:w|d|l (probability), mlh, poli
 const patchRows = 256
 
 func compatiblePatching(n *model.Network, v Values) error {
-	t, err := ParseTarget(v.String("target"))
+	t, err := ParseTarget(v.GetString("target"))
 	if err != nil {
 		return err
 	}
@@ -38,11 +38,11 @@ func compatiblePatching(n *model.Network, v Values) error {
 }
 
 func preparePatching(n *model.Network, v Values) (*Prep, error) {
-	t, err := ParseTarget(v.String("target"))
+	t, err := ParseTarget(v.GetString("target"))
 	if err != nil {
 		return nil, err
 	}
-	pattern := v.String("pattern")
+	pattern := v.GetString("pattern")
 	if pattern == "" {
 		pattern = DefaultActivationPattern
 	}
@@ -50,7 +50,7 @@ func preparePatching(n *model.Network, v Values) (*Prep, error) {
 	if err != nil {
 		return nil, err
 	}
-	perSquare := v.Bool("per-square")
+	perSquare := v.GetBool("per-square")
 	hooks := make([]string, len(mods))
 	names := make([]string, len(mods))
 	for i, m := range mods {

@@ -32,7 +32,7 @@ var Probing = &Lens{
 // probesFor returns the loaded probe file and checks that it was trained on n, on modules n has with the
 // same shapes.
 func probesFor(n *model.Network, v Values) (*probe.File, error) {
-	path := v.String("probe")
+	path := v.GetString("probe")
 	if path == "" {
 		return nil, errors.New("no probe file: pass --probe probe.json (train one with `lczerolens probe train`)")
 	}
