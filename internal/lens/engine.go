@@ -65,7 +65,7 @@ type Outputs struct {
 // Runner runs the engine's network for lenses that need more than the shared pass.
 type Runner struct {
 	Net *model.Network
-	rt  *model.Runtime
+	rt  *model.SessionCache
 }
 
 // Forward runs the heads on n positions' planes.
@@ -88,7 +88,7 @@ type Spec struct {
 // analysing a stream are the same code path.
 type Engine struct {
 	net        *model.Network
-	rt         *model.Runtime
+	rt         *model.SessionCache
 	specs      []Spec
 	preps      []*Prep
 	plan       *model.Plan
@@ -149,7 +149,7 @@ func (e *NetworkError) Error() string { return "lens " + e.Lens + ": " + e.Err.E
 func (e *NetworkError) Unwrap() error { return e.Err }
 
 // NewEngine checks every lens against the network, prepares them and builds one plan for all of them.
-func NewEngine(rt *model.Runtime, n *model.Network, specs []Spec, opts EngineOptions) (*Engine, error) {
+func NewEngine(rt *model.SessionCache, n *model.Network, specs []Spec, opts EngineOptions) (*Engine, error) {
 	if len(specs) == 0 {
 		return nil, errors.New("lens: no lens given")
 	}
