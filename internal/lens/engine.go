@@ -294,7 +294,7 @@ func appendUnique(dst []string, xs ...string) []string {
 
 // Run analyses one batch: one model pass (two for the policy:best target, whose seed needs the forward
 // policy first), then every lens's results, keys prefixed by lens name where two lenses share a key.
-func (e *Engine) Run(b *Batch) (*Outputs, []Result, error) {
+func (e *Engine) Run(b *Batch) (*Outputs, []BatchResult, error) {
 	bn := b.Len()
 	if bn == 0 {
 		return nil, nil, errors.New("lens: empty batch")
@@ -342,7 +342,7 @@ func (e *Engine) Run(b *Batch) (*Outputs, []Result, error) {
 		}
 	}
 
-	perLens := make([][]Result, len(e.preps))
+	perLens := make([][]BatchResult, len(e.preps))
 	count := map[string]int{}
 	for i, p := range e.preps {
 		rs, err := p.Produce(b, out)
@@ -354,9 +354,9 @@ func (e *Engine) Run(b *Batch) (*Outputs, []Result, error) {
 			count[r.Key]++
 		}
 	}
-	var results []Result
+	var results []BatchResult
 	if e.savePlanes {
-		results = append(results, Result{Key: "planes", Shape: []int{board.NumPlanes, 8, 8}, Data: b.Planes})
+		results = append(results, BatchResult{Key: "planes", Shape: []int{board.NumPlanes, 8, 8}, Data: b.Planes})
 	}
 	for i, rs := range perLens {
 		for _, r := range rs {

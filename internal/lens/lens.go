@@ -63,7 +63,7 @@ type Prep struct {
 	// computed in the same run as the gradients.
 	Relevance *RelevanceNeed
 	// Produce turns a run's outputs into this lens's results for the whole batch.
-	Produce func(b *Batch, out *Outputs) ([]Result, error)
+	Produce func(b *Batch, out *Outputs) ([]BatchResult, error)
 	// Corrupt says the lens compares each position with its corrupted counterpart (Batch.Corrupt*).
 	Corrupt bool
 	// Meta is what a reader needs to interpret the results beyond their keys (e.g. the order of the
@@ -87,10 +87,11 @@ type RelevanceNeed struct {
 	Wrt    []string
 }
 
-// Result is one named result for a whole batch: Data holds len(batch) rows of Shape. A JSON-only result
+// BatchResult is one named result for a whole batch: Data holds len(batch) rows of Shape. A JSON-only result
 // (a list of records rather than a tensor) has JSON set, one value per position, and no Shape or Data: it
-// appears in JSON output and is left out of NPY output.
-type Result struct {
+// appears in JSON output and is left out of NPY output. It is not store.Result, which is one position's row
+// with its JSON value already encoded; the command layer converts row by row.
+type BatchResult struct {
 	Key   string
 	Shape []int
 	Data  []float32
@@ -98,10 +99,10 @@ type Result struct {
 }
 
 // JSONOnly reports whether r is a JSON-only result.
-func (r Result) JSONOnly() bool { return r.JSON != nil }
+func (r BatchResult) JSONOnly() bool { return r.JSON != nil }
 
 // RowSize is the number of values per position.
-func (r Result) RowSize() int {
+func (r BatchResult) RowSize() int {
 	n := 1
 	for _, d := range r.Shape {
 		n *= d
@@ -110,7 +111,7 @@ func (r Result) RowSize() int {
 }
 
 // Row returns position i's values.
-func (r Result) Row(i int) []float32 { n := r.RowSize(); return r.Data[i*n : (i+1)*n] }
+func (r BatchResult) Row(i int) []float32 { n := r.RowSize(); return r.Data[i*n : (i+1)*n] }
 
 // Values are a lens's resolved option values, keyed by option name.
 type Values map[string]any

@@ -82,7 +82,7 @@ func prepareLRP(n *model.Network, v Values) (*Prep, error) {
 	planes, normalize := v.GetString("planes"), v.GetString("normalize")
 	return &Prep{
 		Relevance: need,
-		Produce: func(b *Batch, out *Outputs) ([]Result, error) {
+		Produce: func(b *Batch, out *Outputs) ([]BatchResult, error) {
 			r, ok := out.Relevance[n.Input]
 			if !ok {
 				return nil, fmt.Errorf("the run returned no relevance for %s", n.Input)
@@ -94,7 +94,7 @@ func prepareLRP(n *model.Network, v Values) (*Prep, error) {
 				// Relevance is already an attribution per plane value: sum it as it is.
 				Heatmap(heat[i*64:(i+1)*64], r.Data[off:off+per], b.Planes[off:off+per], pos.SideToMove() == board.Black, b.Transform(i), "grad", planes, normalize)
 			}
-			return []Result{
+			return []BatchResult{
 				{Key: "relevance", Shape: []int{board.NumPlanes, 8, 8}, Data: r.Data},
 				{Key: "heatmap", Shape: []int{8, 8}, Data: heat},
 			}, nil

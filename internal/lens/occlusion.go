@@ -68,7 +68,7 @@ func prepareOcclusion(n *model.Network, v Values) (*Prep, error) {
 	if !ok {
 		return nil, fmt.Errorf("lens: --replace %q: want one of none, pawn, knight, bishop, rook, queen", v.GetString("replace"))
 	}
-	return &Prep{Produce: func(b *Batch, out *Outputs) ([]Result, error) {
+	return &Prep{Produce: func(b *Batch, out *Outputs) ([]BatchResult, error) {
 		return occlude(b, out.Runner, t, with)
 	}, Check: t.Defined}, nil
 }
@@ -82,7 +82,7 @@ type occRow struct {
 	piece     string
 }
 
-func occlude(b *Batch, r *Runner, t Target, with board.PieceType) ([]Result, error) {
+func occlude(b *Batch, r *Runner, t Target, with board.PieceType) ([]BatchResult, error) {
 	if r == nil {
 		return nil, fmt.Errorf("occlusion needs a runner to run the edited positions")
 	}
@@ -157,7 +157,7 @@ func occlude(b *Batch, r *Runner, t Target, with board.PieceType) ([]Result, err
 		heat[row.pos*64+int(row.sq)] = d
 		variants[row.pos] = append(variants[row.pos].([]OccludedVariant), ov)
 	}
-	return []Result{
+	return []BatchResult{
 		{Key: "heatmap", Shape: []int{8, 8}, Data: heat},
 		{Key: "target", Shape: []int{}, Data: base},
 		{Key: "variants", JSON: variants},

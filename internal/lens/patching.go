@@ -101,7 +101,7 @@ type patcher struct {
 
 // produce runs the corrupted batch once, then the patched graphs, and reports target(patched) -
 // target(clean) per module (and square), with both unpatched targets.
-func (pt *patcher) produce(b *Batch, out *Outputs) ([]Result, error) {
+func (pt *patcher) produce(b *Batch, out *Outputs) ([]BatchResult, error) {
 	n, bn := pt.n, b.Len()
 	bt, err := pt.targetMoves(b, out.Heads)
 	if err != nil {
@@ -163,7 +163,7 @@ func (pt *patcher) produce(b *Batch, out *Outputs) ([]Result, error) {
 	if pt.perSquare {
 		shape = append(shape, 64)
 	}
-	return []Result{
+	return []BatchResult{
 		{Key: "effects", Shape: shape, Data: effects},
 		{Key: "target_clean", Shape: []int{1}, Data: clean},
 		{Key: "target_corrupted", Shape: []int{1}, Data: corrupted},

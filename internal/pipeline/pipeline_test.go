@@ -55,7 +55,7 @@ type countingEngine struct {
 
 var errModel = errors.New("model: run failed (injected)")
 
-func (c *countingEngine) Run(b *lens.Batch) (*lens.Outputs, []lens.Result, error) {
+func (c *countingEngine) Run(b *lens.Batch) (*lens.Outputs, []lens.BatchResult, error) {
 	c.runs++
 	if c.runs-1 == c.failAt {
 		return nil, nil, errModel
