@@ -226,7 +226,7 @@ func (opts *AnalyseOptions) addCorrupt(b *lens.Batch, clean *board.Game, enc enc
 }
 
 // analysisSVG draws the first [8,8] result of an analysed position.
-func analysisSVG(streams *IOStreams, path string, force bool, results []lens.Result, pos *board.Position, heads headsJSON) error {
+func analysisSVG(streams *IOStreams, path string, force bool, results []lens.BatchResult, pos *board.Position, heads headsJSON) error {
 	var keys []string
 	for _, r := range results {
 		if !r.JSONOnly() && len(r.Shape) == 2 && r.Shape[0] == 8 && r.Shape[1] == 8 {
@@ -245,7 +245,7 @@ func analysisSVG(streams *IOStreams, path string, force bool, results []lens.Res
 
 // resultsJSON renders row i of every result as {"key":{"dtype","shape","data"}} in result order (a
 // JSON-only result as {"dtype":"json","data"}).
-func resultsJSON(results []lens.Result, i int) json.RawMessage {
+func resultsJSON(results []lens.BatchResult, i int) json.RawMessage {
 	buf := []byte{'{'}
 	for k, r := range results {
 		if k > 0 {
@@ -271,7 +271,7 @@ func jsonValue(v any) json.RawMessage {
 }
 
 // storeResults converts row i of lens results to store results.
-func storeResults(results []lens.Result, i int) []store.Result {
+func storeResults(results []lens.BatchResult, i int) []store.Result {
 	out := make([]store.Result, len(results))
 	for k, r := range results {
 		if r.JSONOnly() {

@@ -62,7 +62,7 @@ func TestAnalyseModernNets(t *testing.T) {
 			if _, err := model.InitRuntime([]string{env["LCZEROLENS_ORT_LIB"]}); err != nil {
 				t.Fatal(err)
 			}
-			rt, err := model.NewRuntime(model.SessionOptions{Device: "cpu", Threads: 1})
+			rt, err := model.NewSessionCache(model.SessionOptions{Device: "cpu", Threads: 1})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -102,7 +102,7 @@ func BenchmarkForwardMaia(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rt, err := model.NewRuntime(model.SessionOptions{Device: "cpu"})
+	rt, err := model.NewSessionCache(model.SessionOptions{Device: "cpu"})
 	if err != nil {
 		b.Fatal(err)
 	}

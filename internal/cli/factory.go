@@ -21,11 +21,11 @@ type Factory struct {
 	// ConfigFile is the --config flag, set by the root command before any command runs.
 	ConfigFile string
 
-	mu      sync.Mutex
-	cfg     *Config
-	runtime *model.Runtime
-	nets    map[string]*model.Network
-	logger  *slog.Logger
+	mu       sync.Mutex
+	cfg      *Config
+	sessions *model.SessionCache
+	nets     map[string]*model.Network
+	logger   *slog.Logger
 }
 
 // NewFactory returns a Factory over the given streams.
@@ -102,26 +102,26 @@ func (f *Factory) ORTLibraryCandidates() []string {
 	return out
 }
 
-// Runtime initialises ONNX Runtime once and returns the session cache for the configured device and threads.
-func (f *Factory) Runtime() (*model.Runtime, error) {
+// Sessions initialises ONNX Runtime once and returns the session cache for the configured device and threads.
+func (f *Factory) Sessions() (*model.SessionCache, error) {
 	cfg := f.Config()
 	candidates := f.ORTLibraryCandidates()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.runtime != nil {
-		return f.runtime, nil
+	if f.sessions != nil {
+		return f.sessions, nil
 	}
 	if _, err := model.InitRuntime(candidates); err != nil {
 		return nil, err
 	}
-	rt, err := model.NewRuntime(model.SessionOptions{Device: model.Device(cfg.Device), Threads: cfg.Threads})
+	rt, err := model.NewSessionCache(model.SessionOptions{Device: model.Device(cfg.Device), Threads: cfg.Threads})
 	if err != nil {
 		return nil, err
 	}
 	if n := rt.Notice(); n != "" {
 		fmt.Fprintln(f.IO.ErrOut, "notice: "+n)
 	}
-	f.runtime = rt
+	f.sessions = rt
 	return rt, nil
 }
 
@@ -151,7 +151,7 @@ func (f *Factory) Network() (*model.Network, error) {
 // netSession is what running a network needs: the network, the runtime, and how positions are encoded for it.
 type netSession struct {
 	net *model.Network
-	rt  *model.Runtime
+	rt  *model.SessionCache
 	enc encoding
 }
 
@@ -166,7 +166,7 @@ func (f *Factory) Session(inputFormat string) (*netSession, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt, err := f.Runtime()
+	rt, err := f.Sessions()
 	if err != nil {
 		return nil, err
 	}
@@ -188,9 +188,9 @@ func (f *Factory) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var errs []error
-	if f.runtime != nil {
-		errs = append(errs, f.runtime.Close())
-		f.runtime = nil
+	if f.sessions != nil {
+		errs = append(errs, f.sessions.Close())
+		f.sessions = nil
 		errs = append(errs, model.ShutdownRuntime())
 	}
 	return errors.Join(errs...)

@@ -108,10 +108,10 @@ func (lf *lensFlags) specs(cfg *Config) ([]lens.Spec, error) {
 
 // loadLensFiles reads the files a lens's options name, once, here: lenses do no file I/O.
 func loadLensFiles(l *lens.Lens, v lens.Values) error {
-	if l != lens.Probing || v.String("probe") == "" {
+	if l != lens.Probing || v.GetString("probe") == "" {
 		return nil
 	}
-	f, err := probe.Load(v.String("probe"))
+	f, err := probe.Load(v.GetString("probe"))
 	if err != nil {
 		return inputError(err)
 	}

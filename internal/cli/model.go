@@ -196,7 +196,7 @@ func runModelModules(opts *ModelModulesOptions) error {
 	}
 	if !net.ShapesKnown() {
 		// Only ops static inference does not model need ONNX Runtime.
-		rt, err := f.Runtime()
+		rt, err := f.Sessions()
 		if err != nil {
 			return err
 		}

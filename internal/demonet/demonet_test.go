@@ -16,16 +16,16 @@ import (
 
 var rt struct {
 	once sync.Once
-	r    *model.Runtime
+	r    *model.SessionCache
 	err  error
 }
 
-func runtimeForTest(t *testing.T) *model.Runtime {
+func runtimeForTest(t *testing.T) *model.SessionCache {
 	t.Helper()
 	lib := testutil.ORTLib(t)
 	rt.once.Do(func() {
 		if _, rt.err = model.InitRuntime([]string{lib}); rt.err == nil {
-			rt.r, rt.err = model.NewRuntime(model.SessionOptions{Device: model.DeviceCPU})
+			rt.r, rt.err = model.NewSessionCache(model.SessionOptions{Device: model.DeviceCPU})
 		}
 	})
 	if rt.err != nil {

@@ -22,12 +22,12 @@ import (
 
 var testRT struct {
 	once sync.Once
-	rt   *model.Runtime
+	rt   *model.SessionCache
 	err  error
 }
 
 // testRuntime is one CPU runtime shared by the tests; they skip when the ONNX Runtime library is absent.
-func testRuntime(t testing.TB) *model.Runtime {
+func testRuntime(t testing.TB) *model.SessionCache {
 	t.Helper()
 	lib := testutil.ORTLib(t)
 	testRT.once.Do(func() {
@@ -35,7 +35,7 @@ func testRuntime(t testing.TB) *model.Runtime {
 			testRT.err = err
 			return
 		}
-		testRT.rt, testRT.err = model.NewRuntime(model.SessionOptions{Device: model.DeviceCPU})
+		testRT.rt, testRT.err = model.NewSessionCache(model.SessionOptions{Device: model.DeviceCPU})
 	})
 	if testRT.err != nil {
 		t.Fatal(testRT.err)

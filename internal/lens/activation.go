@@ -22,7 +22,7 @@ var Activation = &Lens{
 }
 
 func prepareActivation(n *model.Network, v Values) (*Prep, error) {
-	pattern := v.String("pattern")
+	pattern := v.GetString("pattern")
 	if pattern == "" {
 		pattern = DefaultActivationPattern
 	}
@@ -36,7 +36,7 @@ func prepareActivation(n *model.Network, v Values) (*Prep, error) {
 	for _, m := range mods {
 		caps = append(caps, capture{moduleKey(m.Tensor) + "_output", m.Tensor})
 		hooks = append(hooks, m.Tensor)
-		if v.Bool("save-inputs") {
+		if v.GetBool("save-inputs") {
 			ins := n.ModuleInputs(m)
 			for i, in := range ins {
 				key := moduleKey(m.Tensor) + "_input"
@@ -50,14 +50,14 @@ func prepareActivation(n *model.Network, v Values) (*Prep, error) {
 	}
 	return &Prep{
 		Hooks: hooks,
-		Produce: func(b *Batch, out *Outputs) ([]Result, error) {
-			rs := make([]Result, 0, len(caps))
+		Produce: func(b *Batch, out *Outputs) ([]BatchResult, error) {
+			rs := make([]BatchResult, 0, len(caps))
 			for _, c := range caps {
 				t, ok := out.Tensors[c.tensor]
 				if !ok {
 					return nil, fmt.Errorf("module %s was not returned by the run", c.tensor)
 				}
-				rs = append(rs, Result{Key: c.key, Shape: rowShape(t.Shape, b.Len()), Data: t.Data})
+				rs = append(rs, BatchResult{Key: c.key, Shape: rowShape(t.Shape, b.Len()), Data: t.Data})
 			}
 			return rs, nil
 		},

@@ -65,7 +65,7 @@ type Outputs struct {
 // Runner runs the engine's network for lenses that need more than the shared pass.
 type Runner struct {
 	Net *model.Network
-	rt  *model.Runtime
+	rt  *model.SessionCache
 }
 
 // Forward runs the heads on n positions' planes.
@@ -88,7 +88,7 @@ type Spec struct {
 // analysing a stream are the same code path.
 type Engine struct {
 	net        *model.Network
-	rt         *model.Runtime
+	rt         *model.SessionCache
 	specs      []Spec
 	preps      []*Prep
 	plan       *model.Plan
@@ -149,7 +149,7 @@ func (e *NetworkError) Error() string { return "lens " + e.Lens + ": " + e.Err.E
 func (e *NetworkError) Unwrap() error { return e.Err }
 
 // NewEngine checks every lens against the network, prepares them and builds one plan for all of them.
-func NewEngine(rt *model.Runtime, n *model.Network, specs []Spec, opts EngineOptions) (*Engine, error) {
+func NewEngine(rt *model.SessionCache, n *model.Network, specs []Spec, opts EngineOptions) (*Engine, error) {
 	if len(specs) == 0 {
 		return nil, errors.New("lens: no lens given")
 	}
@@ -294,7 +294,7 @@ func appendUnique(dst []string, xs ...string) []string {
 
 // Run analyses one batch: one model pass (two for the policy:best target, whose seed needs the forward
 // policy first), then every lens's results, keys prefixed by lens name where two lenses share a key.
-func (e *Engine) Run(b *Batch) (*Outputs, []Result, error) {
+func (e *Engine) Run(b *Batch) (*Outputs, []BatchResult, error) {
 	bn := b.Len()
 	if bn == 0 {
 		return nil, nil, errors.New("lens: empty batch")
@@ -342,7 +342,7 @@ func (e *Engine) Run(b *Batch) (*Outputs, []Result, error) {
 		}
 	}
 
-	perLens := make([][]Result, len(e.preps))
+	perLens := make([][]BatchResult, len(e.preps))
 	count := map[string]int{}
 	for i, p := range e.preps {
 		rs, err := p.Produce(b, out)
@@ -354,9 +354,9 @@ func (e *Engine) Run(b *Batch) (*Outputs, []Result, error) {
 			count[r.Key]++
 		}
 	}
-	var results []Result
+	var results []BatchResult
 	if e.savePlanes {
-		results = append(results, Result{Key: "planes", Shape: []int{board.NumPlanes, 8, 8}, Data: b.Planes})
+		results = append(results, BatchResult{Key: "planes", Shape: []int{board.NumPlanes, 8, 8}, Data: b.Planes})
 	}
 	for i, rs := range perLens {
 		for _, r := range rs {

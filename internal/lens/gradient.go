@@ -36,7 +36,7 @@ var Saliency = &Lens{
 }
 
 func compatibleGradient(n *model.Network, v Values) error {
-	t, err := ParseTarget(v.String("target"))
+	t, err := ParseTarget(v.GetString("target"))
 	if err != nil {
 		return err
 	}
@@ -47,13 +47,13 @@ func compatibleGradient(n *model.Network, v Values) error {
 }
 
 func prepareGradient(n *model.Network, v Values) (*Prep, error) {
-	t, err := ParseTarget(v.String("target"))
+	t, err := ParseTarget(v.GetString("target"))
 	if err != nil {
 		return nil, err
 	}
 	wrt := []string{n.Input}
 	var mods []model.Module
-	if p := v.String("pattern"); p != "" {
+	if p := v.GetString("pattern"); p != "" {
 		if mods, err = n.Select(p); err != nil {
 			return nil, err
 		}
@@ -63,12 +63,12 @@ func prepareGradient(n *model.Network, v Values) (*Prep, error) {
 	}
 	return &Prep{
 		Gradient: &GradientNeed{Target: t, Wrt: wrt},
-		Produce: func(b *Batch, out *Outputs) ([]Result, error) {
+		Produce: func(b *Batch, out *Outputs) ([]BatchResult, error) {
 			g := out.Grads[n.Input]
-			rs := []Result{{Key: "input_grad", Shape: []int{board.NumPlanes, 8, 8}, Data: g.Data}}
+			rs := []BatchResult{{Key: "input_grad", Shape: []int{board.NumPlanes, 8, 8}, Data: g.Data}}
 			for _, m := range mods {
 				mg := out.Grads[m.Tensor]
-				rs = append(rs, Result{Key: moduleKey(m.Tensor) + "_output_grad", Shape: rowShape(mg.Shape, b.Len()), Data: mg.Data})
+				rs = append(rs, BatchResult{Key: moduleKey(m.Tensor) + "_output_grad", Shape: rowShape(mg.Shape, b.Len()), Data: mg.Data})
 			}
 			return rs, nil
 		},
@@ -76,21 +76,21 @@ func prepareGradient(n *model.Network, v Values) (*Prep, error) {
 }
 
 func prepareSaliency(n *model.Network, v Values) (*Prep, error) {
-	t, err := ParseTarget(v.String("target"))
+	t, err := ParseTarget(v.GetString("target"))
 	if err != nil {
 		return nil, err
 	}
-	attribution, planes, normalize := v.String("attribution"), v.String("planes"), v.String("normalize")
+	attribution, planes, normalize := v.GetString("attribution"), v.GetString("planes"), v.GetString("normalize")
 	return &Prep{
 		Gradient: &GradientNeed{Target: t, Wrt: []string{n.Input}},
-		Produce: func(b *Batch, out *Outputs) ([]Result, error) {
+		Produce: func(b *Batch, out *Outputs) ([]BatchResult, error) {
 			g := out.Grads[n.Input].Data
 			heat := make([]float32, b.Len()*64)
 			for i, pos := range b.Positions {
 				off := i * board.NumPlanes * 64
 				Heatmap(heat[i*64:(i+1)*64], g[off:off+board.NumPlanes*64], b.Planes[off:off+board.NumPlanes*64], pos.SideToMove() == board.Black, b.Transform(i), attribution, planes, normalize)
 			}
-			return []Result{
+			return []BatchResult{
 				{Key: "saliency", Shape: []int{8, 8}, Data: heat},
 				{Key: "input_grad", Shape: []int{board.NumPlanes, 8, 8}, Data: g},
 			}, nil

@@ -63,7 +63,7 @@ type Prep struct {
 	// computed in the same run as the gradients.
 	Relevance *RelevanceNeed
 	// Produce turns a run's outputs into this lens's results for the whole batch.
-	Produce func(b *Batch, out *Outputs) ([]Result, error)
+	Produce func(b *Batch, out *Outputs) ([]BatchResult, error)
 	// Corrupt says the lens compares each position with its corrupted counterpart (Batch.Corrupt*).
 	Corrupt bool
 	// Meta is what a reader needs to interpret the results beyond their keys (e.g. the order of the
@@ -87,10 +87,11 @@ type RelevanceNeed struct {
 	Wrt    []string
 }
 
-// Result is one named result for a whole batch: Data holds len(batch) rows of Shape. A JSON-only result
+// BatchResult is one named result for a whole batch: Data holds len(batch) rows of Shape. A JSON-only result
 // (a list of records rather than a tensor) has JSON set, one value per position, and no Shape or Data: it
-// appears in JSON output and is left out of NPY output.
-type Result struct {
+// appears in JSON output and is left out of NPY output. It is not store.Result, which is one position's row
+// with its JSON value already encoded; the command layer converts row by row.
+type BatchResult struct {
 	Key   string
 	Shape []int
 	Data  []float32
@@ -98,10 +99,10 @@ type Result struct {
 }
 
 // JSONOnly reports whether r is a JSON-only result.
-func (r Result) JSONOnly() bool { return r.JSON != nil }
+func (r BatchResult) JSONOnly() bool { return r.JSON != nil }
 
 // RowSize is the number of values per position.
-func (r Result) RowSize() int {
+func (r BatchResult) RowSize() int {
 	n := 1
 	for _, d := range r.Shape {
 		n *= d
@@ -110,22 +111,25 @@ func (r Result) RowSize() int {
 }
 
 // Row returns position i's values.
-func (r Result) Row(i int) []float32 { n := r.RowSize(); return r.Data[i*n : (i+1)*n] }
+func (r BatchResult) Row(i int) []float32 { n := r.RowSize(); return r.Data[i*n : (i+1)*n] }
 
 // Values are a lens's resolved option values, keyed by option name.
 type Values map[string]any
 
-// String returns a string, enum or regexp option.
-func (v Values) String(name string) string { s, _ := v[name].(string); return s }
+// The getters are named GetString and not String, which would shadow fmt.Stringer's String() idiom; each
+// returns the zero value for an option that is unset or of another kind.
 
-// Bool returns a bool option.
-func (v Values) Bool(name string) bool { b, _ := v[name].(bool); return b }
+// GetString returns a string, enum or regexp option.
+func (v Values) GetString(name string) string { s, _ := v[name].(string); return s }
 
-// Int returns an int option.
-func (v Values) Int(name string) int { i, _ := v[name].(int); return i }
+// GetBool returns a bool option.
+func (v Values) GetBool(name string) bool { b, _ := v[name].(bool); return b }
 
-// Float returns a float option.
-func (v Values) Float(name string) float64 { f, _ := v[name].(float64); return f }
+// GetInt returns an int option.
+func (v Values) GetInt(name string) int { i, _ := v[name].(int); return i }
+
+// GetFloat returns a float option.
+func (v Values) GetFloat(name string) float64 { f, _ := v[name].(float64); return f }
 
 // Resolve parses raw option strings (only the ones the user set) against the lens's options, filling defaults.
 func (l *Lens) Resolve(raw map[string]string) (Values, error) {

@@ -15,17 +15,17 @@ import (
 
 var (
 	rtOnce sync.Once
-	rt     *model.Runtime
+	rt     *model.SessionCache
 	rtErr  error
 )
 
 // runtimeFor starts ONNX Runtime once for the package's tests, skipping when the library is missing.
-func runtimeFor(t testing.TB) *model.Runtime {
+func runtimeFor(t testing.TB) *model.SessionCache {
 	t.Helper()
 	lib := testutil.ORTLib(t)
 	rtOnce.Do(func() {
 		if _, rtErr = model.InitRuntime([]string{lib}); rtErr == nil {
-			rt, rtErr = model.NewRuntime(model.SessionOptions{Device: "cpu", Threads: 1})
+			rt, rtErr = model.NewSessionCache(model.SessionOptions{Device: "cpu", Threads: 1})
 		}
 	})
 	if rtErr != nil {
@@ -115,7 +115,7 @@ func TestEveryLensRunsOnDemo(t *testing.T) {
 }
 
 // runSpecs runs lenses in one engine over a batch and returns the results by key.
-func runSpecs(t testing.TB, r *model.Runtime, n *model.Network, b *Batch, specs []Spec) map[string]Result {
+func runSpecs(t testing.TB, r *model.SessionCache, n *model.Network, b *Batch, specs []Spec) map[string]BatchResult {
 	t.Helper()
 	e, err := NewEngine(r, n, specs, EngineOptions{})
 	if err != nil {
@@ -125,7 +125,7 @@ func runSpecs(t testing.TB, r *model.Runtime, n *model.Network, b *Batch, specs 
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]Result{}
+	out := map[string]BatchResult{}
 	for _, x := range res {
 		out[x.Key] = x
 	}
@@ -133,7 +133,7 @@ func runSpecs(t testing.TB, r *model.Runtime, n *model.Network, b *Batch, specs 
 }
 
 // runLens runs one lens with the given raw options (unset ones take the lens defaults).
-func runLens(t testing.TB, r *model.Runtime, n *model.Network, b *Batch, l *Lens, raw map[string]string) map[string]Result {
+func runLens(t testing.TB, r *model.SessionCache, n *model.Network, b *Batch, l *Lens, raw map[string]string) map[string]BatchResult {
 	t.Helper()
 	v, err := l.Resolve(raw)
 	if err != nil {
@@ -289,7 +289,7 @@ func TestCompositePrefixesSharedKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	var keys []string
-	got := map[string]Result{}
+	got := map[string]BatchResult{}
 	for _, x := range res {
 		keys = append(keys, x.Key)
 		got[x.Key] = x

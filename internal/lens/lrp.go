@@ -48,16 +48,16 @@ func checkEpsilon(v any) error {
 
 // lrpNeed reads the lens's options.
 func lrpNeed(n *model.Network, v Values) (*RelevanceNeed, error) {
-	t, err := ParseTarget(v.String("target"))
+	t, err := ParseTarget(v.GetString("target"))
 	if err != nil {
 		return nil, err
 	}
-	eps := v.Float("epsilon")
+	eps := v.GetFloat("epsilon")
 	if !(eps > 0) || math.IsInf(eps, 1) {
 		return nil, fmt.Errorf("lens: --epsilon %g: want a finite number > 0", eps)
 	}
 	rule := model.Rule{Kind: model.RuleLRPEpsilon, Epsilon: eps}
-	if v.String("rule") == "zplus" {
+	if v.GetString("rule") == "zplus" {
 		rule.Kind = model.RuleLRPZPlus
 	}
 	return &RelevanceNeed{Target: t, Rule: rule, Wrt: []string{n.Input}}, nil
@@ -79,10 +79,10 @@ func prepareLRP(n *model.Network, v Values) (*Prep, error) {
 	if err != nil {
 		return nil, err
 	}
-	planes, normalize := v.String("planes"), v.String("normalize")
+	planes, normalize := v.GetString("planes"), v.GetString("normalize")
 	return &Prep{
 		Relevance: need,
-		Produce: func(b *Batch, out *Outputs) ([]Result, error) {
+		Produce: func(b *Batch, out *Outputs) ([]BatchResult, error) {
 			r, ok := out.Relevance[n.Input]
 			if !ok {
 				return nil, fmt.Errorf("the run returned no relevance for %s", n.Input)
@@ -94,7 +94,7 @@ func prepareLRP(n *model.Network, v Values) (*Prep, error) {
 				// Relevance is already an attribution per plane value: sum it as it is.
 				Heatmap(heat[i*64:(i+1)*64], r.Data[off:off+per], b.Planes[off:off+per], pos.SideToMove() == board.Black, b.Transform(i), "grad", planes, normalize)
 			}
-			return []Result{
+			return []BatchResult{
 				{Key: "relevance", Shape: []int{board.NumPlanes, 8, 8}, Data: r.Data},
 				{Key: "heatmap", Shape: []int{8, 8}, Data: heat},
 			}, nil

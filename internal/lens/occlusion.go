@@ -36,7 +36,7 @@ var Occlusion = &Lens{
 		{Name: "replace", Kind: Enum, Default: "none", Choices: []string{"none", "pawn", "knight", "bishop", "rook", "queen"}, Help: "edit of each occupied square: none removes the piece, otherwise it becomes this piece of the same colour"},
 	},
 	Compatible: func(n *model.Network, v Values) error {
-		t, err := ParseTarget(v.String("target"))
+		t, err := ParseTarget(v.GetString("target"))
 		if err != nil {
 			return err
 		}
@@ -60,15 +60,15 @@ var replaceTypes = map[string]board.PieceType{"none": board.NoPieceType, "pawn":
 	"bishop": board.Bishop, "rook": board.Rook, "queen": board.Queen}
 
 func prepareOcclusion(n *model.Network, v Values) (*Prep, error) {
-	t, err := ParseTarget(v.String("target"))
+	t, err := ParseTarget(v.GetString("target"))
 	if err != nil {
 		return nil, err
 	}
-	with, ok := replaceTypes[v.String("replace")]
+	with, ok := replaceTypes[v.GetString("replace")]
 	if !ok {
-		return nil, fmt.Errorf("lens: --replace %q: want one of none, pawn, knight, bishop, rook, queen", v.String("replace"))
+		return nil, fmt.Errorf("lens: --replace %q: want one of none, pawn, knight, bishop, rook, queen", v.GetString("replace"))
 	}
-	return &Prep{Produce: func(b *Batch, out *Outputs) ([]Result, error) {
+	return &Prep{Produce: func(b *Batch, out *Outputs) ([]BatchResult, error) {
 		return occlude(b, out.Runner, t, with)
 	}, Check: t.Defined}, nil
 }
@@ -82,7 +82,7 @@ type occRow struct {
 	piece     string
 }
 
-func occlude(b *Batch, r *Runner, t Target, with board.PieceType) ([]Result, error) {
+func occlude(b *Batch, r *Runner, t Target, with board.PieceType) ([]BatchResult, error) {
 	if r == nil {
 		return nil, fmt.Errorf("occlusion needs a runner to run the edited positions")
 	}
@@ -157,7 +157,7 @@ func occlude(b *Batch, r *Runner, t Target, with board.PieceType) ([]Result, err
 		heat[row.pos*64+int(row.sq)] = d
 		variants[row.pos] = append(variants[row.pos].([]OccludedVariant), ov)
 	}
-	return []Result{
+	return []BatchResult{
 		{Key: "heatmap", Shape: []int{8, 8}, Data: heat},
 		{Key: "target", Shape: []int{}, Data: base},
 		{Key: "variants", JSON: variants},

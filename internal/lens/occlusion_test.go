@@ -57,7 +57,7 @@ func TestEditSquare(t *testing.T) {
 }
 
 // forwardFEN runs the network on fen encoded as a fresh game, independently of the lens's code path.
-func forwardFEN(t *testing.T, r *model.Runtime, n *model.Network, fen string) *model.HeadOutputs {
+func forwardFEN(t *testing.T, r *model.SessionCache, n *model.Network, fen string) *model.HeadOutputs {
 	t.Helper()
 	g, err := board.ParseGame(fen, "")
 	if err != nil {

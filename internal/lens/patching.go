@@ -30,7 +30,7 @@ const PatchTargetHelp = "value (force_value), wdl:w|d|l (probability), mlh, poli
 const patchRows = 256
 
 func compatiblePatching(n *model.Network, v Values) error {
-	t, err := ParseTarget(v.String("target"))
+	t, err := ParseTarget(v.GetString("target"))
 	if err != nil {
 		return err
 	}
@@ -38,11 +38,11 @@ func compatiblePatching(n *model.Network, v Values) error {
 }
 
 func preparePatching(n *model.Network, v Values) (*Prep, error) {
-	t, err := ParseTarget(v.String("target"))
+	t, err := ParseTarget(v.GetString("target"))
 	if err != nil {
 		return nil, err
 	}
-	pattern := v.String("pattern")
+	pattern := v.GetString("pattern")
 	if pattern == "" {
 		pattern = DefaultActivationPattern
 	}
@@ -50,7 +50,7 @@ func preparePatching(n *model.Network, v Values) (*Prep, error) {
 	if err != nil {
 		return nil, err
 	}
-	perSquare := v.Bool("per-square")
+	perSquare := v.GetBool("per-square")
 	hooks := make([]string, len(mods))
 	names := make([]string, len(mods))
 	for i, m := range mods {
@@ -101,7 +101,7 @@ type patcher struct {
 
 // produce runs the corrupted batch once, then the patched graphs, and reports target(patched) -
 // target(clean) per module (and square), with both unpatched targets.
-func (pt *patcher) produce(b *Batch, out *Outputs) ([]Result, error) {
+func (pt *patcher) produce(b *Batch, out *Outputs) ([]BatchResult, error) {
 	n, bn := pt.n, b.Len()
 	bt, err := pt.targetMoves(b, out.Heads)
 	if err != nil {
@@ -163,7 +163,7 @@ func (pt *patcher) produce(b *Batch, out *Outputs) ([]Result, error) {
 	if pt.perSquare {
 		shape = append(shape, 64)
 	}
-	return []Result{
+	return []BatchResult{
 		{Key: "effects", Shape: shape, Data: effects},
 		{Key: "target_clean", Shape: []int{1}, Data: clean},
 		{Key: "target_corrupted", Shape: []int{1}, Data: corrupted},

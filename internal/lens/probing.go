@@ -32,7 +32,7 @@ var Probing = &Lens{
 // probesFor returns the loaded probe file and checks that it was trained on n, on modules n has with the
 // same shapes.
 func probesFor(n *model.Network, v Values) (*probe.File, error) {
-	path := v.String("probe")
+	path := v.GetString("probe")
 	if path == "" {
 		return nil, errors.New("no probe file: pass --probe probe.json (train one with `lczerolens probe train`)")
 	}
@@ -75,8 +75,8 @@ func prepareProbing(n *model.Network, v Values) (*Prep, error) {
 	return &Prep{
 		Hooks: hooks,
 		Meta:  map[string]any{"concept": f.Concept, "kind": f.Kind, "modules": modules},
-		Produce: func(b *Batch, out *Outputs) ([]Result, error) {
-			rs := make([]Result, len(f.Probes))
+		Produce: func(b *Batch, out *Outputs) ([]BatchResult, error) {
+			rs := make([]BatchResult, len(f.Probes))
 			for k, p := range f.Probes {
 				t, ok := out.Tensors[hooks[k]]
 				if !ok {
@@ -90,7 +90,7 @@ func prepareProbing(n *model.Network, v Values) (*Prep, error) {
 				for i := range data {
 					data[i] = float32(p.Predict(t.Data[i*d:(i+1)*d], f.Binary()))
 				}
-				rs[k] = Result{Key: moduleKey(p.Module) + "_probe", Shape: []int{1}, Data: data}
+				rs[k] = BatchResult{Key: moduleKey(p.Module) + "_probe", Shape: []int{1}, Data: data}
 			}
 			return rs, nil
 		},

@@ -10,11 +10,9 @@ import (
 	"github.com/lczerolens/lczerolens/internal/onnxgraph"
 )
 
-// GradientIO names the extra inputs and outputs of a gradient plan.
-type GradientIO struct {
-	SeedInputs map[string]string // seeded tensor -> graph input holding its cotangent
-	Grads      map[string]string // tensor differentiated w.r.t. -> graph output holding the gradient
-}
+// GradientIO names the extra inputs and outputs of a gradient plan. It is autograd's type, named here so that
+// callers of model need not import autograd.
+type GradientIO = autograd.GradientIO
 
 // backwardEntry is a cached backward plan with the names of each pass's inputs and outputs.
 type backwardEntry struct {
@@ -158,11 +156,9 @@ func BackwardPlan(n *Network, hooks []string, passes []Backward) (*Plan, []*Grad
 	ios := make([]*GradientIO, len(passes))
 	for i, spec := range specs {
 		// Each Build appends a backward graph; earlier ones are off the new paths, so passes do not interfere.
-		var res *autograd.Result
-		if m, res, err = autograd.Build(m, spec); err != nil {
+		if m, ios[i], err = autograd.Build(m, spec); err != nil {
 			return nil, nil, fmt.Errorf("model: %s plan for %s: %w", passes[i].Rule.mode(), n.Path, err)
 		}
-		ios[i] = &GradientIO{SeedInputs: res.SeedInputs, Grads: res.Grads}
 	}
 	p, err := NewPlan(m)
 	if err != nil {

@@ -15,7 +15,7 @@ type HeadOutputs struct {
 }
 
 // Forward runs the heads on planes (batch x 112 x 8 x 8 values).
-func (n *Network) Forward(r *Runtime, planes []float32, batch int) (*HeadOutputs, error) {
+func (n *Network) Forward(r *SessionCache, planes []float32, batch int) (*HeadOutputs, error) {
 	if batch < 1 || len(planes) != batch*Planes*64 {
 		return nil, fmt.Errorf("model: forward: %d plane values for batch %d, want %d", len(planes), batch, batch*Planes*64)
 	}

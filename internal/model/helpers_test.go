@@ -17,12 +17,12 @@ func sharedDir(t testing.TB) string {
 
 var testRT struct {
 	once sync.Once
-	rt   *Runtime
+	rt   *SessionCache
 	err  error
 }
 
 // testRuntime is one CPU runtime shared by the package's tests.
-func testRuntime(t testing.TB) *Runtime {
+func testRuntime(t testing.TB) *SessionCache {
 	t.Helper()
 	lib := testutil.ORTLib(t)
 	testRT.once.Do(func() {
@@ -30,7 +30,7 @@ func testRuntime(t testing.TB) *Runtime {
 			testRT.err = err
 			return
 		}
-		testRT.rt, testRT.err = NewRuntime(SessionOptions{Device: DeviceCPU})
+		testRT.rt, testRT.err = NewSessionCache(SessionOptions{Device: DeviceCPU})
 	})
 	if testRT.err != nil {
 		t.Fatal(testRT.err)

@@ -23,7 +23,7 @@ func valueSeed(n *Network) (string, []float32) {
 
 // relevanceRun runs pass (seeded on the value target) and returns the target and the summed input
 // relevance per position.
-func relevanceRun(t *testing.T, rt *Runtime, n *Network, planes []float32, batch int, rule Rule) (target, sum []float64) {
+func relevanceRun(t *testing.T, rt *SessionCache, n *Network, planes []float32, batch int, rule Rule) (target, sum []float64) {
 	t.Helper()
 	target, sums := relevanceSums(t, rt, n, planes, batch, rule, nil)
 	return target, sums[n.Input]
@@ -31,7 +31,7 @@ func relevanceRun(t *testing.T, rt *Runtime, n *Network, planes []float32, batch
 
 // relevanceSums is relevanceRun that also returns the summed relevance of the tensors in at (and of the
 // input), per position.
-func relevanceSums(t *testing.T, rt *Runtime, n *Network, planes []float32, batch int, rule Rule, at []string) (target []float64, sums map[string][]float64) {
+func relevanceSums(t *testing.T, rt *SessionCache, n *Network, planes []float32, batch int, rule Rule, at []string) (target []float64, sums map[string][]float64) {
 	t.Helper()
 	seed, row := valueSeed(n)
 	wrt := append([]string{n.Input}, at...)

@@ -11,7 +11,7 @@ import (
 	pb "github.com/lczerolens/lczerolens/internal/onnxpb"
 )
 
-// Plan is a graph prepared for one set of needs (which tensors come out), ready for Runtime.Run.
+// Plan is a graph prepared for one set of needs (which tensors come out), ready for SessionCache.Run.
 type Plan struct {
 	Model   *pb.ModelProto
 	Inputs  []string // graph inputs, in graph order (initializers excluded)

@@ -77,14 +77,14 @@ func runtimeLibrary() string {
 // Device selects the execution provider.
 type Device string
 
-// Devices understood by NewRuntime.
+// Devices understood by NewSessionCache.
 const (
 	DeviceCPU  Device = "cpu"
 	DeviceCUDA Device = "cuda"
 	DeviceAuto Device = "auto" // CUDA when its provider loads, else CPU with a Notice
 )
 
-// SessionOptions configure every session a Runtime creates.
+// SessionOptions configure every session a SessionCache creates.
 type SessionOptions struct {
 	Device  Device
 	Threads int // intra-op threads; 0 uses one per CPU the process may run on (DefaultThreads)
@@ -104,8 +104,10 @@ func DefaultThreads() int {
 // ErrCUDAUnavailable reports that the CUDA execution provider could not be loaded.
 var ErrCUDAUnavailable = errors.New("cuda execution provider unavailable")
 
-// Runtime creates and caches ONNX Runtime sessions, one per (plan, requested outputs).
-type Runtime struct {
+// SessionCache creates and caches ONNX Runtime sessions, one per (plan, requested outputs), all with the same
+// SessionOptions; Run finds or creates the session for a plan and runs it. The process-wide ONNX Runtime
+// environment itself is InitRuntime's, not the cache's.
+type SessionCache struct {
 	opts   SessionOptions
 	cuda   bool   // CUDA provider appended to every session
 	notice string // set once when auto fell back to CPU
@@ -121,9 +123,9 @@ type session struct {
 	outputs []string
 }
 
-// NewRuntime checks the options against the loaded library; InitRuntime must have succeeded. For DeviceCUDA
+// NewSessionCache checks the options against the loaded library; InitRuntime must have succeeded. For DeviceCUDA
 // a missing CUDA provider is an error; DeviceAuto then falls back to the CPU and says so in Notice.
-func NewRuntime(opts SessionOptions) (*Runtime, error) {
+func NewSessionCache(opts SessionOptions) (*SessionCache, error) {
 	if runtimeLibrary() == "" {
 		return nil, errors.New(`model: new runtime: onnx runtime not initialised; call InitRuntime first (run "make ort" if the library is missing)`)
 	}
@@ -136,7 +138,7 @@ func NewRuntime(opts SessionOptions) (*Runtime, error) {
 	if opts.Threads == 0 {
 		opts.Threads = DefaultThreads()
 	}
-	r := &Runtime{opts: opts, sessions: map[string]*session{}}
+	r := &SessionCache{opts: opts, sessions: map[string]*session{}}
 	switch opts.Device {
 	case DeviceCPU:
 	case DeviceCUDA, DeviceAuto:
@@ -204,21 +206,21 @@ func destroyErr(err error) error {
 
 // Notice is a one-line message for the user when the runtime did not get what was asked (auto fell back to
 // the CPU); "" otherwise.
-func (r *Runtime) Notice() string { return r.notice }
+func (r *SessionCache) Notice() string { return r.notice }
 
 // Threads reports the intra-op thread count sessions use, the default resolved.
-func (r *Runtime) Threads() int { return r.opts.Threads }
+func (r *SessionCache) Threads() int { return r.opts.Threads }
 
 // Device reports the provider sessions actually use.
-func (r *Runtime) Device() Device {
+func (r *SessionCache) Device() Device {
 	if r.cuda {
 		return DeviceCUDA
 	}
 	return DeviceCPU
 }
 
-// Close destroys every cached session. The Runtime is unusable afterwards.
-func (r *Runtime) Close() error {
+// Close destroys every cached session. The cache is unusable afterwards.
+func (r *SessionCache) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var errs []error
@@ -237,7 +239,7 @@ type Tensor struct {
 }
 
 // sessionFor returns the cached session for p and outputs, creating it on first use.
-func (r *Runtime) sessionFor(p *Plan, outputs []string) (*session, error) {
+func (r *SessionCache) sessionFor(p *Plan, outputs []string) (*session, error) {
 	key := p.Key + "\x00" + strings.Join(outputs, "\x00")
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -261,7 +263,7 @@ func (r *Runtime) sessionFor(p *Plan, outputs []string) (*session, error) {
 	return s, nil
 }
 
-func (r *Runtime) sessionOptions() (so *ort.SessionOptions, err error) {
+func (r *SessionCache) sessionOptions() (so *ort.SessionOptions, err error) {
 	so, err = ort.NewSessionOptions()
 	if err != nil {
 		return nil, fmt.Errorf("model: session options: %w", err)
@@ -301,7 +303,7 @@ func (r *Runtime) sessionOptions() (so *ort.SessionOptions, err error) {
 // Run evaluates plan p on inputs (every plan input, any batch size) and returns the requested outputs (all
 // of p.Outputs when outputs is nil), which must be float32. Input data is handed to ONNX Runtime without a
 // copy; outputs are Go memory, copied once from ONNX Runtime's buffers.
-func (r *Runtime) Run(p *Plan, inputs map[string]Tensor, outputs []string) (map[string]Tensor, error) {
+func (r *SessionCache) Run(p *Plan, inputs map[string]Tensor, outputs []string) (map[string]Tensor, error) {
 	if outputs == nil && p != nil {
 		outputs = p.Outputs
 	}
@@ -328,7 +330,7 @@ type outputMeta struct {
 }
 
 // outputMetas runs p and reports only the shapes and element types of the outputs, whatever the types.
-func (r *Runtime) outputMetas(p *Plan, inputs map[string]Tensor) (map[string]outputMeta, error) {
+func (r *SessionCache) outputMetas(p *Plan, inputs map[string]Tensor) (map[string]outputMeta, error) {
 	res := map[string]outputMeta{}
 	err := r.run(p, inputs, p.Outputs, func(name string, v ort.Value) error {
 		// ONNX Runtime's element type enum is ONNX's TensorProto.DataType.
@@ -339,7 +341,7 @@ func (r *Runtime) outputMetas(p *Plan, inputs map[string]Tensor) (map[string]out
 }
 
 // run does the work of Run, handing each output to take before destroying it.
-func (r *Runtime) run(p *Plan, inputs map[string]Tensor, outputs []string, take func(string, ort.Value) error) (err error) {
+func (r *SessionCache) run(p *Plan, inputs map[string]Tensor, outputs []string, take func(string, ort.Value) error) (err error) {
 	if p == nil {
 		return errors.New("model: run: nil plan")
 	}

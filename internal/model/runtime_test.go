@@ -22,7 +22,7 @@ func TestCUDAUnavailable(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(filepath.Dir(lib), "libonnxruntime_providers_cuda.so")); err == nil {
 		t.Skip("CUDA provider present beside the library: not the machine for this test")
 	}
-	_, err := NewRuntime(SessionOptions{Device: DeviceCUDA})
+	_, err := NewSessionCache(SessionOptions{Device: DeviceCUDA})
 	if err == nil {
 		t.Fatal("cuda runtime created without the CUDA provider")
 	}
@@ -35,7 +35,7 @@ func TestCUDAUnavailable(t *testing.T) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
 	}
-	r, err := NewRuntime(SessionOptions{Device: DeviceAuto})
+	r, err := NewSessionCache(SessionOptions{Device: DeviceAuto})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestCUDAUnavailable(t *testing.T) {
 func TestRuntimeOptionErrors(t *testing.T) {
 	testRuntime(t)
 	for _, o := range []SessionOptions{{Device: "tpu"}, {Threads: -1}} {
-		if _, err := NewRuntime(o); err == nil {
+		if _, err := NewSessionCache(o); err == nil {
 			t.Errorf("%+v: no error", o)
 		} else {
 			checkOneLine(t, err)

@@ -62,7 +62,7 @@ func (n *Network) ShapesKnown() bool {
 // every op of lc0's nets (a test runs it over all reference nets and the demo net with no unknown left), so
 // for those this returns at once. It stays for foreign ONNX files with ops that have no rule (Resize,
 // Einsum, contrib ops), whose modules would otherwise be listed without a shape.
-func (n *Network) ResolveShapes(r *Runtime) error {
+func (n *Network) ResolveShapes(r *SessionCache) error {
 	if n.ShapesKnown() {
 		return nil
 	}
@@ -83,13 +83,13 @@ func (n *Network) ResolveShapes(r *Runtime) error {
 }
 
 // runtimeShapes asks ONNX Runtime for the batch-1 shape of every node output.
-func (n *Network) runtimeShapes(r *Runtime) (map[string]outputMeta, error) {
+func (n *Network) runtimeShapes(r *SessionCache) (map[string]outputMeta, error) {
 	return n.runtimeShapesAt(r, 1)
 }
 
 // runtimeShapesAt asks ONNX Runtime for the shape of every node output for a batch of the given size. The
 // extra outputs carry no type, so ONNX Runtime infers it rather than trusting a guess of ours.
-func (n *Network) runtimeShapesAt(r *Runtime, batch int) (map[string]outputMeta, error) {
+func (n *Network) runtimeShapesAt(r *SessionCache, batch int) (map[string]outputMeta, error) {
 	m := onnxgraph.Clone(n.Proto)
 	g := m.GetGraph()
 	outs := map[string]bool{}

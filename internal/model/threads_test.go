@@ -18,7 +18,7 @@ func TestDefaultThreads(t *testing.T) {
 	}
 	testRuntime(t)
 	for _, tt := range []struct{ threads, want int }{{0, 3}, {2, 2}} {
-		r, err := NewRuntime(SessionOptions{Device: DeviceCPU, Threads: tt.threads})
+		r, err := NewSessionCache(SessionOptions{Device: DeviceCPU, Threads: tt.threads})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +57,7 @@ func BenchmarkBatchThreads(b *testing.B) {
 	}
 	for _, threads := range counts {
 		b.Run(fmt.Sprintf("threads=%d", threads), func(b *testing.B) {
-			rt, err := NewRuntime(SessionOptions{Device: DeviceCPU, Threads: threads})
+			rt, err := NewSessionCache(SessionOptions{Device: DeviceCPU, Threads: threads})
 			if err != nil {
 				b.Fatal(err)
 			}

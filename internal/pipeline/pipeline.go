@@ -14,7 +14,7 @@ import (
 
 // Engine runs one batch: one prepared lens engine (*lens.Engine) over one network.
 type Engine interface {
-	Run(b *lens.Batch) (*lens.Outputs, []lens.Result, error)
+	Run(b *lens.Batch) (*lens.Outputs, []lens.BatchResult, error)
 }
 
 // PositionChecker is an Engine that can tell, before a run, a position it cannot analyse (*lens.Engine: a
@@ -97,7 +97,7 @@ type Batch struct {
 	Seq     int        // 0-based batch number in this run
 	Input   lens.Batch // the encoded positions the engine ran on
 	Items   []Position // row i of Input and Results
-	Results []lens.Result
+	Results []lens.BatchResult
 	// Bad are the bad records met while reading this batch's positions, and the positions set aside
 	// because the engine cannot analyse them (see PositionChecker; Reason names the ply).
 	Bad []BadRecord

@@ -18,7 +18,7 @@ import (
 
 var (
 	rtOnce sync.Once
-	rt     *model.Runtime
+	rt     *model.SessionCache
 	rtErr  error
 )
 
@@ -29,7 +29,7 @@ func demoEngine(t testing.TB) *lens.Engine {
 	lib := testutil.ORTLib(t)
 	rtOnce.Do(func() {
 		if _, rtErr = model.InitRuntime([]string{lib}); rtErr == nil {
-			rt, rtErr = model.NewRuntime(model.SessionOptions{Device: "cpu", Threads: 1})
+			rt, rtErr = model.NewSessionCache(model.SessionOptions{Device: "cpu", Threads: 1})
 		}
 	})
 	if rtErr != nil {
@@ -55,7 +55,7 @@ type countingEngine struct {
 
 var errModel = errors.New("model: run failed (injected)")
 
-func (c *countingEngine) Run(b *lens.Batch) (*lens.Outputs, []lens.Result, error) {
+func (c *countingEngine) Run(b *lens.Batch) (*lens.Outputs, []lens.BatchResult, error) {
 	c.runs++
 	if c.runs-1 == c.failAt {
 		return nil, nil, errModel

@@ -59,10 +59,10 @@ func ruleSet(m Mode) map[string]rule {
 	return rules
 }
 
-// Result names what Build added to the graph.
-type Result struct {
-	SeedInputs map[string]string // seeded tensor -> seed input name
-	Grads      map[string]string // wrt tensor -> gradient output name
+// GradientIO names what Build added to the graph: the seed inputs and the gradient (or relevance) outputs.
+type GradientIO struct {
+	SeedInputs map[string]string // seeded tensor -> graph input holding its cotangent (seed)
+	Grads      map[string]string // wrt tensor -> graph output holding its gradient
 }
 
 // UnsupportedOpError reports an op on a path from Wrt to Seeds that has no gradient rule (or no rule for the
@@ -373,7 +373,7 @@ func Check(m *pb.ModelProto, spec Spec) error {
 // added and each gradient dL/d(wrt) exposed as a graph output of the wrt tensor's shape. Forward outputs stay.
 // In an LRP mode the outputs are the relevances of the wrt tensors instead (see lrp.go). Build can be applied
 // again to its own result for another spec: the earlier backward nodes are off every new path.
-func Build(m *pb.ModelProto, spec Spec) (*pb.ModelProto, *Result, error) {
+func Build(m *pb.ModelProto, spec Spec) (*pb.ModelProto, *GradientIO, error) {
 	return build(m, spec, defaultOptions())
 }
 
@@ -387,7 +387,7 @@ type options struct {
 
 func defaultOptions() options { return options{} }
 
-func build(m *pb.ModelProto, spec Spec, opt options) (*pb.ModelProto, *Result, error) {
+func build(m *pb.ModelProto, spec Spec, opt options) (*pb.ModelProto, *GradientIO, error) {
 	if m == nil {
 		return nil, nil, fmt.Errorf("%w: nil model", ErrSpec)
 	}
@@ -400,7 +400,7 @@ func build(m *pb.ModelProto, spec Spec, opt options) (*pb.ModelProto, *Result, e
 		return nil, nil, err
 	}
 	b := newBuilder(p, opt)
-	res := &Result{SeedInputs: map[string]string{}, Grads: map[string]string{}}
+	res := &GradientIO{SeedInputs: map[string]string{}, Grads: map[string]string{}}
 	g := p.g
 	for _, s := range spec.Seeds {
 		name := b.uniqueName(s + "/seed")
