@@ -300,3 +300,141 @@ func TestRidgeNotPositiveDefinite(t *testing.T) {
 		}
 	}
 }
+
+// useDirectMax sends systems with min(n, d) above m to conjugate gradients for the rest of the test.
+func useDirectMax(t *testing.T, m int) {
+	old := directMax
+	directMax = m
+	t.Cleanup(func() { directMax = old })
+}
+
+// useHeldRows lets conjugate gradients keep that many standardised rows of d features for the rest of the test.
+func useHeldRows(t *testing.T, rows, d int) {
+	old := heldBytes
+	heldBytes = min(rows, 1<<30/(8*d)) * 8 * d
+	t.Cleanup(func() { heldBytes = old })
+}
+
+// addAll feeds every row to a new fitter, none held out.
+func addAll(t *testing.T, xs [][]float32, ys []float64, opts FitOptions) *Fitter {
+	t.Helper()
+	f := NewFitter("m", []int{len(xs[0])}, opts)
+	for i := range xs {
+		if err := f.Add(xs[i], ys[i], false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
+// TestRidgeCGMatchesCholesky solves the same penalised systems by the factorisation and by conjugate gradients,
+// from kept rows (primal and dual shapes) and from the streamed normal equations. Conjugate gradients stop at a
+// relative residual cgTol, so their weights may differ by up to cgTol times the condition number of
+// Z'Z + alpha n I, relative; over standardised features that is at most 1 + d/alpha (the largest eigenvalue of
+// Z'Z is at most its trace, n d). The training R^2 of the streamed sums must be that of the rows with the
+// weights found.
+func TestRidgeCGMatchesCholesky(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		d, rows, maxR int
+		l2            float64
+	}{
+		{"rows, n > d", 30, 300, 1000, 0.5},
+		{"rows, n < d", 150, 60, 1000, 0.05},
+		{"normal equations", 30, 300, 10, 0.5},
+		{"normal equations, d > n", 150, 60, 1, 0.05},
+	} {
+		xs, ys, _, _ := synthetic(c.rows, c.d, 2, 11)
+		opts := FitOptions{L2: c.l2, MaxRows: c.maxR}
+		var ws [][]float64
+		var b []float64
+		// The factorisation; then conjugate gradients with every kept row standardised once and held, none, and
+		// 37 of them (the rest standardised again in every product, in blocks, the last one short).
+		for _, held := range []int{-1, 1 << 30, 0, 37} {
+			m := 0
+			if held < 0 {
+				m = 1 << 30
+			} else {
+				useHeldRows(t, held, c.d)
+			}
+			useDirectMax(t, m)
+			f := addAll(t, xs, ys, opts)
+			w, bias, err := f.solve()
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			ws, b = append(ws, w), append(b, bias)
+			if f.n == 0 {
+				continue
+			}
+			// The streamed sums' training R^2 against the rows' with the same weights.
+			var mean, sse, sst float64
+			for _, y := range ys {
+				mean += y / float64(len(ys))
+			}
+			for i, x := range xs {
+				pred := bias
+				for j, v := range x {
+					pred += w[j] * float64(v)
+				}
+				sse += (ys[i] - pred) * (ys[i] - pred)
+				sst += (ys[i] - mean) * (ys[i] - mean)
+			}
+			if r2 := 1 - sse/sst; math.Abs(r2-f.gramR2) > 1e-9 {
+				t.Errorf("%s, held rows %d: training R^2 from the sums %.12f, from the rows %.12f", c.name, held, f.gramR2, r2)
+			}
+		}
+		for k := 1; k < len(ws); k++ {
+			var diff, wmax float64
+			for j := range ws[0] {
+				diff = math.Max(diff, math.Abs(ws[0][j]-ws[k][j]))
+				wmax = math.Max(wmax, math.Abs(ws[0][j]))
+			}
+			bound := cgTol * (1 + float64(c.d)/c.l2)
+			t.Logf("%s, run %d: max |w cg - w cholesky| / max |w| = %.2e (bound %.1e), bias %.2e", c.name, k, diff/wmax, bound, math.Abs(b[0]-b[k]))
+			if diff > bound*wmax || math.Abs(b[0]-b[k]) > bound*(wmax+math.Abs(b[0])) {
+				t.Errorf("%s, run %d: conjugate gradients off the factorisation by %.2e (max |w| %.3g), bias %g vs %g", c.name, k, diff, wmax, b[k], b[0])
+			}
+		}
+	}
+}
+
+// TestRidgeCGRecovers fits noiseless linear data with a vanishing penalty by conjugate gradients, from kept
+// rows and from the streamed sums: they reach the generating map. Independent features make Z'Z close to n I
+// (condition number about 2 here), so stopping at cgTol leaves errors of about cgTol.
+func TestRidgeCGRecovers(t *testing.T) {
+	useDirectMax(t, 0)
+	const d = 12
+	xs, ys, w, b := synthetic(400, d, 0, 1)
+	for _, maxRows := range []int{1000, 50} {
+		got, gotB, err := addAll(t, xs, ys, FitOptions{L2: 1e-14, MaxRows: maxRows}).solve()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var worst float64
+		for j := range w {
+			worst = math.Max(worst, math.Abs(got[j]-w[j]))
+		}
+		t.Logf("max rows %d: max |w - w true| %.2e, |b - b true| %.2e", maxRows, worst, math.Abs(gotB-b))
+		if worst > 1e-5 || math.Abs(gotB-b) > 1e-4 {
+			t.Errorf("max rows %d: weights off by %.2e, bias by %.2e", maxRows, worst, math.Abs(gotB-b))
+		}
+	}
+}
+
+// TestRidgeCGNotPositiveDefinite: conjugate gradients meet a direction of non-positive curvature in a system
+// with a negative penalty and report it as the factorisation does, from kept rows and from the streamed sums.
+func TestRidgeCGNotPositiveDefinite(t *testing.T) {
+	useDirectMax(t, 0)
+	xs, ys, _, _ := synthetic(40, 8, 1, 9)
+	for _, maxRows := range []int{1000, 1} {
+		f := NewFitter("block7", []int{8}, FitOptions{L2: -1, MaxRows: maxRows})
+		for i := range xs {
+			_ = f.Add(xs[i], ys[i], false)
+		}
+		_, err := f.Fit()
+		if err == nil || !strings.Contains(err.Error(), "probe block7: ridge: the normal equations are not positive definite (use a larger --l2)") {
+			t.Errorf("max rows %d: error %v", maxRows, err)
+		}
+	}
+}
