@@ -66,7 +66,7 @@ named tensors per position, as JSON or NPY.`,
 	pf.String("model", "", "lc0 network: weight file (.pb, .pb.gz) or ONNX (.onnx); empty = the built-in demo network")
 	pf.String("device", "cpu", "execution device: cpu, cuda or auto (cuda if available, else cpu)")
 	pf.String("ort-lib", "", "path to libonnxruntime.so (default: third_party/onnxruntime/ of the checkout; run \"make ort\")")
-	pf.Int("threads", 0, fmt.Sprintf("intra-op threads for ONNX Runtime (0 = one per core; at most %d per CPU)", threadsPerCPU))
+	pf.Int("threads", 0, fmt.Sprintf("intra-op threads for ONNX Runtime (0 = one per CPU the process may use, its affinity; at most %d per CPU)", threadsPerCPU))
 	pf.String("log-level", "info", "log level: debug, info, warn or error")
 	cmd.SetFlagErrorFunc(flagError)
 
