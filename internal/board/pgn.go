@@ -334,29 +334,33 @@ func parseTag(t []byte) (name, value string, ok bool) {
 	return name, string(v), true
 }
 
+// skipPast moves past the next c in this piece of line and reports whether it found one; without one it
+// consumes the rest of the piece, so a comment or bracket open across pieces stays open.
+func (r *PGNReader) skipPast(line []byte, c byte) bool {
+	j := bytes.IndexByte(line[r.pos:], c)
+	if j < 0 {
+		r.pos = len(line)
+		return false
+	}
+	r.pos += j + 1
+	return true
+}
+
 // scanMovetext consumes movetext from the current piece of a line; true when a
 // game termination marker ended the game.
 func (r *PGNReader) scanMovetext(st *pgnGame) bool {
 	line := r.line
 	for r.pos < len(line) {
 		if r.inComment {
-			j := bytes.IndexByte(line[r.pos:], '}')
-			if j < 0 {
-				r.pos = len(line)
+			if r.inComment = !r.skipPast(line, '}'); r.inComment {
 				return false
 			}
-			r.pos += j + 1
-			r.inComment = false
 			continue
 		}
 		if r.inBracket {
-			j := bytes.IndexByte(line[r.pos:], ']')
-			if j < 0 {
-				r.pos = len(line)
+			if r.inBracket = !r.skipPast(line, ']'); r.inBracket {
 				return false
 			}
-			r.pos += j + 1
-			r.inBracket = false
 			continue
 		}
 		if r.inNAG {
