@@ -77,7 +77,7 @@ func selectionOf(v Values) Selection {
 // view is how one position's row of a module's activation is indexed: heads x squares x channels, with
 // strides; squares < 0 means the module has no square axis (a vector such as squeeze-excitation's).
 type view struct {
-	heads, squares, channels int
+	heads, squares, channels  int
 	hStride, sStride, cStride int
 }
 
