@@ -18,16 +18,20 @@ func analyseResult(t *testing.T, key string, args ...string) []float32 {
 		t.Fatalf("analyse %v: exit %d: %s", args, code, stderr)
 	}
 	var env2 struct {
-		Results map[string]struct {
-			Data []float32 `json:"data"`
-		} `json:"results"`
+		Results map[string]json.RawMessage `json:"results"`
 	}
 	if err := json.Unmarshal([]byte(stdout), &env2); err != nil {
 		t.Fatal(err)
 	}
-	r, ok := env2.Results[key]
+	raw, ok := env2.Results[key]
 	if !ok {
 		t.Fatalf("analyse %v: no result %s in %s", args, key, stdout)
+	}
+	var r struct {
+		Data []float32 `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatal(err)
 	}
 	return r.Data
 }

@@ -11,4 +11,5 @@ var Lenses = Registry{
 	Probing,
 	LogitLens,
 	Ablation,
+	Steering,
 }
