@@ -220,6 +220,8 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "steering", "--module", "block0/conv2/relu", "--direction", missing}, code: 2, want: missing},
 		{cmd: "direction", args: []string{"direction", fx.pgn, fx.pgn, "--module", "nosuch", "-o", out("d.npy")}, code: 2, want: "module nosuch"},
 		{cmd: "direction", args: []string{"direction", fx.pgn, fx.pgn, "--module", "block0/conv2/relu", "-o", "-"}, einval: true, code: 1, want: "invalid argument"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "attention"}, code: 2, want: "no attention module"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "attention", "--top-pairs", "-1"}, code: 2, want: "option --top-pairs"},
 	}
 	if err := os.MkdirAll(filepath.Join(fx.dir, "out"), 0o755); err != nil {
 		t.Fatal(err)

@@ -12,4 +12,5 @@ var Lenses = Registry{
 	LogitLens,
 	Ablation,
 	Steering,
+	Attention,
 }
