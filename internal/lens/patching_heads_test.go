@@ -64,4 +64,6 @@ func TestPatchingHeads(t *testing.T) {
 	}
 }
 
-func tensorOf(shape []int64, data []float32) model.Tensor { return model.Tensor{Shape: shape, Data: data} }
+func tensorOf(shape []int64, data []float32) model.Tensor {
+	return model.Tensor{Shape: shape, Data: data}
+}
