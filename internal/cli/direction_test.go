@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/lczerolens/lczerolens/internal/npy"
@@ -54,5 +55,19 @@ func TestDirectionSteeringReproducesPatching(t *testing.T) {
 	zero := analyseResult(t, "delta_value", "--model", model, "--fen", clean, "--lens", "steering", "--module", module, "--direction", out, "--alpha", "0")
 	if zero[0] != 0 {
 		t.Errorf("alpha 0 moved the value by %g", zero[0])
+	}
+	// As many values in another shape ([64,64], an attention body's) is another module's direction.
+	other := filepath.Join(dir, "other.npy")
+	w, err := os.Create(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := npy.Write(w, []int{64, 64}, make([]float32, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	code, _, stderr := runCLI(t, env, "analyse", "--model", model, "--fen", clean, "--lens", "steering", "--module", module, "--direction", other)
+	if code != 2 || !strings.Contains(stderr, "has shape [64 64]") {
+		t.Errorf("direction of another shape: exit %d %q, want 2", code, stderr)
 	}
 }

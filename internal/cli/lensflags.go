@@ -156,7 +156,7 @@ func loadDirection(v lens.Values) error {
 		}
 		for _, p := range f.Probes {
 			if p.Module == v.GetString("module") {
-				lens.WithDirection(v, p.Weights)
+				lens.WithDirection(v, p.Weights, nil)
 				return nil
 			}
 		}
@@ -167,10 +167,10 @@ func loadDirection(v lens.Values) error {
 		return pathError(fmt.Errorf("steering: direction: %w", err))
 	}
 	defer file.Close()
-	_, data, err := npy.Read(file)
+	shape, data, err := npy.Read(file)
 	if err != nil {
 		return inputError(fmt.Errorf("steering: direction %s: %w", path, err))
 	}
-	lens.WithDirection(v, data)
+	lens.WithDirection(v, data, shape)
 	return nil
 }

@@ -30,7 +30,7 @@ func demoLensValues(t *testing.T, l *Lens) (Values, error) {
 	if l == Steering { // block0's output of the demo net has 4 channels
 		v, err := l.Resolve(map[string]string{"module": "block0/conv2/relu", "direction": "dir.npy"})
 		if err == nil {
-			WithDirection(v, []float32{1, -1, 0.5, 0})
+			WithDirection(v, []float32{1, -1, 0.5, 0}, nil)
 		}
 		return v, err
 	}

@@ -14,9 +14,19 @@ import (
 // "direction" option names (WithDirection): a lens reads no files.
 const directionKey = "steering_direction"
 
+// directionShapeKey holds the direction file's array shape, when it has one (a .npy), so that a direction
+// of another module with as many values is refused rather than added.
+const directionShapeKey = "steering_direction_shape"
+
 // WithDirection gives the steering lens's values v the direction read from v's "direction" file: one
-// position's activation of the module (any shape with that many values) or one vector of its channels.
-func WithDirection(v Values, dir []float32) { v[directionKey] = dir }
+// position's activation of the module or one vector of its channels. shape is the file's array shape (nil
+// when the file has none, as a probe's weights): more than one axis must be the module's own shape.
+func WithDirection(v Values, dir []float32, shape []int) {
+	v[directionKey] = dir
+	if shape != nil {
+		v[directionShapeKey] = shape
+	}
+}
 
 // steeringTop is how many moves the before/after lists hold.
 const steeringTop = 5
@@ -66,6 +76,9 @@ func steeringSetup(n *model.Network, v Values) (model.Module, []float32, error) 
 		}
 		if len(dir) != row && len(dir) != w.channels {
 			return m, nil, fmt.Errorf("direction %s has %d values; module %s (shape %v) wants %d (one activation) or %d (its channels)", v.GetString("direction"), len(dir), m.Name, m.Shape, row, w.channels)
+		}
+		if shape, _ := v[directionShapeKey].([]int); len(shape) > 1 && fmt.Sprint(shape) != fmt.Sprint(rowShape(m.Shape, 1)) {
+			return m, nil, fmt.Errorf("direction %s has shape %v; module %s wants %v (one activation) or [%d] (its channels)", v.GetString("direction"), shape, m.Name, rowShape(m.Shape, 1), w.channels)
 		}
 		if err := w.check(m, Selection{Squares: selectionOf(v).Squares}); err != nil {
 			return m, nil, err

@@ -14,7 +14,7 @@ func steeringValues(t *testing.T, raw map[string]string, dir []float32) Values {
 	if err != nil {
 		t.Fatal(err)
 	}
-	WithDirection(v, dir)
+	WithDirection(v, dir, nil)
 	return v
 }
 
