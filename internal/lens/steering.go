@@ -40,7 +40,7 @@ var Steering = &Lens{
 		{Name: "module", Kind: String, Default: "", Help: "module to steer (see `lczerolens model modules`)"},
 		{Name: "direction", Kind: String, Default: "", Help: "direction: a .npy of the module's per-position shape or of its channels (from `lczerolens direction`), or a probe .json (its weights for --module)"},
 		{Name: "alpha", Kind: Float, Default: "1", Help: "multiple of the direction added"},
-		{Name: "squares", Kind: String, Default: "", Help: "absolute squares to steer, e.g. e4,d5 (default all)", Check: checkSquareList},
+		{Name: "squares", Kind: String, Default: "", Help: "absolute squares to ablate or steer, e.g. e4,d5 (default all)", Check: checkSquareList},
 	},
 	Compatible: func(n *model.Network, v Values) error {
 		_, _, err := steeringSetup(n, v)
