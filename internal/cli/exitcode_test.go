@@ -222,6 +222,10 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "direction", args: []string{"direction", fx.pgn, fx.pgn, "--module", "block0/conv2/relu", "-o", "-"}, einval: true, code: 1, want: "invalid argument"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "attention"}, code: 2, want: "no attention module"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "attention", "--top-pairs", "-1"}, code: 2, want: "option --top-pairs"},
+		{cmd: "serve", args: []string{"serve", "--port", "70000"}, code: 2, want: "--port 70000"},
+		{cmd: "serve", args: []string{"serve", "--model", missing}, code: 2, want: missing},
+		{cmd: "serve", args: []string{"serve", "--listen", "no such host!"}, code: 2, want: "listen on"},
+		{cmd: "serve", args: []string{"serve"}, env: map[string]string{"LCZEROLENS_ORT_LIB": missing}, code: 1, want: "make ort"},
 	}
 	if err := os.MkdirAll(filepath.Join(fx.dir, "out"), 0o755); err != nil {
 		t.Fatal(err)

@@ -158,11 +158,17 @@ type netSession struct {
 // Session loads the configured network, resolves its input encoding (--input-format against the network's
 // own) and starts ONNX Runtime, in that order so input errors come before the runtime is loaded.
 func (f *Factory) Session(inputFormat string) (*netSession, error) {
+	return f.sessionWith(f.Config(), inputFormat)
+}
+
+// sessionWith is Session with the encoding settings of cfg rather than the command's configuration (serve
+// takes them per request).
+func (f *Factory) sessionWith(cfg *Config, inputFormat string) (*netSession, error) {
 	net, err := f.Network()
 	if err != nil {
 		return nil, err
 	}
-	enc, err := resolveEncoding(f.Config(), inputFormat, net)
+	enc, err := resolveEncoding(cfg, inputFormat, net)
 	if err != nil {
 		return nil, err
 	}
