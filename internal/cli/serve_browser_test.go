@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"encoding/json"
+	"math"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/lczerolens/lczerolens/internal/browsertest"
+)
+
+// TestServeBrowserSaliency is issue 20's acceptance 2: the page loads, takes a FEN, runs saliency and draws
+// its heatmap on the board; the values on the squares are the API's saliency for that position.
+func TestServeBrowserSaliency(t *testing.T) {
+	browsertest.Chromium(t)
+	srv := serveTest(t, "")
+	fen := "r1bqkb1r/pppp1ppp/2n2n2/4p2Q/2B1P3/8/PPPP1PPP/RNB1K1NR b KQkq - 3 3"
+	ctx, log := browsertest.New(t, 60*time.Second)
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`body[data-ready="true"]`)),
+		chromedp.SetValue(chromedp.CSS("#input"), fen),
+		chromedp.SetValue(chromedp.CSS("#lens"), "saliency"),
+		chromedp.Click(chromedp.CSS("#load")),
+		chromedp.WaitReady(chromedp.CSS(`#board svg rect.square`)),
+	)
+	if err != nil {
+		t.Fatalf("browser: %v (page errors %v)", err, log.Errors())
+	}
+	type square struct{ Name, Fill, Title string }
+	squares, err := chromedp.Run(ctx, chromedp.Evaluate[[]square](`[...document.querySelectorAll("#board rect.square")].map(r => ({Name: r.dataset.square,
+			Fill: r.getAttribute("fill"), Title: r.querySelector("title").textContent}))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#status")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(squares) != 64 {
+		t.Fatalf("%d squares drawn, want 64", len(squares))
+	}
+	if !strings.Contains(status, "analysed") {
+		t.Errorf("status %q, want an analysis", status)
+	}
+	// The same request through the API, read independently of the page.
+	code, body := post(t, srv.URL+"/api/analyse", `{"lens":"saliency","fen":"`+fen+`"}`)
+	if code != 200 {
+		t.Fatalf("api: %d %s", code, body)
+	}
+	var env struct {
+		Results struct {
+			Saliency struct{ Data [][]float64 }
+		}
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		t.Fatal(err)
+	}
+	sal := env.Results.Saliency.Data
+	if len(sal) != 8 {
+		t.Fatalf("api saliency: %v", sal)
+	}
+	fills := map[string]bool{}
+	for _, s := range squares {
+		fills[s.Fill] = true
+		sq := int(s.Name[1]-'1')*8 + int(s.Name[0]-'a')
+		want := sal[sq/8][sq%8]
+		f := strings.Fields(s.Title)
+		if len(f) != 2 {
+			t.Fatalf("square %s: title %q has no value: no heatmap drawn", s.Name, s.Title)
+		}
+		got, err := strconv.ParseFloat(f[1], 64)
+		if err != nil || math.Abs(got-want) > 1e-3*math.Max(math.Abs(want), 1e-9) {
+			t.Errorf("square %s shows %q, the api says %g", s.Name, s.Title, want)
+		}
+	}
+	if len(fills) < 3 {
+		t.Errorf("heatmap has %d colours, want a gradient", len(fills))
+	}
+	if errs := log.Errors(); len(errs) > 0 {
+		t.Errorf("page errors: %v", errs)
+	}
+	for _, u := range log.Requests() {
+		if !strings.HasPrefix(u, srv.URL) && !strings.HasPrefix(u, "data:") {
+			t.Errorf("the page asked for %s, outside the server", u)
+		}
+	}
+}
