@@ -226,6 +226,11 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "serve", args: []string{"serve", "--model", missing}, code: 2, want: missing},
 		{cmd: "serve", args: []string{"serve", "--listen", "no such host!"}, code: 2, want: "listen on"},
 		{cmd: "serve", args: []string{"serve"}, env: map[string]string{"LCZEROLENS_ORT_LIB": missing}, code: 1, want: "make ort"},
+		{cmd: "report", args: []string{"report", missing, "-o", out("r.html")}, code: 2, want: missing},
+		{cmd: "report", args: []string{"report", fx.dir, "-o", out("r2.html"), "--limit", "0"}, code: 2, want: "--limit 0"},
+		{cmd: "report", args: []string{"report", fx.dir}, code: 2, want: "pass -o"},
+		{cmd: "report", args: []string{"report", fx.badCfg, "-o", out("r3.html")}, code: 2, want: "no batch, analyse, probe"},
+		{cmd: "report", args: []string{"report", reportFixture(t, fx.dir), "-o", "-"}, einval: true, code: 1, want: "invalid argument"},
 	}
 	if err := os.MkdirAll(filepath.Join(fx.dir, "out"), 0o755); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,697 @@
+// Package report turns output directories of lczerolens commands into one self-contained HTML file: every
+// picture, style and script inline, nothing fetched, so the file opens offline and can be mailed. Boards
+// are drawn by internal/render. What it reads is detected by file name and content, so that outputs of
+// commands it does not know yet still show as tables rather than failing:
+//
+//   - a batch (or analyse --format npy) directory, manifest.json + positions.jsonl + KEY.npy or
+//     results.jsonl: per position a board with every [8,8] result switchable and the record's move as an
+//     arrow; results of other shapes are listed;
+//   - a probe file (format lczerolens-probe, from probe train): the held-out and training score per module
+//     as a bar chart and a table;
+//   - any other .json, .jsonl or .csv file: its scalar fields as a table (JSONL rows with a rating and a
+//     boolean outcome are also summarised by rating band), subdirectories one level down likewise.
+package report
+
+import (
+	"bufio"
+	"bytes"
+	_ "embed"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/lczerolens/lczerolens/internal/board"
+	"github.com/lczerolens/lczerolens/internal/npy"
+	"github.com/lczerolens/lczerolens/internal/render"
+	"github.com/lczerolens/lczerolens/internal/store"
+)
+
+// Options bound a report.
+type Options struct {
+	// Limit is the most positions drawn per batch directory, sampled evenly over the run (0 means 50).
+	Limit int
+	// MaxBytes bounds the boards' pictures in bytes; positions past it are left out and the report says so
+	// (0 means DefaultMaxBytes).
+	MaxBytes int
+	// TableRows is the most rows shown per generic table (0 means 20).
+	TableRows int
+}
+
+// DefaultMaxBytes bounds the pictures of a report: large enough for 50 positions with a handful of maps,
+// small enough for any browser and mail system.
+const DefaultMaxBytes = 20 << 20
+
+// Report is what a report shows.
+type Report struct {
+	Title    string
+	Batches  []*Batch
+	Probes   []*Probe
+	Tables   []*Table
+	Notes    []string
+	MaxBytes int
+	bytes    int
+}
+
+// Batch is one batch-like output directory.
+type Batch struct {
+	Path      string
+	Model     string
+	Lens      string
+	Count     int
+	Keys      []string // the [8,8] keys, switchable
+	Other     []string // other keys, with their shapes
+	Positions []*Position
+	Omitted   int // positions not drawn (limit, size)
+}
+
+// Position is one drawn position: one SVG per key, and one without a map.
+type Position struct {
+	Index int
+	FEN   string
+	Move  string
+	SVG   map[string]template.HTML
+}
+
+// Probe is a probe file's scores per module.
+type Probe struct {
+	Path, Concept, Kind, Model string
+	Chart                      template.HTML
+	Rows                       []ProbeRow
+}
+
+// ProbeRow is one module's probe.
+type ProbeRow struct {
+	Module, Metric, Score, TrainScore string
+	Train, Test                       int
+}
+
+// Table is a generic table of a file's rows.
+type Table struct {
+	Path    string
+	Caption string
+	Columns []string
+	Rows    [][]string
+	More    int // rows not shown
+}
+
+// Build reads path (an output directory, or a probe or other JSON file) into a Report.
+func Build(path string, o Options) (*Report, error) {
+	if o.Limit <= 0 {
+		o.Limit = 50
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.TableRows <= 0 {
+		o.TableRows = 20
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	r := &Report{Title: filepath.Base(filepath.Clean(path)), MaxBytes: o.MaxBytes}
+	if !st.IsDir() {
+		if err := r.addFile(path, o); err != nil {
+			return nil, err
+		}
+	} else if err := r.addDir(path, o, 0); err != nil {
+		return nil, err
+	}
+	if len(r.Batches)+len(r.Probes)+len(r.Tables) == 0 {
+		return nil, fmt.Errorf("report: %s: %w", path, ErrNothing)
+	}
+	return r, nil
+}
+
+// ErrNothing says that nothing in the input was recognised.
+var ErrNothing = errors.New("no batch, analyse, probe, JSON, JSONL or CSV output found")
+
+// batchFiles are the files a batch directory's reader consumes itself.
+var batchFiles = map[string]bool{store.ManifestFile: true, "positions.jsonl": true, "progress.json": true, "results.jsonl": true}
+
+func (r *Report) addDir(dir string, o Options, depth int) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	consumed := map[string]bool{}
+	if _, err := os.Stat(filepath.Join(dir, store.ManifestFile)); err == nil {
+		b, used, err := r.readBatch(dir, o)
+		if err != nil {
+			r.Notes = append(r.Notes, fmt.Sprintf("%s: not read as a batch output: %v", dir, err))
+		} else {
+			r.Batches = append(r.Batches, b)
+			consumed = used
+		}
+	}
+	for _, e := range entries {
+		name := e.Name()
+		p := filepath.Join(dir, name)
+		switch {
+		case consumed[name] || strings.HasPrefix(name, "."):
+		case e.IsDir():
+			if depth < 1 {
+				if err := r.addDir(p, o, depth+1); err != nil {
+					r.Notes = append(r.Notes, err.Error())
+				}
+			}
+		default:
+			if err := r.addFile(p, o); err != nil {
+				r.Notes = append(r.Notes, err.Error())
+			}
+		}
+	}
+	return nil
+}
+
+func (r *Report) addFile(p string, o Options) error {
+	switch strings.ToLower(filepath.Ext(p)) {
+	case ".json":
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		var head struct {
+			Format string `json:"format"`
+		}
+		_ = json.Unmarshal(raw, &head)
+		if head.Format == "lczerolens-probe" {
+			pr, err := readProbe(p, raw)
+			if err != nil {
+				return err
+			}
+			r.Probes = append(r.Probes, pr)
+			return nil
+		}
+		if t := jsonTable(p, raw, o.TableRows); t != nil {
+			r.Tables = append(r.Tables, t)
+		}
+	case ".jsonl":
+		ts, err := jsonlTables(p, o.TableRows)
+		if err != nil {
+			return err
+		}
+		r.Tables = append(r.Tables, ts...)
+	case ".csv":
+		t, err := csvTable(p, o.TableRows)
+		if err != nil {
+			return err
+		}
+		if t != nil {
+			r.Tables = append(r.Tables, t)
+		}
+	}
+	return nil
+}
+
+// positionRecord is a line of positions.jsonl.
+type positionRecord struct {
+	FEN  string  `json:"fen"`
+	Move *string `json:"move"`
+}
+
+// readBatch reads a batch directory: which [8,8] keys it has, and the sampled positions' maps.
+func (r *Report) readBatch(dir string, o Options) (*Batch, map[string]bool, error) {
+	m, err := store.ReadManifest(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	used := map[string]bool{}
+	for f := range batchFiles {
+		used[f] = true
+	}
+	b := &Batch{Path: dir, Model: m.Model.Path, Lens: m.Lens.Name, Count: m.Count}
+	for _, k := range m.Keys {
+		used[k.File] = true
+		if len(k.Shape) == 2 && k.Shape[0] == 8 && k.Shape[1] == 8 {
+			b.Keys = append(b.Keys, k.Key)
+		} else {
+			b.Other = append(b.Other, fmt.Sprintf("%s %v", k.Key, k.Shape))
+		}
+	}
+	n := min(m.Count, o.Limit)
+	rows := make([]int, n) // evenly over the run, first and last included
+	for i := range rows {
+		if n > 1 {
+			rows[i] = int(math.Round(float64(i) * float64(m.Count-1) / float64(n-1)))
+		}
+	}
+	recs, err := readLines(filepath.Join(dir, "positions.jsonl"), rows)
+	if err != nil {
+		return nil, nil, err
+	}
+	maps := map[string][][]float32{} // key -> row values per sampled row
+	if m.Storage == store.FormatJSON {
+		lines, err := readLines(filepath.Join(dir, "results.jsonl"), rows)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, line := range lines {
+			var rec struct {
+				Results map[string]struct {
+					Data json.RawMessage `json:"data"`
+				} `json:"results"`
+			}
+			if err := json.Unmarshal(line, &rec); err != nil {
+				return nil, nil, fmt.Errorf("results.jsonl: %w", err)
+			}
+			for _, k := range b.Keys {
+				var nested [][]float32
+				_ = json.Unmarshal(rec.Results[k].Data, &nested)
+				maps[k] = append(maps[k], flat(nested))
+			}
+		}
+	} else {
+		for _, k := range b.Keys {
+			mk, _ := m.Key(k)
+			vals, err := npyRows(filepath.Join(dir, mk.File), rows)
+			if err != nil {
+				return nil, nil, err
+			}
+			maps[k] = vals
+		}
+	}
+	for i, row := range rows {
+		var pr positionRecord
+		if err := json.Unmarshal(recs[i], &pr); err != nil {
+			return nil, nil, fmt.Errorf("positions.jsonl line %d: %w", row+1, err)
+		}
+		pos, err := board.ParseFEN(pr.FEN)
+		if err != nil {
+			return nil, nil, fmt.Errorf("positions.jsonl line %d: %w", row+1, err)
+		}
+		p := &Position{Index: row, FEN: pr.FEN, SVG: map[string]template.HTML{}}
+		var arrows []board.Move
+		if pr.Move != nil {
+			p.Move = *pr.Move
+			if mv, err := pos.ParseMove(*pr.Move); err == nil {
+				arrows = append(arrows, mv)
+			}
+		}
+		size := 0
+		draw := func(key string, heat []float32) error {
+			var buf bytes.Buffer
+			title := key
+			if key == "" {
+				title = "position"
+			}
+			if err := render.SVG(&buf, render.Options{Heat: heat, Position: pos, Arrows: arrows, Title: fmt.Sprintf("#%d %s", row, title), SquareSize: 40}); err != nil {
+				return err
+			}
+			// The XML declaration is not allowed inside HTML.
+			svg := bytes.TrimSpace(buf.Bytes())
+			if i := bytes.Index(svg, []byte("<svg")); i > 0 {
+				svg = svg[i:]
+			}
+			p.SVG[key] = template.HTML(svg) //nolint:gosec // render's own output, escaped by it
+			size += len(svg)
+			return nil
+		}
+		if err := draw("", nil); err != nil {
+			return nil, nil, err
+		}
+		for _, k := range b.Keys {
+			if i < len(maps[k]) && len(maps[k][i]) == 64 {
+				if err := draw(k, maps[k][i]); err != nil {
+					return nil, nil, err
+				}
+			}
+		}
+		if r.bytes+size > o.MaxBytes {
+			break
+		}
+		r.bytes += size
+		b.Positions = append(b.Positions, p)
+	}
+	b.Omitted = m.Count - len(b.Positions)
+	return b, used, nil
+}
+
+func flat(rows [][]float32) []float32 {
+	var out []float32
+	for _, r := range rows {
+		out = append(out, r...)
+	}
+	return out
+}
+
+// readLines returns the given lines (0-based, ascending) of a file.
+func readLines(path string, rows []int) ([][]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<30)
+	out := make([][]byte, 0, len(rows))
+	for i := 0; len(out) < len(rows) && sc.Scan(); i++ {
+		for len(out) < len(rows) && rows[len(out)] == i {
+			out = append(out, append([]byte(nil), sc.Bytes()...))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("report: %s: %w", path, err)
+	}
+	if len(out) < len(rows) {
+		return nil, fmt.Errorf("report: %s: %d lines, want %d", path, len(out), rows[len(rows)-1]+1)
+	}
+	return out, nil
+}
+
+// npyRows reads the given rows of an [N,8,8] NPY file without loading the rest.
+func npyRows(path string, rows []int) ([][]float32, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	defer f.Close()
+	shape, off, err := npy.ReadHeader(f)
+	if err != nil {
+		return nil, fmt.Errorf("report: %s: %w", path, err)
+	}
+	if len(shape) != 3 || shape[1] != 8 || shape[2] != 8 {
+		return nil, fmt.Errorf("report: %s: shape %v, want [N,8,8]", path, shape)
+	}
+	out := make([][]float32, len(rows))
+	buf := make([]byte, 64*4)
+	for i, row := range rows {
+		if row >= shape[0] {
+			return nil, fmt.Errorf("report: %s: %d rows, want %d", path, shape[0], row+1)
+		}
+		if _, err := f.ReadAt(buf, off+int64(row)*256); err != nil {
+			return nil, fmt.Errorf("report: %s: %w", path, err)
+		}
+		v := make([]float32, 64)
+		for j := range v {
+			v[j] = math.Float32frombits(uint32(buf[4*j]) | uint32(buf[4*j+1])<<8 | uint32(buf[4*j+2])<<16 | uint32(buf[4*j+3])<<24)
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+func readProbe(path string, raw []byte) (*Probe, error) {
+	var f struct {
+		Concept string `json:"concept"`
+		Kind    string `json:"kind"`
+		Model   struct {
+			Path string `json:"path"`
+		} `json:"model"`
+		Probes []struct {
+			Module     string   `json:"module"`
+			Metric     string   `json:"metric"`
+			Train      int      `json:"train"`
+			Test       int      `json:"test"`
+			Score      *float64 `json:"score"`
+			TrainScore *float64 `json:"train_score"`
+		} `json:"probes"`
+	}
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return nil, fmt.Errorf("report: probe file %s: %w", path, err)
+	}
+	p := &Probe{Path: path, Concept: f.Concept, Kind: f.Kind, Model: f.Model.Path}
+	var bars []bar
+	for _, q := range f.Probes {
+		p.Rows = append(p.Rows, ProbeRow{Module: q.Module, Metric: q.Metric, Score: score(q.Score), TrainScore: score(q.TrainScore), Train: q.Train, Test: q.Test})
+		bars = append(bars, bar{label: q.Module, v: q.Score, v2: q.TrainScore})
+	}
+	p.Chart = barChart(bars, "held-out", "train")
+	return p, nil
+}
+
+func score(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.3f", *v)
+}
+
+type bar struct {
+	label string
+	v, v2 *float64
+}
+
+// barChart draws one row per label: a bar for v and a thinner one for v2, on a 0..1 scale (negative scores,
+// an R^2 below 0, are drawn at 0 and printed).
+func barChart(bars []bar, name, name2 string) template.HTML {
+	const rowH, labelW, barW = 22, 230, 320
+	var b strings.Builder
+	h := rowH*len(bars) + 30
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="%d" height="%d" font-size="12" font-family="sans-serif">`, labelW+barW+70, h)
+	fmt.Fprintf(&b, `<rect x="%d" y="4" width="10" height="10" fill="#3b6ea5"/><text x="%d" y="13">%s</text>`, labelW, labelW+14, template.HTMLEscapeString(name))
+	fmt.Fprintf(&b, `<rect x="%d" y="8" width="10" height="4" fill="#e08a2c"/><text x="%d" y="13">%s</text>`, labelW+90, labelW+104, template.HTMLEscapeString(name2))
+	for i, br := range bars {
+		y := 22 + i*rowH
+		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`, labelW-6, y+13, template.HTMLEscapeString(br.label))
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="16" fill="#f2f2f2"/>`, labelW, y+2, barW)
+		w := func(v *float64) float64 {
+			if v == nil || math.IsNaN(*v) {
+				return 0
+			}
+			return math.Max(0, math.Min(1, *v)) * barW
+		}
+		fmt.Fprintf(&b, `<rect class="bar" x="%d" y="%d" width="%.1f" height="12" fill="#3b6ea5"/>`, labelW, y+4, w(br.v))
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="3" fill="#e08a2c"/>`, labelW, y+15, w(br.v2))
+		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`, labelW+barW+6, y+14, score(br.v))
+	}
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String()) //nolint:gosec // every text above is escaped
+}
+
+// cell shows a JSON value in a table cell: scalars as they are, the rest as (shortened) JSON.
+func cell(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case float64:
+		return fmt.Sprintf("%.6g", x)
+	case bool:
+		return fmt.Sprint(x)
+	}
+	b, _ := json.Marshal(v)
+	if len(b) > 80 {
+		return string(b[:77]) + "..."
+	}
+	return string(b)
+}
+
+// objectsTable tabulates objects, with the union of their keys as columns (in first-seen order).
+func objectsTable(path, caption string, objs []map[string]any, total, limit int) *Table {
+	t := &Table{Path: path, Caption: caption}
+	seen := map[string]bool{}
+	for _, o := range objs {
+		keys := make([]string, 0, len(o))
+		for k := range o {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if !seen[k] {
+				seen[k] = true
+				t.Columns = append(t.Columns, k)
+			}
+		}
+	}
+	for i, o := range objs {
+		if i >= limit {
+			break
+		}
+		row := make([]string, len(t.Columns))
+		for j, c := range t.Columns {
+			row[j] = cell(o[c])
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	t.More = total - len(t.Rows)
+	return t
+}
+
+// jsonTable shows a JSON document: its scalar top-level fields, or its longest array of objects.
+func jsonTable(path string, raw []byte, limit int) *Table {
+	var doc any
+	if json.Unmarshal(raw, &doc) != nil {
+		return nil
+	}
+	switch d := doc.(type) {
+	case []any:
+		return arrayTable(path, "", d, limit)
+	case map[string]any:
+		var best []any
+		bestKey := ""
+		fields := map[string]any{}
+		for k, v := range d {
+			if a, ok := v.([]any); ok && len(a) > len(best) && isObjects(a) {
+				best, bestKey = a, k
+			} else {
+				fields[k] = v
+			}
+		}
+		if best != nil {
+			return arrayTable(path, bestKey, best, limit)
+		}
+		t := &Table{Path: path, Caption: "fields", Columns: []string{"field", "value"}}
+		keys := make([]string, 0, len(fields))
+		for k := range fields {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			t.Rows = append(t.Rows, []string{k, cell(fields[k])})
+		}
+		return t
+	}
+	return nil
+}
+
+func isObjects(a []any) bool {
+	for _, v := range a {
+		if _, ok := v.(map[string]any); !ok {
+			return false
+		}
+	}
+	return len(a) > 0
+}
+
+func arrayTable(path, key string, a []any, limit int) *Table {
+	if !isObjects(a) {
+		return nil
+	}
+	objs := make([]map[string]any, 0, min(len(a), limit))
+	for _, v := range a[:min(len(a), limit)] {
+		objs = append(objs, v.(map[string]any))
+	}
+	return objectsTable(path, key, objs, len(a), limit)
+}
+
+// jsonlTables shows the first rows of a JSONL file and, when rows carry a rating and a boolean outcome
+// (puzzle results), the outcome's rate by rating band of 200.
+func jsonlTables(path string, limit int) ([]*Table, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<30)
+	var objs []map[string]any
+	total := 0
+	type band struct{ n, ok int }
+	bands := map[int]*band{}
+	outcome := ""
+	for sc.Scan() {
+		var o map[string]any
+		if json.Unmarshal(sc.Bytes(), &o) != nil || o == nil {
+			continue
+		}
+		total++
+		if len(objs) < limit {
+			objs = append(objs, o)
+		}
+		rating, ok := o["rating"].(float64)
+		if !ok {
+			continue
+		}
+		if outcome == "" {
+			for _, k := range []string{"solved", "correct", "success", "ok", "pass"} {
+				if _, isBool := o[k].(bool); isBool {
+					outcome = k
+					break
+				}
+			}
+		}
+		if v, isBool := o[outcome].(bool); isBool {
+			k := int(rating) / 200 * 200
+			if bands[k] == nil {
+				bands[k] = &band{}
+			}
+			bands[k].n++
+			if v {
+				bands[k].ok++
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("report: %s: %w", path, err)
+	}
+	if total == 0 {
+		return nil, nil
+	}
+	out := []*Table{objectsTable(path, "rows", objs, total, limit)}
+	if len(bands) > 0 {
+		t := &Table{Path: path, Caption: outcome + " by rating", Columns: []string{"rating", "positions", outcome, "rate"}}
+		keys := make([]int, 0, len(bands))
+		for k := range bands {
+			keys = append(keys, k)
+		}
+		sort.Ints(keys)
+		for _, k := range keys {
+			b := bands[k]
+			t.Rows = append(t.Rows, []string{fmt.Sprintf("%d-%d", k, k+199), fmt.Sprint(b.n), fmt.Sprint(b.ok), fmt.Sprintf("%.1f%%", 100*float64(b.ok)/float64(b.n))})
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func csvTable(path string, limit int) (*Table, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	defer f.Close()
+	cr := csv.NewReader(f)
+	cr.FieldsPerRecord = -1
+	head, err := cr.Read()
+	if err == io.EOF {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("report: %s: %w", path, err)
+	}
+	t := &Table{Path: path, Caption: "rows", Columns: head}
+	n := 0
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("report: %s: %w", path, err)
+		}
+		n++
+		if len(t.Rows) < limit {
+			t.Rows = append(t.Rows, rec)
+		}
+	}
+	t.More = n - len(t.Rows)
+	return t, nil
+}
+
+//go:embed assets/report.html
+var page string
+
+var tmpl = template.Must(template.New("report").Parse(page))
+
+// Write renders r as one HTML document.
+func Write(w io.Writer, r *Report, version string) error {
+	data := struct {
+		*Report
+		Version          string
+		PictureKB, MaxKB int
+	}{r, version, (r.bytes + 1023) / 1024, r.MaxBytes / 1024}
+	if err := tmpl.Execute(w, data); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	return nil
+}
