@@ -29,18 +29,18 @@ func NewCmdReport(f *Factory, runF ...func(*ReportOptions) error) *cobra.Command
 	cmd := &cobra.Command{
 		Use:   "report OUT -o report.html",
 		Short: "Write one self-contained HTML file showing an output directory (boards, charts, tables)",
-		Long: `Write one HTML file, with every picture, style and script inside it (it requests nothing, so it opens
-offline and can be sent by mail), showing OUT: an output directory of batch or analyse --format npy, a
-probe file of probe train, or a directory holding any of these.
+		Long: `Write one HTML file with every picture, style and script inside it (it requests nothing, so
+it opens offline and can be mailed) showing OUT: an output directory of batch or analyse --format
+npy, a probe file of probe train, or a directory holding any of these.
 
-  batch / analyse output  per position a board with every [8,8] result (saliency, lrp, occlusion, ...)
-                          switchable, and the record's move as an arrow; other results are listed
-  probe train file        held-out and training score per module as a bar chart and a table
-  other .json/.jsonl/.csv shown as tables (first rows); JSONL rows with a rating and a boolean outcome
-                          (solved, correct, ...) are also summarised by rating band; subdirectories too
+  batch, analyse   per position a board with every [8,8] result (saliency, lrp, occlusion, ...)
+                   switchable, the record's move as an arrow; other results are listed
+  probe train      held-out and training score per module: a bar chart and a table
+  .json .jsonl     tables of their first rows; JSONL rows with a rating and a boolean outcome
+  .csv             (solved, correct, ...) also summarised by rating band; subdirectories too
 
-Big runs are sampled: --limit positions evenly over the run. The boards' pictures take about 25 KB per
-board and result; the file stays under --max-mb of pictures, leaving out later positions past it.`,
+Big runs are sampled: --limit positions evenly over the run. A board takes about 20 KB per result;
+past --max-mb of pictures, later positions are left out (the report and its summary line say so).`,
 		Example: `  lczerolens batch games.pgn --lens saliency,occlusion -o sal/ && lczerolens report sal/ -o sal.html
   lczerolens report material.json -o probe.html
   lczerolens report runs/ -o runs.html --limit 20`,

@@ -41,21 +41,22 @@ func NewCmdServe(f *Factory, runF ...func(*ServeOptions) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve a local web explorer and a JSON API (POST /api/analyse) for one network",
-		Long: `Serve a web page for exploring one network (paste a FEN or PGN, step through the moves, pick a
-lens and its options, see heatmaps, top moves and attention rows on the board) and a JSON API for notebooks:
+		Long: `Serve a web page for exploring one network (paste a FEN or PGN, step through the moves, pick
+a lens and its options, see heatmaps, top moves and attention rows on the board) and a JSON API:
 
-  POST /api/analyse  body: {"fen": "...", "moves": "e2e4 e7e5", "lens": "saliency", "target": "value", ...}
-                     the fields are analyse's flags (fen, startpos, moves, lens, every lens option, top,
-                     corrupt-fen, corrupt-moves, save-planes, history-fill, input-format, policy-transpose;
-                     "-" or "_" in names); the answer is the envelope of "analyse --format json"
-  POST /api/board    body: {"fen", "heat": [64 values, a1 first], "arrows": ["e2e4"], "title"}: an SVG
+  POST /api/analyse  body {"fen": "...", "moves": "e2e4 e7e5", "lens": "saliency", ...}: the fields
+                     are analyse's flags (fen, startpos, moves, lens, every lens option, top,
+                     corrupt-fen, corrupt-moves, save-planes, history-fill, input-format,
+                     policy-transpose; "-" or "_" in names); the answer is the envelope of
+                     "analyse --format json"
+  POST /api/board    body {"fen", "heat": [64 values, a1 first], "arrows": ["e2e4"], "title"}: SVG
   GET  /api/lenses   the lenses and their options
 
-Each lens configuration is prepared once and kept warm, so later positions answer in milliseconds. Bad
-requests get 400 and {"error": "..."}. Listens on 127.0.0.1 only unless --listen says otherwise.`,
+Each lens configuration is prepared once and kept warm, so later positions answer in milliseconds.
+Bad requests get 400 and {"error": "..."}. Listens on 127.0.0.1 unless --listen says otherwise.`,
 		Example: `  lczerolens serve --model maia-1100.onnx
   lczerolens serve --model maia-1100.onnx --port 9000 --listen 0.0.0.0
-  curl -s localhost:8080/api/analyse -d '{"fen":"8/8/8/4k3/8/8/4P3/4K3 w - - 0 1","lens":"saliency"}'`,
+  curl localhost:8080/api/analyse -d '{"lens":"saliency","fen":"8/8/8/4k3/8/8/4P3/4K3 w - - 0 1"}'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(runF) > 0 {
@@ -66,10 +67,10 @@ requests get 400 and {"error": "..."}. Listens on 127.0.0.1 only unless --listen
 	}
 	fl := cmd.Flags()
 	fl.IntVar(&opts.Port, "port", 8080, "TCP port (0 = any free port, printed at start)")
-	fl.StringVar(&opts.Listen, "listen", "127.0.0.1", "address to listen on; 0.0.0.0 exposes the server to the network")
-	fl.IntVar(&opts.Concurrency, "concurrency", 2, "analyses run at once; more requests wait (up to 256, then 503)")
+	fl.StringVar(&opts.Listen, "listen", "127.0.0.1", "address to listen on (0.0.0.0: every interface)")
+	fl.IntVar(&opts.Concurrency, "concurrency", 2, "analyses run at once; more wait (up to 256, then 503)")
 	fl.Int64Var(&opts.MaxBody, "max-body", web.DefaultMaxBody, "largest request body in bytes")
-	fl.IntVar(&opts.MaxEngines, "max-lens-configs", 32, "lens configurations (lens + options) kept warm; others are refused")
+	fl.IntVar(&opts.MaxEngines, "max-lens-configs", 32, "lens configurations kept warm; more are refused")
 	return cmd
 }
 
