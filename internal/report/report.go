@@ -25,6 +25,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -58,6 +59,7 @@ type Report struct {
 	Notes    []string
 	MaxBytes int
 	bytes    int
+	svgs     int // SVGs drawn, numbering their element ids
 }
 
 // Batch is one batch-like output directory.
@@ -311,6 +313,8 @@ func (r *Report) readBatch(dir string, o Options) (*Batch, map[string]bool, erro
 			if i := bytes.Index(svg, []byte("<svg")); i > 0 {
 				svg = svg[i:]
 			}
+			r.svgs++
+			svg = uniqueIDs(svg, r.svgs)
 			p.SVG[key] = template.HTML(svg) //nolint:gosec // render's own output, escaped by it
 			size += len(svg)
 			return nil
@@ -333,6 +337,20 @@ func (r *Report) readBatch(dir string, o Options) (*Batch, map[string]bool, erro
 	}
 	b.Omitted = m.Count - len(b.Positions)
 	return b, used, nil
+}
+
+var svgID = regexp.MustCompile(`id="([^"]+)"`)
+
+// uniqueIDs suffixes the element ids of one SVG (its gradient, pattern and marker) and their url(#...)
+// references with n: inline SVGs share the document's id space, so every board would otherwise use the
+// first board's colour bar, even when that board is hidden (and a hidden gradient draws nothing).
+func uniqueIDs(svg []byte, n int) []byte {
+	for _, m := range svgID.FindAllSubmatch(svg, -1) {
+		id := string(m[1])
+		svg = bytes.ReplaceAll(svg, []byte(`id="`+id+`"`), fmt.Appendf(nil, `id="%s-%d"`, id, n))
+		svg = bytes.ReplaceAll(svg, []byte(`url(#`+id+`)`), fmt.Appendf(nil, `url(#%s-%d)`, id, n))
+	}
+	return svg
 }
 
 func flat(rows [][]float32) []float32 {
