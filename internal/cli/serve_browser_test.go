@@ -26,7 +26,7 @@ func TestServeBrowserSaliency(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS("#input"), fen),
 		chromedp.SetValue(chromedp.CSS("#lens"), "saliency"),
 		chromedp.Click(chromedp.CSS("#load")),
-		chromedp.WaitReady(chromedp.CSS(`#board svg rect.square`)),
+		chromedp.WaitReady(chromedp.CSS(`#board[data-fen="`+fen+`"] svg rect.square`)),
 	)
 	if err != nil {
 		t.Fatalf("browser: %v (page errors %v)", err, log.Errors())
