@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/lczerolens/lczerolens/internal/browsertest"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 // TestServeBrowserSaliency is issue 20's acceptance 2: the page loads, takes a FEN, runs saliency and draws
@@ -88,5 +89,72 @@ func TestServeBrowserSaliency(t *testing.T) {
 		if !strings.HasPrefix(u, srv.URL) && !strings.HasPrefix(u, "data:") {
 			t.Errorf("the page asked for %s, outside the server", u)
 		}
+	}
+}
+
+// TestServeBrowserAttentionRow: with the attention lens, clicking a square draws that query square's
+// attention row (the mean over heads, computed here from the API's answer) on the board.
+func TestServeBrowserAttentionRow(t *testing.T) {
+	browsertest.Chromium(t)
+	net := testutil.Shared(t, "models/synthetic/ab_pemap_classical.onnx")
+	srv := serveTest(t, net)
+	ctx, log := browsertest.New(t, 60*time.Second)
+	start := "rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBNR w KQkq - 0 1"
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.WaitReady(chromedp.CSS(`#board[data-fen="`+start+`"] svg rect.square`)),
+		chromedp.SetValue(chromedp.CSS("#lens"), "attention"),
+		chromedp.Click(chromedp.CSS("#analyse")),
+		chromedp.WaitReady(chromedp.CSS(`#result option[value="encoder1/mha/QK/softmax_attention"]`)),
+		chromedp.SetValue(chromedp.CSS("#result"), "encoder1/mha/QK/softmax_attention"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("result").dispatchEvent(new Event("change"))`),
+		chromedp.Click(chromedp.CSS(`#board rect[data-square="g1"]`)),
+		chromedp.WaitReady(chromedp.CSS(`#board svg .title`)),
+	)
+	if err != nil {
+		t.Fatalf("browser: %v (%v)", err, log.Errors())
+	}
+	type square struct{ Name, Title string }
+	var squares []square
+	for range 50 { // the click's redraw is asynchronous: wait for the board with values
+		squares, err = chromedp.Run(ctx, chromedp.Evaluate[[]square](`[...document.querySelectorAll("#board rect.square")].map(r =>
+			({Name: r.dataset.square, Title: r.querySelector("title").textContent}))`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(squares) == 64 && len(strings.Fields(squares[0].Title)) == 2 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	code, body := post(t, srv.URL+"/api/analyse", `{"lens":"attention","startpos":true}`)
+	if code != 200 {
+		t.Fatalf("api: %d %s", code, body)
+	}
+	var env struct {
+		Results map[string]struct{ Data [][][]float64 }
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		t.Fatal(err)
+	}
+	att := env.Results["encoder1/mha/QK/softmax_attention"].Data // [head][query][key]
+	const g1 = 6
+	for _, s := range squares {
+		key := int(s.Name[1]-'1')*8 + int(s.Name[0]-'a')
+		want := 0.0
+		for h := range att {
+			want += att[h][g1][key] / float64(len(att))
+		}
+		f := strings.Fields(s.Title)
+		if len(f) != 2 {
+			t.Fatalf("square %s: %q: no attention row drawn", s.Name, s.Title)
+		}
+		got, _ := strconv.ParseFloat(f[1], 64)
+		if math.Abs(got-want) > 1e-3*math.Max(want, 1e-6) {
+			t.Errorf("key %s: shows %s, the mean attention from g1 is %g", s.Name, f[1], want)
+		}
+	}
+	if errs := log.Errors(); len(errs) > 0 {
+		t.Errorf("page errors: %v", errs)
 	}
 }
