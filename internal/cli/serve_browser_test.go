@@ -10,6 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/browsertest"
 	"github.com/lczerolens/lczerolens/internal/testutil"
 )
@@ -153,6 +154,41 @@ func TestServeBrowserAttentionRow(t *testing.T) {
 		if math.Abs(got-want) > 1e-3*math.Max(want, 1e-6) {
 			t.Errorf("key %s: shows %s, the mean attention from g1 is %g", s.Name, f[1], want)
 		}
+	}
+	if errs := log.Errors(); len(errs) > 0 {
+		t.Errorf("page errors: %v", errs)
+	}
+}
+
+// TestServeBrowserPGNSteps: a pasted PGN (headers, comments, a variation, numbers, result) loads at its last
+// position, and stepping back shows the positions before it, as the board package plays the moves.
+func TestServeBrowserPGNSteps(t *testing.T) {
+	browsertest.Chromium(t)
+	srv := serveTest(t, "")
+	ctx, log := browsertest.New(t, 60*time.Second)
+	pgn := "[Event \"t\"]\n[Site \"?\"]\n\n1. e4 {best by test} e5 2. Nf3 (2. f4 exf4) Nc6 3. Bb5 a6!? 1-0"
+	fen := func(moves string) string {
+		g, err := board.ParseGame("startpos", moves)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g.Current().FEN()
+	}
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.WaitReady(chromedp.CSS(`#board[data-fen] svg`)),
+		chromedp.SetValue(chromedp.CSS("#input"), pgn),
+		chromedp.Click(chromedp.CSS("#load")),
+		chromedp.WaitReady(chromedp.CSS(`#board[data-fen="`+fen("e4 e5 Nf3 Nc6 Bb5 a6")+`"]`)),
+		chromedp.Click(chromedp.CSS("#prev")),
+		chromedp.WaitReady(chromedp.CSS(`#board[data-fen="`+fen("e4 e5 Nf3 Nc6 Bb5")+`"]`)),
+		chromedp.Click(chromedp.CSS("#first")),
+		chromedp.WaitReady(chromedp.CSS(`#board[data-fen="`+fen("")+`"]`)),
+		chromedp.Click(chromedp.CSS("#next")),
+		chromedp.WaitReady(chromedp.CSS(`#board[data-fen="`+fen("e4")+`"]`)),
+	)
+	if err != nil {
+		t.Fatalf("browser: %v (%v)", err, log.Errors())
 	}
 	if errs := log.Errors(); len(errs) > 0 {
 		t.Errorf("page errors: %v", errs)
