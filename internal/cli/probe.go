@@ -306,7 +306,7 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 	}
 	pf := &probe.File{
 		Format: probe.Format, FormatVersion: 1, ToolVersion: f.Version,
-		Model:   probe.ModelID{Path: net.Path, SHA256: net.SHA256},
+		Model:   probe.ModelID{Path: net.Path, SHA256: net.SHA256, Graph: net.GraphSHA256},
 		Concept: lab.name(), Kind: kind, Input: opts.Input, Holdout: opts.Holdout, Seed: opts.Seed,
 		L2: opts.L2, MaxRows: opts.MaxRows, Skipped: skips, Probes: probes,
 	}

@@ -371,3 +371,52 @@ func TestProbeTrainColumnDemo(t *testing.T) {
 		}
 	}
 }
+
+// TestProbeNetworkIdentity is issue 21's acceptance 3: a probe trained on maia-1100.onnx applies to
+// maia-1100.pb.gz (the same graph and weights) and is refused on maia-1900; a probe file from before graph
+// hashes (only the file's sha256) still applies to the very file it was trained on, and says to retrain
+// when given the other format.
+func TestProbeNetworkIdentity(t *testing.T) {
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
+	pgn := testutil.Shared(t, "data/pgn/educhess-Morphy.pgn")
+	onnx, weights := testutil.Shared(t, "models/maia-1100.onnx"), testutil.Shared(t, "models/maia-1100.pb.gz")
+	other := testutil.Shared(t, "models/maia-1900.onnx")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "p.json")
+	code, _, stderr := runCLI(t, env, "probe", "train", pgn, "--model", onnx, "--concept", "material-balance", "--l2", "1",
+		"--max-positions", "200", "--pattern", `^block0/conv2/relu$`, "-o", out)
+	if code != 0 {
+		t.Fatalf("probe train: exit %d: %s", code, stderr)
+	}
+	pf := probeDoc(t, out)
+	if len(pf.Model.Graph) != 64 {
+		t.Fatalf("probe file records graph %q", pf.Model.Graph)
+	}
+	analyse := func(net, probe string) (int, string) {
+		code, _, stderr := runCLI(t, env, "analyse", "--model", net, "--lens", "probing", "--probe", probe, "--startpos")
+		return code, stderr
+	}
+	if code, stderr := analyse(weights, out); code != 0 {
+		t.Errorf("probe of the onnx export on the weight file: exit %d: %s", code, stderr)
+	}
+	if code, stderr := analyse(other, out); code != ExitUsage || !strings.Contains(stderr, "graph sha256") {
+		t.Errorf("probe on another network: exit %d: %s", code, stderr)
+	}
+	// An old probe file: no graph hash.
+	pf.Model.Graph = ""
+	old := filepath.Join(dir, "old.json")
+	fh, err := os.Create(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := probe.Write(fh, pf); err != nil {
+		t.Fatal(err)
+	}
+	fh.Close()
+	if code, stderr := analyse(onnx, old); code != 0 {
+		t.Errorf("old probe file on its own net: exit %d: %s", code, stderr)
+	}
+	if code, stderr := analyse(weights, old); code != ExitUsage || !strings.Contains(stderr, "retrain") {
+		t.Errorf("old probe file on the weight file: exit %d: %s", code, stderr)
+	}
+}

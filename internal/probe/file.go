@@ -33,10 +33,13 @@ type File struct {
 	Path string `json:"-"`
 }
 
-// ModelID identifies the network a probe was trained on.
+// ModelID identifies the network a probe was trained on: the file's sha256, and the hash of its graph and
+// weights (model.GraphHash), which is what a probe is checked against (files written before it have only the
+// file's sha256, checked instead).
 type ModelID struct {
 	Path   string `json:"path"`
 	SHA256 string `json:"sha256"`
+	Graph  string `json:"graph_sha256,omitempty"`
 }
 
 // Binary reports whether the probes are logistic (their predictions are probabilities).
