@@ -40,6 +40,7 @@ type ProbeTrainOptions struct {
 	MaxRows      int
 	Epochs       int
 	MaxPositions int
+	MinClass     int
 	Force        bool
 }
 
@@ -99,6 +100,7 @@ activations.`,
 	fl.IntVar(&opts.MaxRows, "max-rows", def.MaxRows, "positions kept in memory per module and split (see above)")
 	fl.IntVar(&opts.Epochs, "epochs", def.Epochs, "epochs of logistic regression")
 	fl.IntVar(&opts.MaxPositions, "max-positions", 0, "stop after this many labelled positions (0 = the whole input)")
+	fl.IntVar(&opts.MinClass, "min-class", 10, "refuse a binary concept with fewer training positions of either label")
 	fl.StringVar(&opts.InputType, "input-type", "", "input type: pgn, fen or jsonl (default: from the extension; required for stdin)")
 	fl.StringVar(&opts.InputFormat, "input-format", "", inputFormatHelp)
 	fl.String("policy-transpose", "planes", policyTransposeHelp)
@@ -214,8 +216,8 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 		return usageErrorf("probe train: --holdout %g: want 0 <= fraction < 1", opts.Holdout)
 	case opts.L2 <= 0:
 		return usageErrorf("probe train: --l2 %g: want a positive penalty", opts.L2)
-	case opts.MaxRows < 1 || opts.Epochs < 1 || opts.MaxPositions < 0:
-		return usageErrorf("probe train: --max-rows and --epochs must be positive, --max-positions not negative")
+	case opts.MaxRows < 1 || opts.Epochs < 1 || opts.MaxPositions < 0 || opts.MinClass < 1:
+		return usageErrorf("probe train: --max-rows, --epochs and --min-class must be positive, --max-positions not negative")
 	}
 	if err := checkOutputFile("probe train", opts.Output, opts.Force); err != nil {
 		return err
@@ -296,6 +298,10 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 		return inputError(fmt.Errorf("probe train: no labelled position in %s (%d skipped, %d bad records)", opts.Input, skips, bad))
 	}
 
+	labels := fitters[0].Labels() // every fitter saw the same labels
+	if err := labels.Check(lab.binary, opts.MinClass); err != nil {
+		return inputError(fmt.Errorf("probe train: %s on %s: %w", lab.name(), opts.Input, err))
+	}
 	probes, err := fitAll(fitters)
 	if err != nil {
 		return err
@@ -308,13 +314,13 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 		Format: probe.Format, FormatVersion: 1, ToolVersion: f.Version,
 		Model:   probe.ModelID{Path: net.Path, SHA256: net.SHA256, Graph: net.GraphSHA256},
 		Concept: lab.name(), Kind: kind, Input: opts.Input, Holdout: opts.Holdout, Seed: opts.Seed,
-		L2: opts.L2, MaxRows: opts.MaxRows, Skipped: skips, Probes: probes,
+		L2: opts.L2, MaxRows: opts.MaxRows, Skipped: skips, Labels: &labels, Probes: probes,
 	}
 	if err := writeOutput("probe train", f.IO.Out, opts.Output, opts.Force, func(w io.Writer) error { return probe.Write(w, pf) }); err != nil {
 		return err
 	}
 	fmt.Fprintf(f.IO.ErrOut, "probe train: %s (%s) on %d positions (%d skipped, %d bad records) -> %s\n", pf.Concept, kind, positions, skips, bad, opts.Output)
-	return printProbes(f.IO.Out, probes)
+	return printProbes(f.IO.Out, pf)
 }
 
 // probeLabel is a position's concept value and split.
@@ -344,7 +350,7 @@ func (s *probeSink) Consume(_ context.Context, b *pipeline.Batch) error {
 	for k, fr := range s.fitters {
 		for i, it := range b.Items {
 			l := it.Label.(probeLabel)
-			if err := fr.Add(b.Results[k].Row(i), l.y, l.holdout); err != nil {
+			if err := fr.AddGroup(b.Results[k].Row(i), l.y, it.Record, l.holdout); err != nil {
 				return err
 			}
 		}
@@ -378,20 +384,58 @@ func fitAll(fitters []*probe.Fitter) ([]probe.Probe, error) {
 	return probes, errors.Join(errs...)
 }
 
-func printProbes(w io.Writer, probes []probe.Probe) error {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MODULE\tTRAIN\tHELD OUT\tMETRIC\tHELD-OUT SCORE\tTRAIN SCORE")
+// printProbes writes the label counts and the per-module table: each held-out score next to its baseline,
+// and notes on the probes that do no better than the baseline.
+func printProbes(w io.Writer, pf *probe.File) error {
 	num := func(x float64) string {
 		if math.IsNaN(x) {
 			return "-"
 		}
 		return fmt.Sprintf("%.4f", x)
 	}
-	for _, p := range probes {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\n", p.Module, p.Train, p.Test, p.Metric, num(p.Score), num(p.TrainScore))
+	l := pf.Labels
+	split := func(s probe.SplitLabels) string {
+		if pf.Binary() {
+			return fmt.Sprintf("%d (%d true %.1f%%, %d false)", s.N, s.Positives, 100*float64(s.Positives)/float64(max(s.N, 1)), s.Negatives())
+		}
+		return fmt.Sprintf("%d (mean %.4g, std %.4g, range %.4g..%.4g)", s.N, s.Mean, s.Std, s.Min, s.Max)
+	}
+	fmt.Fprintf(w, "labels: train %s; held out %s\n", split(l.Train), split(l.Test))
+	if pf.Binary() && l.Test.N > 0 && min(l.Test.Positives, l.Test.Negatives()) == 0 {
+		fmt.Fprintf(w, "warning: the held-out positions all have one label: balanced accuracy and AUC are undefined (raise --holdout or use more positions)\n")
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	if pf.Binary() {
+		fmt.Fprintln(tw, "MODULE\tL2\tTRAIN\tHELD OUT\tACCURACY\tMAJORITY\tBAL ACC\tAUC\tTRAIN ACC\tVS BASELINE")
+	} else {
+		fmt.Fprintln(tw, "MODULE\tL2\tTRAIN\tHELD OUT\tR2\tMEAN R2\tTRAIN R2\tVS BASELINE")
+	}
+	counts := map[string]int{}
+	for _, p := range pf.Probes {
+		counts[p.Verdict]++
+		verdict := p.Verdict
+		if verdict == "" {
+			verdict = "-"
+		}
+		if pf.Binary() {
+			fmt.Fprintf(tw, "%s\t%.3g\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Module, p.L2, p.Train, p.Test, num(p.Score), num(p.Baseline),
+				num(p.BalancedAccuracy), num(p.AUC), num(p.TrainScore), verdict)
+		} else {
+			fmt.Fprintf(tw, "%s\t%.3g\t%d\t%d\t%s\t%s\t%s\t%s\n", p.Module, p.L2, p.Train, p.Test, num(p.Score), num(p.Baseline), num(p.TrainScore), verdict)
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("probe train: write: %w", err)
+	}
+	base := "the held-out mean R^2 of predicting the training mean"
+	if pf.Binary() {
+		base = "always answering the training majority label (MAJORITY); ABOVE needs ROC AUC above 0.5"
+	}
+	if n := counts[probe.Chance]; n > 0 {
+		fmt.Fprintf(w, "note: %d of %d probes score within noise (2 standard errors) of the baseline, %s: the concept is not read linearly there\n", n, len(pf.Probes), base)
+	}
+	if n := counts[probe.Below]; n > 0 {
+		fmt.Fprintf(w, "warning: %d of %d probes score below the baseline by more than 2 standard errors: they overfit; raise --l2\n", n, len(pf.Probes))
 	}
 	return nil
 }

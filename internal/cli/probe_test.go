@@ -420,3 +420,51 @@ func TestProbeNetworkIdentity(t *testing.T) {
 		t.Errorf("old probe file on the weight file: exit %d: %s", code, stderr)
 	}
 }
+
+// TestProbeTrainIndependentLabels is issue 21's acceptance 1: on labels drawn independently of the positions,
+// every probe's held-out score is within noise of its baseline and the report says so; a constant concept
+// is refused with exit 2.
+func TestProbeTrainIndependentLabels(t *testing.T) {
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
+	dir := t.TempDir()
+	input := filepath.Join(dir, "pos.jsonl")
+	var b strings.Builder
+	rng := rand.New(rand.NewPCG(21, 1))
+	g := board.NewGame(board.StartPosition())
+	for n := 0; n < 1500; n++ {
+		moves := g.Current().LegalMoves()
+		if len(moves) == 0 || g.Ply() > 60 {
+			g = board.NewGame(board.StartPosition())
+			continue
+		}
+		g.Play(moves[rng.IntN(len(moves))])
+		fmt.Fprintf(&b, "{\"fen\":%q,\"coin\":%v,\"noise\":%.4f,\"king\":true}\n", g.Current().FEN(), rng.Float64() < 0.3, rng.NormFloat64())
+	}
+	if err := os.WriteFile(input, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, column := range []string{"coin", "noise"} {
+		out := filepath.Join(dir, column+".json")
+		code, stdout, stderr := runCLI(t, env, "probe", "train", input, "--concept", "column:"+column, "-o", out)
+		if code != 0 {
+			t.Fatalf("column %s: exit %d: %s", column, code, stderr)
+		}
+		pf := probeDoc(t, out)
+		for _, p := range pf.Probes {
+			// Noise: about 2 standard errors of an accuracy near 0.7 over ~300 held-out rows, of R^2 likewise.
+			if p.Verdict != probe.Chance || math.Abs(p.Score-p.Baseline) > 0.06 {
+				t.Errorf("column %s, %s: held-out %g, baseline %g, verdict %s", column, p.Module, p.Score, p.Baseline, p.Verdict)
+			}
+		}
+		if !strings.Contains(stdout, fmt.Sprintf("note: %d of %d probes score within noise", len(pf.Probes), len(pf.Probes))) {
+			t.Errorf("column %s: the report does not say the probes are at chance:\n%s", column, stdout)
+		}
+		if pf.Labels == nil || pf.Labels.Train.N+pf.Labels.Test.N != strings.Count(b.String(), "\n") {
+			t.Errorf("column %s: labels %+v", column, pf.Labels)
+		}
+	}
+	code, _, stderr := runCLI(t, env, "probe", "train", input, "--concept", "column:king", "-o", filepath.Join(dir, "king.json"))
+	if code != ExitUsage || !strings.Contains(stderr, "the label is 1 on all") {
+		t.Errorf("constant column: exit %d: %s", code, stderr)
+	}
+}

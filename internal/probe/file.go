@@ -27,7 +27,9 @@ type File struct {
 	L2            float64 `json:"l2"`
 	MaxRows       int     `json:"max_rows"`
 	Skipped       int     `json:"skipped"` // positions without a label
-	Probes        []Probe `json:"probes"`
+	// Labels counts the labels by split (absent from files written before it).
+	Labels *Labels `json:"labels,omitempty"`
+	Probes []Probe `json:"probes"`
 
 	// Path is where the file was read from (set by Load, for messages); it is not part of the file.
 	Path string `json:"-"`
@@ -48,15 +50,25 @@ func (f *File) Binary() bool { return f.Kind == "binary" }
 // Probe is a trained linear probe on one module: prediction = Bias + Weights . activation (through a
 // logistic sigmoid for binary concepts).
 type Probe struct {
-	Module     string    `json:"module"`
-	Shape      []int     `json:"shape"`
-	Train      int       `json:"train"`       // training rows seen
-	Test       int       `json:"test"`        // held-out rows scored
-	Metric     string    `json:"metric"`      // r2 or accuracy
-	Score      float64   `json:"score"`       // held-out metric (NaN when there is no held-out row)
-	TrainScore float64   `json:"train_score"` // the same metric on the training rows used
-	Bias       float64   `json:"bias"`
-	Weights    []float32 `json:"weights"`
+	Module     string  `json:"module"`
+	Shape      []int   `json:"shape"`
+	Train      int     `json:"train"`       // training rows seen
+	Test       int     `json:"test"`        // held-out rows scored
+	Metric     string  `json:"metric"`      // r2 or accuracy
+	Score      float64 `json:"score"`       // held-out metric (NaN when there is no held-out row)
+	TrainScore float64 `json:"train_score"` // the same metric on the training rows used
+	// L2 is the penalty the probe was fitted with (chosen by cross-validation under --l2 auto).
+	L2 float64 `json:"l2,omitempty"`
+	// Baseline is the held-out metric of the best constant: the training majority label's rate (binary), or
+	// the R^2 of the training mean (regression, at most 0). NaN without held-out rows.
+	Baseline float64 `json:"baseline"`
+	// BalancedAccuracy and AUC (ROC) score binary probes on the held-out rows; NaN otherwise.
+	BalancedAccuracy float64 `json:"balanced_accuracy"`
+	AUC              float64 `json:"auc"`
+	// Verdict compares Score with Baseline: above, chance (within noise) or below (see probe.Above).
+	Verdict string    `json:"verdict,omitempty"`
+	Bias    float64   `json:"bias"`
+	Weights []float32 `json:"weights"`
 }
 
 // Predict applies the probe to one activation.
@@ -77,8 +89,11 @@ func sigmoid(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
 func Write(w io.Writer, f *File) error {
 	type probeJSON struct {
 		Probe
-		Score      *float64 `json:"score"`
-		TrainScore *float64 `json:"train_score"`
+		Score            *float64 `json:"score"`
+		TrainScore       *float64 `json:"train_score"`
+		Baseline         *float64 `json:"baseline,omitempty"`
+		BalancedAccuracy *float64 `json:"balanced_accuracy,omitempty"`
+		AUC              *float64 `json:"auc,omitempty"`
 	}
 	finite := func(x float64) *float64 {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
@@ -91,7 +106,8 @@ func Write(w io.Writer, f *File) error {
 		Probes []probeJSON `json:"probes"`
 	}{File: f}
 	for _, p := range f.Probes {
-		out.Probes = append(out.Probes, probeJSON{Probe: p, Score: finite(p.Score), TrainScore: finite(p.TrainScore)})
+		out.Probes = append(out.Probes, probeJSON{Probe: p, Score: finite(p.Score), TrainScore: finite(p.TrainScore),
+			Baseline: finite(p.Baseline), BalancedAccuracy: finite(p.BalancedAccuracy), AUC: finite(p.AUC)})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", " ")

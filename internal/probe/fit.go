@@ -60,6 +60,8 @@ type Fitter struct {
 	opts   FitOptions
 
 	train, test *reservoir
+	labels      Labels
+	rows        int // rows added, numbering rows without a group
 
 	// Ridge beyond MaxRows training rows: sums for the exact normal equations.
 	gram   *mat.SymDense // X'X over the raw rows, d x d
@@ -96,10 +98,23 @@ func NewFitter(module string, shape []int, opts FitOptions) *Fitter {
 	}
 }
 
-// Add records one position's activation x (copied) with label y, in the held-out split or not.
+// Add records one position's activation x (copied) with label y, in the held-out split or not, as a group of
+// its own.
 func (f *Fitter) Add(x []float32, y float64, holdout bool) error {
+	return f.AddGroup(x, y, -1-f.rows, holdout)
+}
+
+// AddGroup records one position's activation x (copied) with label y, in the held-out split or not. group
+// names the input record (a game) it comes from: cross-validation keeps a group's rows in one fold.
+func (f *Fitter) AddGroup(x []float32, y float64, group int, holdout bool) error {
 	if len(x) != f.d {
 		return fmt.Errorf("probe %s: %d activation values, want %d", f.module, len(x), f.d)
+	}
+	f.rows++
+	if holdout {
+		f.labels.Test.add(y)
+	} else {
+		f.labels.Train.add(y)
 	}
 	if holdout {
 		f.test.add(x, y)
@@ -155,14 +170,17 @@ func (f *Fitter) flushBlock() {
 	f.nblk = 0
 }
 
-// Fit trains the probe and scores it on the held-out rows. It consumes the fitter (the Gram matrix is
-// factorised in place): call it once.
+// Labels counts the labels of every row added so far, by split.
+func (f *Fitter) Labels() Labels { return f.labels }
+
+// Fit trains the probe and scores it on the held-out rows, next to the baseline. It consumes the fitter (the
+// Gram matrix is factorised in place): call it once.
 func (f *Fitter) Fit() (*Probe, error) {
 	w, bias, err := f.solve()
 	if err != nil {
 		return nil, err
 	}
-	p := &Probe{Module: f.module, Shape: f.shape, Bias: bias, Weights: make([]float32, f.d), Metric: "r2", Test: f.test.n}
+	p := &Probe{Module: f.module, Shape: f.shape, Bias: bias, Weights: make([]float32, f.d), Metric: "r2", Test: f.test.n, L2: f.opts.L2}
 	if f.opts.Binary {
 		p.Metric = "accuracy"
 	}
@@ -176,8 +194,23 @@ func (f *Fitter) Fit() (*Probe, error) {
 	} else {
 		p.TrainScore = f.score(p, f.train)
 	}
-	p.Score = f.score(p, f.test)
+	f.evaluate(p)
 	return p, nil
+}
+
+// evaluate sets p's held-out score, baselines and verdict from the held-out rows.
+func (f *Fitter) evaluate(p *Probe) {
+	r := f.test
+	pred := make([]float64, r.n)
+	for i := range r.n {
+		pred[i] = p.Predict(r.row(i), f.opts.Binary)
+	}
+	ref := f.labels.Train.Mean
+	if f.opts.Binary {
+		ref = b2f(2*f.labels.Train.Positives >= f.labels.Train.N)
+	}
+	e := evaluate(pred, r.y[:r.n], f.opts.Binary, ref)
+	p.Score, p.Baseline, p.BalancedAccuracy, p.AUC, p.Verdict = e.score, e.baseline, e.balanced, e.auc, e.verdict
 }
 
 // solve fits the weights and bias over raw activations in float64.
