@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -36,7 +37,8 @@ type ProbeTrainOptions struct {
 	Task         string // auto, regression or binary
 	Holdout      float64
 	Seed         uint64
-	L2           float64
+	L2           string // "auto" or a penalty
+	MaxGap       float64
 	MaxRows      int
 	Epochs       int
 	MaxPositions int
@@ -67,6 +69,9 @@ Concepts (seen from the side to move):
 ` + conceptHelp() + `  column:NAME            the field NAME of each JSONL record (a number: regression; true/false: binary)
 
 Activations are standardised (each of the d values scaled to unit variance over the training positions).
+--l2 auto (the default) chooses each module's penalty from 1e-3, 1e-2, ..., 1e3 by 5-fold cross-validation
+over whole records (a game's positions share a fold) on a sample of up to 1,500 training positions, and
+reports it; on larger training sets this errs towards the stronger penalty.
 Regression concepts use ridge regression, minimising the mean squared error + --l2 * |w|^2, solved
 exactly by a Cholesky factorisation of the normal equations: up to --max-rows training positions are kept
 in memory (4*d bytes each), and the smaller of the d x d and n x n systems is solved (8*min(n,d)^2 bytes
@@ -75,7 +80,14 @@ and d*d/2 multiply-adds per position: slow for large modules). Binary concepts u
 log-loss + --l2 * |w|^2), trained by --epochs epochs of mini-batch Adam on a uniform sample of --max-rows
 training positions. Held-out scores use a uniform sample of up to --max-rows/2 held-out positions.
 Positions where the concept is undefined are skipped. The probe file stores weights and bias over the raw
-activations.`,
+activations.
+
+The report gives each held-out score next to its baseline, the best constant: for binary concepts the rate
+of the training majority label (MAJORITY), balanced accuracy and ROC AUC; for regression the R^2 of
+predicting the training mean. VS BASELINE says "above" (better by more than 2 standard errors; for binary
+concepts, ROC AUC above 0.5), "chance" or "below"; a training score above the held-out one by more than
+--max-gap is a warning. A concept whose label never varies, or a binary one with fewer than --min-class
+training positions of a label, is refused (exit 2).`,
 		Example: `  lczerolens probe train games.pgn --model maia-1100.onnx --concept material-balance -o material.json
   lczerolens probe train puzzles.jsonl --model maia-1100.onnx --concept column:rating --pattern '^block3/' -o rating.json
   lczerolens analyse --model maia-1100.onnx --lens probing --probe material.json --fen "..."`,
@@ -96,7 +108,8 @@ activations.`,
 	fl.StringVar(&opts.Task, "task", "auto", "auto (the concept's kind), regression or binary")
 	fl.Float64Var(&opts.Holdout, "holdout", 0.2, "fraction of input records held out for scoring")
 	fl.Uint64Var(&opts.Seed, "seed", def.Seed, "seed of the held-out split and samples")
-	fl.Float64Var(&opts.L2, "l2", def.L2, "L2 penalty on standardised activations: mean loss + l2*|w|^2")
+	fl.StringVar(&opts.L2, "l2", "auto", "L2 penalty on standardised activations (mean loss + l2*|w|^2), or auto (see above)")
+	fl.Float64Var(&opts.MaxGap, "max-gap", 0.1, "warn when a probe's training score exceeds its held-out score by more")
 	fl.IntVar(&opts.MaxRows, "max-rows", def.MaxRows, "positions kept in memory per module and split (see above)")
 	fl.IntVar(&opts.Epochs, "epochs", def.Epochs, "epochs of logistic regression")
 	fl.IntVar(&opts.MaxPositions, "max-positions", 0, "stop after this many labelled positions (0 = the whole input)")
@@ -214,10 +227,16 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 	switch {
 	case opts.Holdout < 0 || opts.Holdout >= 1:
 		return usageErrorf("probe train: --holdout %g: want 0 <= fraction < 1", opts.Holdout)
-	case opts.L2 <= 0:
-		return usageErrorf("probe train: --l2 %g: want a positive penalty", opts.L2)
+	case opts.MaxGap <= 0:
+		return usageErrorf("probe train: --max-gap %g: want a positive difference of scores", opts.MaxGap)
 	case opts.MaxRows < 1 || opts.Epochs < 1 || opts.MaxPositions < 0 || opts.MinClass < 1:
 		return usageErrorf("probe train: --max-rows, --epochs and --min-class must be positive, --max-positions not negative")
+	}
+	fit := probe.FitOptions{MaxRows: opts.MaxRows, Seed: opts.Seed, Epochs: opts.Epochs}
+	if opts.L2 == "auto" {
+		fit.Grid = probe.DefaultGrid()
+	} else if fit.L2, err = strconv.ParseFloat(opts.L2, 64); err != nil || !(fit.L2 > 0) || math.IsInf(fit.L2, 0) {
+		return usageErrorf("probe train: --l2 %q: want auto or a positive penalty such as 0.1", opts.L2)
 	}
 	if err := checkOutputFile("probe train", opts.Output, opts.Force); err != nil {
 		return err
@@ -274,7 +293,7 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 
 	ctx, stop := signalContext()
 	defer stop()
-	sink := &probeSink{mods: mods, lab: lab, fit: probe.FitOptions{L2: opts.L2, MaxRows: opts.MaxRows, Seed: opts.Seed, Epochs: opts.Epochs}}
+	sink := &probeSink{mods: mods, lab: lab, fit: fit}
 	accept := func(it *source.Item) (any, bool, error) {
 		y, ok, err := lab.label(it)
 		if err != nil {
@@ -314,8 +333,9 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 		Format: probe.Format, FormatVersion: 1, ToolVersion: f.Version,
 		Model:   probe.ModelID{Path: net.Path, SHA256: net.SHA256, Graph: net.GraphSHA256},
 		Concept: lab.name(), Kind: kind, Input: opts.Input, Holdout: opts.Holdout, Seed: opts.Seed,
-		L2: opts.L2, MaxRows: opts.MaxRows, Skipped: skips, Labels: &labels, Probes: probes,
+		L2: fit.L2, L2Grid: fit.Grid, MaxRows: opts.MaxRows, Skipped: skips, Labels: &labels, Probes: probes,
 	}
+	pf.Warnings = probe.GapWarnings(probes, opts.MaxGap)
 	if err := writeOutput("probe train", f.IO.Out, opts.Output, opts.Force, func(w io.Writer) error { return probe.Write(w, pf) }); err != nil {
 		return err
 	}
@@ -434,8 +454,11 @@ func printProbes(w io.Writer, pf *probe.File) error {
 	if n := counts[probe.Chance]; n > 0 {
 		fmt.Fprintf(w, "note: %d of %d probes score within noise (2 standard errors) of the baseline, %s: the concept is not read linearly there\n", n, len(pf.Probes), base)
 	}
+	for _, g := range pf.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", g)
+	}
 	if n := counts[probe.Below]; n > 0 {
-		fmt.Fprintf(w, "warning: %d of %d probes score below the baseline by more than 2 standard errors: they overfit; raise --l2\n", n, len(pf.Probes))
+		fmt.Fprintf(w, "warning: %d of %d probes score below the baseline by more than 2 standard errors: a constant does better (compare the training score to tell overfitting from a poor fit)\n", n, len(pf.Probes))
 	}
 	return nil
 }

@@ -27,10 +27,10 @@ func TestNewCmdProbeFlags(t *testing.T) {
 		{"defaults", []string{"train", "g.pgn", "--concept", "in-check", "-o", "p.json"}, "", func(o *ProbeTrainOptions) bool {
 			d := probe.DefaultFitOptions()
 			return o.Input == "g.pgn" && o.Concept == "in-check" && o.Output == "p.json" && o.Holdout == 0.2 && o.Task == "auto" &&
-				o.L2 == d.L2 && o.MaxRows == d.MaxRows && o.Seed == d.Seed && o.Pattern == ""
+				o.L2 == "auto" && o.MaxGap == 0.1 && o.MaxRows == d.MaxRows && o.Seed == d.Seed && o.Pattern == ""
 		}},
 		{"options", []string{"train", "x.jsonl", "--concept", "column:y", "-o", "p.json", "--holdout", "0.5", "--l2", "3", "--pattern", "^block1/", "--max-positions", "10", "--task", "binary"}, "", func(o *ProbeTrainOptions) bool {
-			return o.Holdout == 0.5 && o.L2 == 3 && o.Pattern == "^block1/" && o.MaxPositions == 10 && o.Task == "binary"
+			return o.Holdout == 0.5 && o.L2 == "3" && o.Pattern == "^block1/" && o.MaxPositions == 10 && o.Task == "binary"
 		}},
 		{"no concept", []string{"train", "g.pgn", "-o", "p.json"}, "concept", nil},
 		{"no output", []string{"train", "g.pgn", "--concept", "in-check"}, "output", nil},

@@ -24,12 +24,16 @@ type File struct {
 	Input         string  `json:"input,omitempty"`
 	Holdout       float64 `json:"holdout"`
 	Seed          uint64  `json:"seed"`
-	L2            float64 `json:"l2"`
-	MaxRows       int     `json:"max_rows"`
-	Skipped       int     `json:"skipped"` // positions without a label
+	L2            float64 `json:"l2"` // the penalty given; 0 under --l2 auto (each probe's L2 is the one chosen)
+	// L2Grid lists the penalties --l2 auto chose from by cross-validation over records.
+	L2Grid  []float64 `json:"l2_grid,omitempty"`
+	MaxRows int       `json:"max_rows"`
+	Skipped int       `json:"skipped"` // positions without a label
 	// Labels counts the labels by split (absent from files written before it).
 	Labels *Labels `json:"labels,omitempty"`
 	Probes []Probe `json:"probes"`
+	// Warnings are the report's warnings about the probes (train/held-out gaps).
+	Warnings []string `json:"warnings,omitempty"`
 
 	// Path is where the file was read from (set by Load, for messages); it is not part of the file.
 	Path string `json:"-"`
@@ -65,10 +69,19 @@ type Probe struct {
 	// BalancedAccuracy and AUC (ROC) score binary probes on the held-out rows; NaN otherwise.
 	BalancedAccuracy float64 `json:"balanced_accuracy"`
 	AUC              float64 `json:"auc"`
+	// CV is the cross-validation curve the penalty was chosen from (--l2 auto).
+	CV []CVPoint `json:"cv,omitempty"`
 	// Verdict compares Score with Baseline: above, chance (within noise) or below (see probe.Above).
 	Verdict string    `json:"verdict,omitempty"`
 	Bias    float64   `json:"bias"`
 	Weights []float32 `json:"weights"`
+}
+
+// CVPoint is one penalty's cross-validated loss: mean squared error (regression) or mean log-loss (binary)
+// over the rows of every fold, each predicted by the probe fitted on the other folds.
+type CVPoint struct {
+	L2   float64 `json:"l2"`
+	Loss float64 `json:"loss"`
 }
 
 // Predict applies the probe to one activation.

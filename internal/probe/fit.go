@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
@@ -31,7 +32,23 @@ type FitOptions struct {
 	Seed uint64
 	// Epochs of mini-batch Adam for logistic regression.
 	Epochs int
+	// Grid, when not empty, replaces L2: the penalty is chosen from it by cross-validation over whole
+	// groups (games), on a uniform sample of up to CVRows training rows (see crossValidate).
+	Grid []float64
+	// CVRows bounds the rows cross-validation fits on (0: DefaultCVRows).
+	CVRows int
+	// Folds is the number of cross-validation folds (0: DefaultFolds).
+	Folds int
 }
+
+// DefaultGrid is the penalties `--l2 auto` tries: every decade from 1e-3 to 1e3.
+func DefaultGrid() []float64 { return []float64{1e-3, 1e-2, 1e-1, 1, 10, 100, 1000} }
+
+// Cross-validation defaults.
+const (
+	DefaultCVRows = 1500
+	DefaultFolds  = 5
+)
 
 // DefaultFitOptions are the defaults of `probe train`.
 func DefaultFitOptions() FitOptions {
@@ -60,6 +77,7 @@ type Fitter struct {
 	opts   FitOptions
 
 	train, test *reservoir
+	cv          *reservoir // training rows for choosing the penalty (Grid set)
 	labels      Labels
 	rows        int // rows added, numbering rows without a group
 
@@ -91,11 +109,21 @@ func NewFitter(module string, shape []int, opts FitOptions) *Fitter {
 	if opts.Epochs < 1 {
 		opts.Epochs = DefaultFitOptions().Epochs
 	}
-	return &Fitter{
+	if opts.CVRows < 1 {
+		opts.CVRows = DefaultCVRows
+	}
+	if opts.Folds < 2 {
+		opts.Folds = DefaultFolds
+	}
+	f := &Fitter{
 		module: module, shape: append([]int(nil), shape...), d: d, opts: opts,
 		train: newReservoir(opts.MaxRows, d, opts.Seed),
 		test:  newReservoir(max(opts.MaxRows/2, 1), d, opts.Seed^0x9e3779b97f4a7c15),
 	}
+	if len(opts.Grid) > 0 {
+		f.cv = newReservoir(opts.CVRows, d, opts.Seed^0x5851f42d4c957f2d)
+	}
+	return f
 }
 
 // Add records one position's activation x (copied) with label y, in the held-out split or not, as a group of
@@ -117,16 +145,19 @@ func (f *Fitter) AddGroup(x []float32, y float64, group int, holdout bool) error
 		f.labels.Train.add(y)
 	}
 	if holdout {
-		f.test.add(x, y)
+		f.test.add(x, y, group)
 		return nil
 	}
+	if f.cv != nil {
+		f.cv.add(x, y, group)
+	}
 	if f.opts.Binary {
-		f.train.add(x, y)
+		f.train.add(x, y, group)
 		return nil
 	}
 	// Ridge: keep rows while they fit, then fold them into the normal equations and stream the rest.
 	if f.gram == nil && f.train.seen < f.opts.MaxRows {
-		f.train.add(x, y)
+		f.train.add(x, y, group)
 		return nil
 	}
 	if f.gram == nil {
@@ -176,6 +207,13 @@ func (f *Fitter) Labels() Labels { return f.labels }
 // Fit trains the probe and scores it on the held-out rows, next to the baseline. It consumes the fitter (the
 // Gram matrix is factorised in place): call it once.
 func (f *Fitter) Fit() (*Probe, error) {
+	var curve []CVPoint
+	if f.cv != nil {
+		var err error
+		if f.opts.L2, curve, err = f.crossValidate(); err != nil {
+			return nil, err
+		}
+	}
 	w, bias, err := f.solve()
 	if err != nil {
 		return nil, err
@@ -194,6 +232,7 @@ func (f *Fitter) Fit() (*Probe, error) {
 	} else {
 		p.TrainScore = f.score(p, f.train)
 	}
+	p.CV = curve
 	f.evaluate(p)
 	return p, nil
 }
@@ -576,7 +615,25 @@ func (f *Fitter) fitLogistic() ([]float64, float64) {
 	r := f.train
 	sum, sumSq, yMean := r.moments()
 	st := newStandardisation(sum, sumSq, r.n)
-	d, n := f.d, r.n
+	idx := make([]int, r.n)
+	for i := range idx {
+		idx[i] = i
+	}
+	row := func(i int, z []float64) {
+		for j, x := range r.row(i) {
+			z[j] = (float64(x) - st.mean[j]) * st.inv[j]
+		}
+	}
+	w, b := logistic(row, r.y, idx, yMean, f.d, f.opts.L2, f.opts.Epochs, f.opts.Seed)
+	ow, ob := st.unstandardise(w, 0)
+	return ow, ob + b
+}
+
+// logistic minimises the mean log-loss + alpha |w|^2 over rows idx (row fills a row's d standardised
+// features, y holds the labels) with mini-batch Adam, starting the bias at the log-odds of yMean, and returns
+// the weights over standardised features and the bias.
+func logistic(row func(i int, z []float64), y []float64, idx []int, yMean float64, d int, alpha float64, epochs int, seed uint64) ([]float64, float64) {
+	n := len(idx)
 	w := make([]float64, d)
 	// Start the bias at the log-odds of the base rate, so a rare label does not take epochs to reach.
 	p0 := math.Min(math.Max(yMean, 1e-4), 1-1e-4)
@@ -590,42 +647,38 @@ func (f *Fitter) fitLogistic() ([]float64, float64) {
 	)
 	m, v := make([]float64, d+1), make([]float64, d+1)
 	g := make([]float64, d+1)
-	order := make([]int, n)
-	for i := range order {
-		order[i] = i
-	}
-	rng := rand.New(rand.NewPCG(f.opts.Seed, 0x5eed))
+	order := slices.Clone(idx)
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	z := make([]float64, d)
 	step := 0
-	for range f.opts.Epochs {
+	// The step size falls linearly to 0 over the run: at a fixed one, Adam keeps every weight moving by about
+	// lr per step around the optimum, noise that thousands of features add up to in the logit (a strongly
+	// penalised probe would then do worse than its constant).
+	total := float64(epochs * ((n + batch - 1) / batch))
+	for range epochs {
 		rng.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
 		for start := 0; start < n; start += batch {
 			end := min(start+batch, n)
 			clear(g)
 			for _, i := range order[start:end] {
-				s := b
-				for j, x := range r.row(i) {
-					z[j] = (float64(x) - st.mean[j]) * st.inv[j]
-					s += w[j] * z[j]
-				}
-				e := sigmoid(s) - r.y[i]
-				for j := range z {
-					g[j] += e * z[j]
-				}
+				row(i, z)
+				e := sigmoid(b+floats.Dot(w, z)) - y[i]
+				floats.AddScaled(g[:d], e, z)
 				g[d] += e
 			}
 			k := float64(end - start)
+			rate := lr * (1 - float64(step)/total)
 			step++
 			c1 := 1 - math.Pow(beta1, float64(step))
 			c2 := 1 - math.Pow(beta2, float64(step))
 			for j := range g {
 				gj := g[j] / k
 				if j < d {
-					gj += 2 * f.opts.L2 * w[j]
+					gj += 2 * alpha * w[j]
 				}
 				m[j] = beta1*m[j] + (1-beta1)*gj
 				v[j] = beta2*v[j] + (1-beta2)*gj*gj
-				delta := lr * (m[j] / c1) / (math.Sqrt(v[j]/c2) + adamEp)
+				delta := rate * (m[j] / c1) / (math.Sqrt(v[j]/c2) + adamEp)
 				if j < d {
 					w[j] -= delta
 				} else {
@@ -634,8 +687,7 @@ func (f *Fitter) fitLogistic() ([]float64, float64) {
 			}
 		}
 	}
-	ow, ob := st.unstandardise(w, 0)
-	return ow, ob + b
+	return w, b
 }
 
 // reservoir keeps a uniform sample of up to cap rows of a stream (all of them while it is shorter).
@@ -643,6 +695,7 @@ type reservoir struct {
 	cap, d, n, seen int
 	x               []float32
 	y               []float64
+	g               []int // groups
 	rng             *rand.Rand
 }
 
@@ -650,11 +703,12 @@ func newReservoir(cap, d int, seed uint64) *reservoir {
 	return &reservoir{cap: cap, d: d, rng: rand.New(rand.NewPCG(seed, 0xa11ce))}
 }
 
-func (r *reservoir) add(x []float32, y float64) {
+func (r *reservoir) add(x []float32, y float64, g int) {
 	r.seen++
 	if r.n < r.cap {
 		r.x = append(r.x, x...)
 		r.y = append(r.y, y)
+		r.g = append(r.g, g)
 		r.n++
 		return
 	}
@@ -664,6 +718,7 @@ func (r *reservoir) add(x []float32, y float64) {
 	if k := r.rng.IntN(r.seen); k < r.cap {
 		copy(r.x[k*r.d:(k+1)*r.d], x)
 		r.y[k] = y
+		r.g[k] = g
 	}
 }
 

@@ -228,3 +228,16 @@ func b2f(b bool) float64 {
 	}
 	return 0
 }
+
+// GapWarnings names the probes whose training score exceeds the held-out one by more than maxGap: they fit
+// the training positions in ways that do not carry to others (a stronger penalty may help).
+func GapWarnings(probes []Probe, maxGap float64) []string {
+	var out []string
+	for _, p := range probes {
+		if gap := p.TrainScore - p.Score; gap > maxGap {
+			out = append(out, fmt.Sprintf("%s: training %s %.4f, held-out %.4f: a gap of %.4f, more than --max-gap %g (the probe overfits; a stronger --l2 may help)",
+				p.Module, p.Metric, p.TrainScore, p.Score, gap, maxGap))
+		}
+	}
+	return out
+}
