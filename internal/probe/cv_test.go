@@ -216,3 +216,33 @@ func TestAutoPenaltyOneGroup(t *testing.T) {
 		t.Error("one group cross-validated")
 	}
 }
+
+// TestRareFeatureBounded: a feature that fired weakly on a few training rows is not scaled up by its tiny
+// spread, so a held-out row where it fires strongly gets a prediction on the labels' scale.
+func TestRareFeatureBounded(t *testing.T) {
+	const n, d = 300, 20
+	rng := rand.New(rand.NewPCG(8, 8))
+	f := NewFitter("m", []int{d}, FitOptions{L2: 1e-3, MaxRows: n})
+	for i := range n {
+		x := make([]float32, d)
+		for j := range d - 1 {
+			x[j] = float32(rng.NormFloat64())
+		}
+		if i%50 == 0 {
+			x[d-1] = 1e-3 // fires weakly on 6 rows, whose labels happen to be high
+		}
+		y := float64(x[0]) + 0.5*rng.NormFloat64() + 3*float64(x[d-1])*1e3
+		if err := f.Add(x, y, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := f.Fit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := make([]float32, d)
+	x[d-1] = 1 // a thousand times its training values
+	if got := p.Predict(x, false); math.Abs(got) > 50 {
+		t.Errorf("prediction %g on a row where the rare feature fires strongly", got)
+	}
+}

@@ -306,16 +306,35 @@ type standardisation struct {
 
 func newStandardisation(sum, sumSq []float64, n int) standardisation {
 	s := standardisation{mean: make([]float64, len(sum)), inv: make([]float64, len(sum))}
+	std := make([]float64, len(sum))
+	var active []float64
 	for j := range sum {
 		m := sum[j] / float64(n)
 		v := sumSq[j]/float64(n) - m*m
 		s.mean[j] = m
 		if v > 1e-12*(1+m*m) {
-			s.inv[j] = 1 / math.Sqrt(v)
+			std[j] = math.Sqrt(v)
+			active = append(active, std[j])
+		}
+	}
+	// A feature that barely varies over the training rows (a ReLU that fired on a few of them) would be
+	// scaled up by 1/std: a held-out row where it fires then gets a prediction far off the scale. Features
+	// are scaled by at least stdFloor of the median feature's spread instead.
+	floor := 0.0
+	if len(active) > 0 {
+		slices.Sort(active)
+		floor = stdFloor * active[len(active)/2]
+	}
+	for j, sd := range std {
+		if sd > 0 {
+			s.inv[j] = 1 / max(sd, floor)
 		}
 	}
 	return s
 }
+
+// stdFloor is the smallest spread a feature is scaled by, as a fraction of the median feature's.
+var stdFloor = 0.1
 
 // unstandardise turns weights over standardised features into weights and bias over raw activations.
 func (s standardisation) unstandardise(w []float64, yMean float64) ([]float64, float64) {

@@ -235,7 +235,7 @@ func GapWarnings(probes []Probe, maxGap float64) []string {
 	var out []string
 	for _, p := range probes {
 		if gap := p.TrainScore - p.Score; gap > maxGap {
-			out = append(out, fmt.Sprintf("%s: training %s %.4f, held-out %.4f: a gap of %.4f, more than --max-gap %g (the probe overfits; a stronger --l2 may help)",
+			out = append(out, fmt.Sprintf("%s: training %s %.4f, held-out %.4f: a gap of %.4f, more than --max-gap %g (it fits its training positions far better than others: trust the held-out score)",
 				p.Module, p.Metric, p.TrainScore, p.Score, gap, maxGap))
 		}
 	}
