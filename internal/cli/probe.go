@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -44,6 +45,7 @@ type ProbeTrainOptions struct {
 	MaxPositions int
 	MinClass     int
 	Force        bool
+	Quiet        bool
 }
 
 // NewCmdProbe builds `lczerolens probe` with its train subcommand.
@@ -103,6 +105,7 @@ training positions of a label, is refused (exit 2).`,
 	fl := train.Flags()
 	fl.StringVarP(&opts.Output, "output", "o", "", "probe file to write (required)")
 	fl.BoolVar(&opts.Force, "force", false, "replace an existing probe file")
+	fl.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress output")
 	fl.StringVar(&opts.Concept, "concept", "", "concept to probe (see above; required)")
 	fl.StringVar(&opts.Pattern, "pattern", "", "Go regexp over module names; default "+lens.DefaultActivationPattern)
 	fl.StringVar(&opts.Task, "task", "auto", "auto (the concept's kind), regression or binary")
@@ -301,11 +304,16 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 		}
 		return probeLabel{y: y, holdout: probe.InHoldout(opts.Seed, opts.Holdout, it.Record)}, ok, nil
 	}
-	prog := pipeline.NewProgress(f.IO.ErrOut, f.IO.StderrTTY, "probe train", size, 0)
-	prog.Start()
-	sum, err := pipeline.Run(ctx, pipeline.Input{R: in, Name: opts.Input, Type: typ, Select: source.Options{Plies: plies}}, eng, sink,
-		pipeline.Options{BatchSize: cfg.BatchSize, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy, Limit: opts.MaxPositions, Accept: accept, Progress: prog.Update})
-	prog.Stop()
+	popts := pipeline.Options{BatchSize: cfg.BatchSize, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy, Limit: opts.MaxPositions, Accept: accept}
+	progress := io.Discard
+	if !opts.Quiet {
+		progress = f.IO.ErrOut
+		prog := pipeline.NewProgress(f.IO.ErrOut, f.IO.StderrTTY, "probe train", size, 0)
+		prog.Start()
+		defer prog.Stop()
+		popts.Progress = prog.Update
+	}
+	sum, err := pipeline.Run(ctx, pipeline.Input{R: in, Name: opts.Input, Type: typ, Select: source.Options{Plies: plies}}, eng, sink, popts)
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
 			return &interruptedError{cmd: "probe train", positions: sum.Positions, hint: "no probe written; rerun (with --max-positions to train on fewer)", cause: err}
@@ -321,8 +329,16 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 	if err := labels.Check(lab.binary, opts.MinClass); err != nil {
 		return inputError(fmt.Errorf("probe train: %s on %s: %w", lab.name(), opts.Input, err))
 	}
-	probes, err := fitAll(fitters)
+	how := fmt.Sprintf("--l2 %g", fit.L2)
+	if len(fit.Grid) > 0 {
+		how = fmt.Sprintf("--l2 auto: %d penalties x %d folds", len(fit.Grid), probe.DefaultFolds)
+	}
+	fmt.Fprintf(progress, "probe train: fitting %d probes on %d positions (%s)\n", len(fitters), positions, how)
+	probes, err := fitAll(ctx, fitters, progress)
 	if err != nil {
+		if ctx.Err() != nil {
+			return &interruptedError{cmd: "probe train", positions: positions, hint: "while fitting; no probe written", cause: context.Cause(ctx)}
+		}
 		return err
 	}
 	kind := "regression"
@@ -381,23 +397,35 @@ func (s *probeSink) Consume(_ context.Context, b *pipeline.Batch) error {
 // Close has nothing to finish: the probes are fitted once the run is over.
 func (s *probeSink) Close(pipeline.Summary, error) error { return nil }
 
-// fitAll fits the modules' probes concurrently, one per core.
-func fitAll(fitters []*probe.Fitter) ([]probe.Probe, error) {
+// fitAll fits the modules' probes concurrently, one per core, and logs each as it is done. Once ctx is done
+// it starts no more and returns what stopped the others.
+func fitAll(ctx context.Context, fitters []*probe.Fitter, log io.Writer) ([]probe.Probe, error) {
 	probes := make([]probe.Probe, len(fitters))
 	errs := make([]error, len(fitters))
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	done, began := 0, time.Now()
 	for k, fr := range fitters {
-		wg.Add(1)
 		sem <- struct{}{}
+		if ctx.Err() != nil {
+			<-sem
+			errs[k] = ctx.Err()
+			continue
+		}
+		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			p, err := fr.Fit()
+			p, err := fr.FitContext(ctx)
 			if err != nil {
 				errs[k] = err
 				return
 			}
 			probes[k] = *p
+			mu.Lock()
+			done++
+			fmt.Fprintf(log, "probe train: fitted %s (%d of %d, l2 %.3g), %.0f s\n", p.Module, done, len(fitters), p.L2, time.Since(began).Seconds())
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()

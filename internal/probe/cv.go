@@ -34,6 +34,9 @@ func (f *Fitter) crossValidate() (float64, []CVPoint, error) {
 	loss := make([]float64, len(grid))
 	var kern *mat.SymDense // Z Z', for the dual systems
 	for fk := range k {
+		if err := f.ctx.Err(); err != nil {
+			return 0, nil, err
+		}
 		var tr, va []int
 		for i, g := range fold {
 			if g == fk {
@@ -59,6 +62,9 @@ func (f *Fitter) crossValidate() (float64, []CVPoint, error) {
 			fl = cvRidgePrimal(z, r.y, tr, va, grid)
 		}
 		floats.Add(loss, fl)
+	}
+	if err := f.ctx.Err(); err != nil {
+		return 0, nil, err
 	}
 	best := 0
 	curve := make([]CVPoint, len(grid))
@@ -210,7 +216,10 @@ func (f *Fitter) cvLogistic(z *mat.Dense, y []float64, tr, va []int) []float64 {
 	row := func(i int, dst []float64) { copy(dst, z.RawRowView(i)) }
 	out := make([]float64, len(f.opts.Grid))
 	for g, alpha := range f.opts.Grid {
-		w, b := logistic(row, y, tr, yMean, d, alpha, f.opts.Epochs, f.opts.Seed)
+		if f.ctx.Err() != nil {
+			break
+		}
+		w, b := logistic(f.ctx, row, y, tr, yMean, d, alpha, f.opts.Epochs, f.opts.Seed)
 		for _, iv := range va {
 			p := sigmoid(b + floats.Dot(w, z.RawRowView(iv)))
 			p = math.Min(math.Max(p, 1e-12), 1-1e-12)

@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -79,7 +80,8 @@ type Fitter struct {
 	train, test *reservoir
 	cv          *reservoir // training rows for choosing the penalty (Grid set)
 	labels      Labels
-	rows        int // rows added, numbering rows without a group
+	rows        int             // rows added, numbering rows without a group
+	ctx         context.Context // of the running Fit, for cancellation
 
 	// Ridge beyond MaxRows training rows: sums for the exact normal equations.
 	gram   *mat.SymDense // X'X over the raw rows, d x d
@@ -116,7 +118,7 @@ func NewFitter(module string, shape []int, opts FitOptions) *Fitter {
 		opts.Folds = DefaultFolds
 	}
 	f := &Fitter{
-		module: module, shape: append([]int(nil), shape...), d: d, opts: opts,
+		module: module, shape: append([]int(nil), shape...), d: d, opts: opts, ctx: context.Background(),
 		train: newReservoir(opts.MaxRows, d, opts.Seed),
 		test:  newReservoir(max(opts.MaxRows/2, 1), d, opts.Seed^0x9e3779b97f4a7c15),
 	}
@@ -206,7 +208,14 @@ func (f *Fitter) Labels() Labels { return f.labels }
 
 // Fit trains the probe and scores it on the held-out rows, next to the baseline. It consumes the fitter (the
 // Gram matrix is factorised in place): call it once.
-func (f *Fitter) Fit() (*Probe, error) {
+func (f *Fitter) Fit() (*Probe, error) { return f.FitContext(context.Background()) }
+
+// FitContext is Fit, stopping with ctx's error soon after ctx is done (between epochs, folds and solves).
+func (f *Fitter) FitContext(ctx context.Context) (*Probe, error) {
+	f.ctx = ctx
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	var curve []CVPoint
 	if f.cv != nil {
 		var err error
@@ -216,6 +225,9 @@ func (f *Fitter) Fit() (*Probe, error) {
 	}
 	w, bias, err := f.solve()
 	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	p := &Probe{Module: f.module, Shape: f.shape, Bias: bias, Weights: make([]float32, f.d), Metric: "r2", Test: f.test.n, L2: f.opts.L2}
@@ -643,15 +655,15 @@ func (f *Fitter) fitLogistic() ([]float64, float64) {
 			z[j] = (float64(x) - st.mean[j]) * st.inv[j]
 		}
 	}
-	w, b := logistic(row, r.y, idx, yMean, f.d, f.opts.L2, f.opts.Epochs, f.opts.Seed)
+	w, b := logistic(f.ctx, row, r.y, idx, yMean, f.d, f.opts.L2, f.opts.Epochs, f.opts.Seed)
 	ow, ob := st.unstandardise(w, 0)
 	return ow, ob + b
 }
 
 // logistic minimises the mean log-loss + alpha |w|^2 over rows idx (row fills a row's d standardised
 // features, y holds the labels) with mini-batch Adam, starting the bias at the log-odds of yMean, and returns
-// the weights over standardised features and the bias.
-func logistic(row func(i int, z []float64), y []float64, idx []int, yMean float64, d int, alpha float64, epochs int, seed uint64) ([]float64, float64) {
+// the weights over standardised features and the bias. Once ctx is done it stops at the end of an epoch.
+func logistic(ctx context.Context, row func(i int, z []float64), y []float64, idx []int, yMean float64, d int, alpha float64, epochs int, seed uint64) ([]float64, float64) {
 	n := len(idx)
 	w := make([]float64, d)
 	// Start the bias at the log-odds of the base rate, so a rare label does not take epochs to reach.
@@ -675,6 +687,9 @@ func logistic(row func(i int, z []float64), y []float64, idx []int, yMean float6
 	// penalised probe would then do worse than its constant).
 	total := float64(epochs * ((n + batch - 1) / batch))
 	for range epochs {
+		if ctx.Err() != nil {
+			break
+		}
 		rng.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
 		for start := 0; start < n; start += batch {
 			end := min(start+batch, n)
