@@ -201,7 +201,7 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "activation"}, env: map[string]string{"LCZEROLENS_ORT_LIB": missing}, code: 1, want: "make ort"},
 		{cmd: "batch", args: []string{"batch", fx.pgn, "-o", out("b7"), "--lens", "activation", "--quiet"}, limited: true, code: 1, want: "file too large"},
 		{cmd: "batch", args: []string{"batch", fx.pgn, "-o", out("b8"), "--lens", "activation"}, env: map[string]string{"LCZEROLENS_ORT_LIB": missing}, code: 1, want: "make ort"},
-		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("p1.json"), "--concept", "material-balance"}, einval: true, code: 1, want: "invalid argument"},
+		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("p1.json"), "--concept", "piece-under-attack", "--min-class", "1", "--holdout", "0"}, einval: true, code: 1, want: "invalid argument"},
 		{cmd: "render", args: []string{"render", "--npy", fx.heat}, einval: true, code: 1, want: "invalid argument"},
 		{cmd: "render", args: []string{"render", "--npy", fx.heat, "-o", out("h.svg")}, limited: true, code: 1, want: "file too large"},
 		{cmd: "merge", args: []string{"merge", "SHARDS", "-o", out("m3"), "--quiet"}, limited: true, code: 1, want: "file too large"},
@@ -222,6 +222,7 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "direction", args: []string{"direction", fx.pgn, fx.pgn, "--module", "block0/conv2/relu", "-o", "-"}, einval: true, code: 1, want: "invalid argument"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "attention"}, code: 2, want: "no attention module"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "attention", "--top-pairs", "-1"}, code: 2, want: "option --top-pairs"},
+		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("p2.json"), "--concept", "has-piece:K"}, code: 2, want: "the label is 1 on all"},
 	}
 	if err := os.MkdirAll(filepath.Join(fx.dir, "out"), 0o755); err != nil {
 		t.Fatal(err)
