@@ -166,7 +166,7 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "batch", args: []string{"batch", fx.pgn, "-o", out("b2"), "--batch-size", "1000000000"}, code: 2, want: fmt.Sprintf("want at most %d", MaxBatchSize)},
 		{cmd: "batch", args: []string{"batch", fx.pgn, "-o", out("b3"), "--threads", "100000"}, code: 2, want: "--threads"},
 		{cmd: "batch", args: []string{"batch", fx.pgn}, code: 2, want: `required flag(s) "output"`},
-		{cmd: "batch", args: []string{"batch", fx.pgn, fx.pgn, "-o", out("b4")}, code: 2, want: "accepts 1 arg(s), received 2"},
+		{cmd: "batch", args: []string{"batch", fx.pgn, filepath.Join(fx.dir, "p.csv"), "-o", out("b4")}, code: 2, want: "give inputs of one type"},
 		{cmd: "batch", args: []string{"batch", missing, "-o", out("b5")}, code: 2, want: missing},
 		{cmd: "batch", args: []string{"batch", fx.pgn, "-o", out("b6"), "--shard", "3/2"}, code: 2, want: "3/2"},
 		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("p.json")}, code: 2, want: `"concept"`},
