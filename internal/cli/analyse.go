@@ -41,7 +41,11 @@ func NewCmdAnalyse(f *Factory, runF ...func(*AnalyseOptions) error) *cobra.Comma
 		Aliases: []string{"analyze"},
 		Short:   "Run lenses on one position and print their results",
 		Long: `Run one or several lenses on one position (a batch of one) and write the results with the network's
-outputs: JSON to stdout or -o FILE, or with --format npy the same directory layout as "batch" with one row.`,
+outputs: JSON to stdout or -o FILE, or with --format npy the same directory layout as "batch" with one row.
+
+On a terminal, without --format or -o, it shows the position, the network's top moves and W/D/L, and every
+[8,8] result as a board of values (coloured where the terminal shows colour); bigger results by shape and
+range. Piped, or with --format json, it writes the JSON envelope.`,
 		Example: `  lczerolens analyse --lens saliency --startpos --moves "e2e4 e7e5"
   lczerolens analyse --model maia-1100.onnx --lens activation --pattern '^block5/conv2/relu$' --fen "8/8/8/4k3/8/8/4P3/4K3 w - - 0 1"
   lczerolens analyse --lens activation,gradient --startpos --format npy -o out/
@@ -182,6 +186,14 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 		return w.Close()
 	}
 
+	// A person at a terminal who asked for no format gets a board; programs (a pipe, a file, an explicit
+	// --format json or config key) get the JSON envelope, unchanged.
+	if f.IO.StdoutTTY && (opts.Output == "" || opts.Output == "-") && cfg.source("format") == "" {
+		return writeHumanView(f.IO.Out, humanView{
+			Model: net.Path, Pos: pos, Heads: summarizeHeads(pos, enc.policy(transform), out.Heads, 0, opts.Top),
+			Lens: name, LensOpts: lensOpts, Results: results, Color: f.IO.Color, Command: "analyse",
+		})
+	}
 	env := analysisJSON{
 		Format: "lczerolens-analysis", FormatVersion: 1, ToolVersion: f.Version,
 		Model:         modelJSON{Path: net.Path, SHA256: net.SHA256},
