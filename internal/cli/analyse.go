@@ -161,7 +161,7 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 	}
 	name, lensOpts := lensInfo(specs)
 	if opts.SVG != "" {
-		if err := analysisSVG(f.IO, opts.SVG, opts.Force, results, pos, summarizeHeads(pos, enc.policy(transform), out.Heads, 0, 1)); err != nil {
+		if err := analysisSVG(f.IO, opts.SVG, opts.Force, results, pos, summarizeHeads(pos, enc.policy(transform), out.Heads, 0, 1), name, lensOpts, net.Path); err != nil {
 			return err
 		}
 	}
@@ -238,11 +238,13 @@ func (opts *AnalyseOptions) addCorrupt(b *lens.Batch, clean *board.Game, enc enc
 }
 
 // analysisSVG draws the first [8,8] result of an analysed position.
-func analysisSVG(streams *IOStreams, path string, force bool, results []lens.BatchResult, pos *board.Position, heads headsJSON) error {
+func analysisSVG(streams *IOStreams, path string, force bool, results []lens.BatchResult, pos *board.Position, heads headsJSON,
+	lensName string, lensOpts map[string]any, model string) error {
 	var keys []string
 	for _, r := range results {
 		if !r.JSONOnly() && len(r.Shape) == 2 && r.Shape[0] == 8 && r.Shape[1] == 8 {
-			o := render.Options{Heat: r.Row(0), Position: pos, Title: r.Key}
+			o := render.Options{Heat: r.Row(0), Position: pos, NoValue: noValueMask(results, r.Key, 0, pos)}
+			o.Title, o.Caption = svgText(r.Key, lensName, lensOpts, model, pos.FEN(), r.Row(0))
 			for _, m := range heads.Moves {
 				if mv, err := pos.ParseMove(m.UCI); err == nil {
 					o.Arrows = append(o.Arrows, mv)

@@ -86,6 +86,15 @@ func writeHumanView(w io.Writer, v humanView) error {
 			continue
 		}
 		row := r.Row(0)
+		mask := noValueMask(v.Results, r.Key, 0, v.Pos)
+		if mask != nil {
+			row = append([]float32(nil), row...)
+			for sq, none := range mask {
+				if none {
+					row[sq] = float32(math.NaN())
+				}
+			}
+		}
 		if len(row) == 1 {
 			fmt.Fprintf(&b, "%s  %.6g\n", r.Key, row[0])
 			continue
@@ -107,6 +116,49 @@ func writeHumanView(w io.Writer, v humanView) error {
 		return fmt.Errorf("%s: write: %w", v.Command, err)
 	}
 	return nil
+}
+
+// noValueMask marks the squares of row i of result key that have no value although they hold a number: the
+// squares occlusion did not edit (kings), known from its variants; nil for other results.
+func noValueMask(results []lens.BatchResult, key string, i int, pos *board.Position) []bool {
+	if key != "heatmap" {
+		return nil
+	}
+	for _, r := range results {
+		if r.Key == "variants" && r.JSONOnly() {
+			return lens.UneditedSquares(pos, r.JSON[i])
+		}
+	}
+	return nil
+}
+
+// svgText is the title and caption of a picture of result key: what it shows (lens, options and target),
+// of which network and position, and the range of its values.
+func svgText(key, lensName string, lensOpts map[string]any, model, fen string, vals []float32) (string, []string) {
+	title := key + " (lens " + lensName + ")"
+	var caption []string
+	if len(lensOpts) > 0 {
+		keys := make([]string, 0, len(lensOpts))
+		for k := range lensOpts {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		opts := make([]string, len(keys))
+		for i, k := range keys {
+			opts[i] = fmt.Sprintf("%s=%v", k, lensOpts[k])
+		}
+		caption = append(caption, strings.Join(opts, ", "))
+	}
+	if model != "" {
+		caption = append(caption, "model "+model)
+	}
+	if fen != "" {
+		caption = append(caption, "FEN "+fen)
+	}
+	if vals != nil {
+		caption = append(caption, "values "+strings.ReplaceAll(rangeString(vals), "  ", ", "))
+	}
+	return title, caption
 }
 
 // shapeString writes a shape as [112,8,8].

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/demonet"
+	"github.com/lczerolens/lczerolens/internal/model"
 	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
@@ -197,5 +200,34 @@ func TestPredictTerminalView(t *testing.T) {
 		if got, _ := strconv.ParseFloat(m[1+i], 64); math.Abs(got-want) > 6e-4 {
 			t.Errorf("W/D/L[%d] = %g, closed form %g (black to move: black's view)", i, got, want)
 		}
+	}
+}
+
+// TestAnalyseSVGSaysWhatItShows: analyse --svg of occlusion on the demo network titles the picture with the
+// lens and captions it with the target, the model and the FEN, and marks the kings' squares, which
+// occlusion never edits, as having no value rather than colouring their 0 as "no effect".
+func TestAnalyseSVGSaysWhatItShows(t *testing.T) {
+	svg := filepath.Join(t.TempDir(), "o.svg")
+	code, _, stderr := runCLI(t, map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}, "analyse", "--lens", "occlusion", "--fen", viewFEN, "--svg", svg)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	doc, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(doc)
+	for _, s := range []string{`class="title"`, "lens occlusion", "target=value", "model " + model.DemoName, "FEN " + viewFEN} {
+		if !strings.Contains(text, s) {
+			t.Errorf("picture lacks %q", s)
+		}
+	}
+	novalue := regexp.MustCompile(`data-square="(\w\d)" data-novalue="true"`).FindAllStringSubmatch(text, -1)
+	var got []string
+	for _, m := range novalue {
+		got = append(got, m[1])
+	}
+	if strings.Join(got, ",") != "e1,e8" {
+		t.Errorf("squares without a value %v, want the kings' e1,e8", got)
 	}
 }

@@ -17,6 +17,8 @@ type TextOptions struct {
 	// BlackBottom draws the board from black's side: rank 1 at the top, file h on the left.
 	BlackBottom bool
 	Colormap    Colormap // "" means Diverging
+	// NoValue marks squares shown as having no value, like NaN (see Options.NoValue).
+	NoValue []bool
 }
 
 // noValue is printed for a square without a value (NaN: a king square of occlusion, say).
@@ -49,9 +51,22 @@ func TextGrid(w io.Writer, values []float32, o TextOptions) error {
 	if len(values) != 64 {
 		return fmt.Errorf("render: grid has %d values, want 64 (an [8,8] map, a1 first)", len(values))
 	}
-	format := ValueFormat(values)
+	if o.NoValue != nil && len(o.NoValue) != 64 {
+		return fmt.Errorf("render: no-value mask has %d squares, want 64", len(o.NoValue))
+	}
+	shown := values
+	if o.NoValue != nil {
+		shown = make([]float32, 64)
+		for sq, v := range values {
+			if o.NoValue[sq] {
+				v = float32(math.NaN())
+			}
+			shown[sq] = v
+		}
+	}
+	format := ValueFormat(shown)
 	width := len(fmt.Sprintf(format, 0.0))
-	sc := NewScale(o.Colormap, values)
+	sc := NewScale(o.Colormap, shown)
 	var b strings.Builder
 	files := func() {
 		b.WriteString("   ")
@@ -77,6 +92,9 @@ func TextGrid(w io.Writer, values []float32, o TextOptions) error {
 				file = 7 - col
 			}
 			v := float64(values[rank*8+file])
+			if o.NoValue != nil && o.NoValue[rank*8+file] {
+				v = math.NaN()
+			}
 			cell := fmt.Sprintf(format, v)
 			switch {
 			case math.IsNaN(v) || math.IsInf(v, 0):
