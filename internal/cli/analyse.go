@@ -167,9 +167,10 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 	}
 
 	if opts.Format == "npy" {
-		var extra map[string]any
+		// The encoding says how the planes' frame maps to the board, for render of module tensors.
+		extra := map[string]any{"input_encoding": enc.json(transform)}
 		if meta := eng.Meta(); meta != nil {
-			extra = map[string]any{"lens_meta": meta}
+			extra["lens_meta"] = meta
 		}
 		w, err := store.Open(opts.Output, store.Options{
 			Format: store.FormatNPY, Force: opts.Force, ToolVersion: f.Version,

@@ -212,6 +212,10 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "convert", args: []string{"convert", fx.weights, "-o", "-"}, einval: true, code: 1, want: "invalid argument"},
 		{cmd: "convert", args: []string{"convert", fx.weights, "-o", out("net.onnx")}, limited: true, code: 1, want: "file too large"},
 		{cmd: "completion bash", args: []string{"completion", "bash"}, einval: true, code: 1, want: "invalid argument"},
+		{cmd: "render", args: []string{"render", "--npy", fx.heat, "--channel", "1"}, code: 2, want: "--channel does not apply"},
+		{cmd: "render", args: []string{"render", "--npy", fx.heat, "--plane", "1", "--channel", "2"}, code: 2, want: "both choose"},
+		{cmd: "render", args: []string{"render", "--npy", fx.heat, "--query", "e4"}, code: 2, want: "--query applies"},
+		{cmd: "render", args: []string{"render", "--npy", fx.heat, "--columns", "-1"}, code: 2, want: "--columns -1"},
 	}
 	if err := os.MkdirAll(filepath.Join(fx.dir, "out"), 0o755); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,189 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/lczerolens/lczerolens/internal/board"
+	"github.com/lczerolens/lczerolens/internal/demonet"
+	"github.com/lczerolens/lczerolens/internal/npy"
+	"github.com/lczerolens/lczerolens/internal/testutil"
+)
+
+// squareValues reads the value of every square of every board of a rendered picture, from the squares'
+// tooltips, board by board.
+func squareValues(t *testing.T, svg string) [][64]float64 {
+	t.Helper()
+	var out [][64]float64
+	for _, panel := range strings.Split(svg, `<g class="board-panel">`)[1:] {
+		var v [64]float64
+		n := 0
+		for _, m := range regexp.MustCompile(`<title>([a-h][1-8]) ([^<]*)</title>`).FindAllStringSubmatch(panel, -1) {
+			sq, err := board.ParseSquare(m[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v[sq], err = strconv.ParseFloat(m[2], 64); err != nil {
+				t.Fatalf("square %s: %q", m[1], m[2])
+			}
+			n++
+		}
+		if n != 64 {
+			t.Fatalf("a board with %d valued squares", n)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// TestRenderBoardAxes draws boards out of results that are more than a board, on the demo network with
+// black to move (so that the planes' frame, ranks mirrored, must be mapped back to the board), and checks
+// the squares against closed forms: the block output's channels 0 and 1 hold our and their material (the
+// input convolution's bias 1 plus the piece's value, doubled by the block's skip connection), every
+// square of input gradient plane p holds d(W-L)/d(plane p); per-square patching rows are chosen by module
+// name; attention weights [heads,64,64] by head and query square (a synthetic NPY).
+func TestRenderBoardAxes(t *testing.T) {
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
+	dir := t.TempDir()
+	const fen = "rnbqkbnr/pppppppp/8/8/4P3/8/PPPP1PPP/RNBQKBNR b KQkq - 0 1"
+	pos, err := board.ParseFEN(fen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	act := filepath.Join(dir, "act")
+	if code, _, stderr := runCLI(t, env, "analyse", "--lens", "activation,gradient", "--fen", fen, "--format", "npy", "-o", act); code != 0 {
+		t.Fatalf("analyse: %d %s", code, stderr)
+	}
+	render := func(args ...string) (int, string, string) {
+		t.Helper()
+		return runCLI(t, env, append([]string{"render"}, args...)...)
+	}
+
+	code, svg, stderr := render("--from", act, "--key", "block0/conv2/relu_output", "--channel", "0,1")
+	if code != 0 {
+		t.Fatalf("render channels: %d %s", code, stderr)
+	}
+	boards := squareValues(t, svg)
+	if len(boards) != 2 || strings.Count(svg, `class="piece"`) != 64 || !strings.Contains(svg, ">channel 1<") {
+		t.Fatalf("%d boards, want 2 labelled ones with pieces", len(boards))
+	}
+	for sq := range 64 {
+		c, pt, ok := pos.PieceAt(board.Square(sq))
+		for ch, side := range []board.Color{board.Black, board.White} { // black to move: "our" is black
+			want := 2.0
+			if ok && c == side {
+				want = 2 * (1 + demonet.PieceValues[pt-board.Pawn])
+			}
+			if got := boards[ch][sq]; got != want {
+				t.Errorf("channel %d at %s = %g, want %g", ch, board.Square(sq), got, want)
+			}
+		}
+	}
+
+	code, svg, stderr = render("--from", act, "--key", "block0/conv2/relu_output", "--grid", "--columns", "2")
+	if code != 0 || len(squareValues(t, svg)) != 4 {
+		t.Fatalf("--grid over the 4 channels: %d %s", code, stderr)
+	}
+
+	planes := make([]float32, board.NumPlanes*64)
+	board.NewGame(pos).Encode(board.FillFENOnly, planes)
+	grad := demonet.ForceValueGrad(planes)
+	code, svg, stderr = render("--from", act, "--key", "input_grad", "--plane", "0,4,6")
+	if code != 0 {
+		t.Fatalf("render planes: %d %s", code, stderr)
+	}
+	for k, p := range []int{0, 4, 6} {
+		for sq, got := range squareValues(t, svg)[k] {
+			if want := grad[p*64+(sq^56)]; !closeTo(got, want, 1e-3) {
+				t.Errorf("plane %d at %s = %g, closed form %g", p, board.Square(sq), got, want)
+			}
+		}
+	}
+
+	// Per-square patching: the module's row, chosen by name, in the absolute frame as stored.
+	patch := filepath.Join(dir, "patch")
+	if code, _, stderr := runCLI(t, env, "analyse", "--lens", "patching", "--per-square", "--fen", fen, "--corrupt-moves", "d7d5", "--format", "npy", "-o", patch); code != 0 {
+		t.Fatalf("analyse patching: %d %s", code, stderr)
+	}
+	effects := readNPY(t, filepath.Join(patch, "effects.npy"))
+	code, svg, stderr = render("--from", patch, "--key", "effects", "--module", "block0/conv2/relu")
+	if code != 0 {
+		t.Fatalf("render effects: %d %s", code, stderr)
+	}
+	for sq, got := range squareValues(t, svg)[0] {
+		if want := float64(effects[sq]); !closeTo(got, want, 1e-3) {
+			t.Errorf("effects at %s = %g, stored %g", board.Square(sq), got, want)
+		}
+	}
+
+	// Attention weights [heads,64,64]: value = 1000*head + 64*query + key, in the planes' frame.
+	att := make([]float32, 2*64*64)
+	for i := range att {
+		att[i] = float32(1000*(i/4096) + i%4096)
+	}
+	attFile := filepath.Join(dir, "att.npy")
+	w, err := os.Create(attFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := npy.Write(w, []int{1, 2, 64, 64}, att); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	code, svg, stderr = render("--npy", attFile, "--fen", fen, "--head", "1", "--query", "e4")
+	if code != 0 {
+		t.Fatalf("render attention: %d %s", code, stderr)
+	}
+	q := int(board.NewSquare(4, 3)) ^ 56 // e4 in the black-to-move planes' frame
+	for sq, got := range squareValues(t, svg)[0] {
+		if want := float64(1000 + 64*q + (sq ^ 56)); got != want {
+			t.Errorf("attention head 1, query e4, key %s = %g, want %g", board.Square(sq), got, want)
+		}
+	}
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--from", act, "--key", "input_grad"}, "--plane N (0..111)"},
+		{[]string{"--from", act, "--key", "input_grad", "--plane", "112"}, "112 entries"},
+		{[]string{"--npy", attFile, "--head", "0"}, "--query"},
+		{[]string{"--from", patch, "--key", "effects", "--module", "nosuch"}, "--module"},
+	} {
+		if code, _, stderr := render(bad.args...); code != ExitUsage || !strings.Contains(stderr, bad.want) {
+			t.Errorf("render %v: exit %d %q, want exit 2 naming %q", bad.args, code, stderr, bad.want)
+		}
+	}
+}
+
+func closeTo(got, want, tol float64) bool {
+	d := got - want
+	if d < 0 {
+		d = -d
+	}
+	return d <= tol*(1+abs(want))
+}
+
+func abs(x float64) float64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func readNPY(t *testing.T, path string) []float32 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, data, err := npy.Read(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
