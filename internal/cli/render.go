@@ -232,6 +232,12 @@ func (opts *RenderOptions) boards(key string, info dirInfo, pos *board.Position)
 	if err != nil {
 		return nil, "", err
 	}
+	return opts.boardsOf(key, data, shape, info, pos)
+}
+
+// boardsOf is boards of a tensor already read: data of one position, of the given shape.
+func (opts *RenderOptions) boardsOf(key string, data []float32, shape []int, info dirInfo, pos *board.Position) ([]render.Options, string, error) {
+	var err error
 	axes, ok := findBoardAxes(shape)
 	if !ok {
 		return nil, "", inputError(fmt.Errorf("render: result %q has shape %s: no board axis ([8,8] or 64 squares)", key, shapeString(shape)))

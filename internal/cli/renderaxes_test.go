@@ -187,3 +187,33 @@ func readNPY(t *testing.T, path string) []float32 {
 	}
 	return data
 }
+
+// TestAnalyseSVGGridOfChannels: analyse --svg of a lens without an [8,8] map draws the first result that
+// has few enough boards as a grid: the demo block's four channels, mapped from the planes' frame (black to
+// move) to the board, channel 1 holding white's material.
+func TestAnalyseSVGGridOfChannels(t *testing.T) {
+	const fen = "4k3/8/8/8/8/8/3Q4/4K3 b - - 0 1"
+	svg := filepath.Join(t.TempDir(), "a.svg")
+	code, _, stderr := runCLI(t, map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}, "analyse", "--lens", "activation", "--fen", fen, "--svg", svg)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	doc, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boards := squareValues(t, string(doc))
+	if len(boards) != 4 || !strings.Contains(string(doc), ">channel 3<") {
+		t.Fatalf("%d boards, want the 4 labelled channels", len(boards))
+	}
+	d2 := board.NewSquare(3, 1)
+	for sq, got := range boards[1] {
+		want := 2.0
+		if board.Square(sq) == d2 {
+			want = 2 * (1 + demonet.PieceValues[board.Queen-board.Pawn])
+		}
+		if got != want {
+			t.Errorf("channel 1 (their material) at %s = %g, want %g", board.Square(sq), got, want)
+		}
+	}
+}
