@@ -62,11 +62,11 @@ func writeHumanView(w io.Writer, v humanView) error {
 	if len(v.Heads.Moves) == 0 {
 		b.WriteString("moves     none (game over)\n")
 	} else {
-		b.WriteString("moves    ")
-		for _, m := range v.Heads.Moves {
-			fmt.Fprintf(&b, " %s %.3f ", m.UCI, m.P)
+		moves := make([]string, len(v.Heads.Moves))
+		for i, m := range v.Heads.Moves {
+			moves[i] = fmt.Sprintf("%s %.3f", m.UCI, m.P)
 		}
-		b.WriteString("\n")
+		writeWrapped(&b, "moves     "+strings.Join(moves, ", "), 10)
 	}
 	if v.Heads.WDL != nil {
 		fmt.Fprintf(&b, "W/D/L     %.3f / %.3f / %.3f  (from the side to move's view: %s)\n", v.Heads.WDL[0], v.Heads.WDL[1], v.Heads.WDL[2], stm)
@@ -75,11 +75,13 @@ func writeHumanView(w io.Writer, v humanView) error {
 	if v.Heads.MLH != nil {
 		fmt.Fprintf(&b, "mlh       %.1f plies left\n", *v.Heads.MLH)
 	}
-	hidden := false
+	hidden, prevGrid := false, false
 	for k, r := range v.Results {
-		if k == 0 || !(r.JSONOnly() || r.RowSize() == 1) {
-			b.WriteString("\n") // scalars and structured results stay with the result before them
+		grid := !r.JSONOnly() && len(r.Shape) == 2 && r.Shape[0] == 8 && r.Shape[1] == 8
+		if k == 0 || grid || prevGrid {
+			b.WriteString("\n") // summary lines stay together; grids stand apart
 		}
+		prevGrid = grid
 		if r.JSONOnly() {
 			fmt.Fprintf(&b, "%s  (structured: not shown)\n", r.Key)
 			hidden = true
@@ -109,8 +111,8 @@ func writeHumanView(w io.Writer, v humanView) error {
 		hidden = true
 	}
 	if hidden {
-		fmt.Fprintf(&b, "\nResults that are not boards are summarised; for every value: %s ... --format json (or -o FILE),\n"+
-			"or --format npy -o DIR; \"lczerolens render\" draws a board axis of them as SVG.\n", v.Command)
+		fmt.Fprintf(&b, "\nResults that are not boards are summarised. Every value: %s ... --format json (or -o FILE)\n"+
+			"or --format npy -o DIR; then \"lczerolens render\" draws their boards as SVG.\n", v.Command)
 	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("%s: write: %w", v.Command, err)
