@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lczerolens/lczerolens/internal/board"
+	"github.com/lczerolens/lczerolens/internal/lens"
 	"github.com/lczerolens/lczerolens/internal/npy"
 	"github.com/lczerolens/lczerolens/internal/render"
 	"github.com/lczerolens/lczerolens/internal/store"
@@ -159,6 +160,9 @@ func runRender(opts *RenderOptions) (err error) {
 			return err
 		}
 		for i := range bs {
+			if key == "heatmap" && slices.Contains(strings.Split(info.lens, ","), "occlusion") {
+				bs[i].NoValue = lens.OcclusionKings(pos) // never edited: no value, not "no effect"
+			}
 			if len(keys) > 1 { // several keys: each board says which
 				bs[i].Label = strings.TrimSpace(key + " " + bs[i].Label)
 			}

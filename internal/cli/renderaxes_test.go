@@ -217,3 +217,24 @@ func TestAnalyseSVGGridOfChannels(t *testing.T) {
 		}
 	}
 }
+
+// TestRenderOcclusionKings: render of an occlusion heatmap read back from NPY (which keeps no variants)
+// still marks the kings' squares, never edited, as having no value, and only them.
+func TestRenderOcclusionKings(t *testing.T) {
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
+	dir := filepath.Join(t.TempDir(), "occ")
+	if code, _, stderr := runCLI(t, env, "analyse", "--lens", "occlusion", "--fen", viewFEN, "--format", "npy", "-o", dir); code != 0 {
+		t.Fatalf("analyse: %d %s", code, stderr)
+	}
+	code, svg, stderr := runCLI(t, env, "render", "--from", dir, "--key", "heatmap")
+	if code != 0 {
+		t.Fatalf("render: %d %s", code, stderr)
+	}
+	var got []string
+	for _, m := range regexp.MustCompile(`data-square="(\w\d)" data-novalue="true"`).FindAllStringSubmatch(svg, -1) {
+		got = append(got, m[1])
+	}
+	if strings.Join(got, ",") != "e1,e8" {
+		t.Errorf("squares without a value %v, want the kings' e1,e8", got)
+	}
+}

@@ -78,6 +78,21 @@ func UneditedSquares(pos *board.Position, variants any) []bool {
 	return out
 }
 
+// OcclusionKings marks the kings' squares of pos, which occlusion never edits: what a picture of a heatmap
+// read back without its variants (NPY output) can still tell of its squares without a value.
+func OcclusionKings(pos *board.Position) []bool {
+	if pos == nil {
+		return nil
+	}
+	out := make([]bool, 64)
+	for sq := range 64 {
+		if _, pt, ok := pos.PieceAt(board.Square(sq)); ok && pt == board.King {
+			out[sq] = true
+		}
+	}
+	return out
+}
+
 var replaceTypes = map[string]board.PieceType{"none": board.NoPieceType, "pawn": board.Pawn, "knight": board.Knight,
 	"bishop": board.Bishop, "rook": board.Rook, "queen": board.Queen}
 
