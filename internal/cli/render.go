@@ -108,7 +108,7 @@ several keys (--key a,b). Tensors in the network's frame (activations, gradients
 	fl.String("head", "", "head of attention weights [heads,64,64]: an index, a range or a list (with --query)")
 	fl.StringVar(&opts.Query, "query", "", "query square of attention weights [..,64,64], e.g. e4: its row is drawn")
 	fl.BoolVar(&opts.Grid, "grid", false, "draw every index of the chosen axis, one board each, in one picture")
-	fl.IntVar(&opts.Columns, "columns", 0, "boards per row of a grid (0 = up to 4)")
+	fl.IntVar(&opts.Columns, "columns", 0, "boards per row of a grid (0 = up to 4, or 8 for more than 16 boards)")
 	fl.BoolVar(&opts.Force, "force", false, "replace an existing output file")
 	return cmd
 }

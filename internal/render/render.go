@@ -167,7 +167,7 @@ type GridOptions struct {
 	Colormap Colormap // "" means Diverging; one scale for every board, so that colours compare
 	// SquareSize is a square's side (0 means 60 for one board, 36 for several).
 	SquareSize int
-	// Columns is the number of boards per row (0 means up to 4).
+	// Columns is the number of boards per row (0 means up to 4, or 8 for more than 16 boards).
 	Columns int
 }
 
@@ -214,6 +214,9 @@ func newLayout(g GridOptions, n int, heat, labels, noValue bool) layout {
 	l.cols = g.Columns
 	if l.cols <= 0 {
 		l.cols = min(n, 4)
+		if n > 16 {
+			l.cols = 8 // a block's 64 channels in 8 rows of 8 rather than 16 of 4
+		}
 	}
 	l.cols = max(1, min(l.cols, n))
 	l.rows = (n + l.cols - 1) / l.cols
