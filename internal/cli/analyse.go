@@ -262,7 +262,7 @@ func analysisSVG(streams *IOStreams, path string, force bool, results []lens.Bat
 		if r.JSONOnly() {
 			continue
 		}
-		axes, ok := findBoardAxes(r.Shape)
+		axes, ok := findBoardAxes(r.Key, r.Shape)
 		if !ok || axes.query >= 0 || len(axes.other) > 1 || (len(axes.other) == 1 && r.Shape[axes.other[0]] > maxBoards) {
 			continue
 		}

@@ -242,7 +242,7 @@ func (opts *RenderOptions) boards(key string, info dirInfo, pos *board.Position)
 // boardsOf is boards of a tensor already read: data of one position, of the given shape.
 func (opts *RenderOptions) boardsOf(key string, data []float32, shape []int, info dirInfo, pos *board.Position) ([]render.Options, string, error) {
 	var err error
-	axes, ok := findBoardAxes(shape)
+	axes, ok := findBoardAxes(key, shape)
 	if !ok {
 		return nil, "", inputError(fmt.Errorf("render: result %q has shape %s: no board axis ([8,8] or 64 squares)", key, shapeString(shape)))
 	}

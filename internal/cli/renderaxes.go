@@ -28,14 +28,21 @@ type boardAxes struct {
 	other []int // the axes left to choose an index on
 }
 
-func findBoardAxes(shape []int) (boardAxes, bool) {
+func findBoardAxes(key string, shape []int) (boardAxes, bool) {
 	n := len(shape)
 	a := boardAxes{shape: shape, query: -1}
+	// [64,64] is attention weights only when named so (or with a head axis): an attention body's activation
+	// of embedding size 64 has the same shape, squares first.
+	weights := n >= 3 || strings.Contains(key, "softmax") || strings.Contains(key, "mha") || strings.Contains(key, "attention")
 	switch {
 	case n >= 2 && shape[n-2] == 8 && shape[n-1] == 8:
 		a.board = []int{n - 2, n - 1}
-	case n >= 2 && shape[n-2] == 64 && shape[n-1] == 64:
+	case n >= 2 && shape[n-2] == 64 && shape[n-1] == 64 && weights:
 		a.board, a.query = []int{n - 1}, n-2
+	case n == 2 && shape[1] == 64 && key == "effects": // per-square patching: a row of squares per module
+		a.board = []int{1}
+	case n == 2 && shape[0] == 64:
+		a.board = []int{0}
 	default:
 		i := -1
 		for k := n - 1; k >= 0 && i < 0; k-- { // the last axis of 64

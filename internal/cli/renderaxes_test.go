@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -236,5 +237,31 @@ func TestRenderOcclusionKings(t *testing.T) {
 	}
 	if strings.Join(got, ",") != "e1,e8" {
 		t.Errorf("squares without a value %v, want the kings' e1,e8", got)
+	}
+}
+
+// TestFindBoardAxes: where the board lies in each kind of result, and what is left to choose.
+func TestFindBoardAxes(t *testing.T) {
+	for _, tc := range []struct {
+		key          string
+		shape        []int
+		board, other []int
+		query        int
+		ok           bool
+	}{
+		{"saliency", []int{8, 8}, []int{0, 1}, nil, -1, true},
+		{"block3/conv2/relu_output", []int{64, 8, 8}, []int{1, 2}, []int{0}, -1, true},
+		{"encoder0/ln2_output", []int{64, 256}, []int{0}, []int{1}, -1, true},
+		{"encoder0/ln2_output", []int{64, 64}, []int{0}, []int{1}, -1, true},
+		{"effects", []int{64, 64}, []int{1}, []int{0}, -1, true},
+		{"effects", []int{6, 64}, []int{1}, []int{0}, -1, true},
+		{"encoder0/mha/QK/softmax_output", []int{64, 64}, []int{1}, nil, 0, true},
+		{"encoder0/mha/QK/softmax_output", []int{8, 64, 64}, []int{2}, []int{0}, 1, true},
+		{"value/dense1/relu_output", []int{128}, nil, nil, -1, false},
+	} {
+		a, ok := findBoardAxes(tc.key, tc.shape)
+		if ok != tc.ok || (ok && (!slices.Equal(a.board, tc.board) || !slices.Equal(a.other, tc.other) || a.query != tc.query)) {
+			t.Errorf("%s %v: board %v other %v query %d ok %v; want %v %v %d %v", tc.key, tc.shape, a.board, a.other, a.query, ok, tc.board, tc.other, tc.query, tc.ok)
+		}
 	}
 }
