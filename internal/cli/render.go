@@ -199,11 +199,7 @@ func runRender(opts *RenderOptions) (err error) {
 			title = fmt.Sprintf("%s %s, row %d", src, boards[0].Label, opts.Row)
 		}
 	}
-	lensName := info.lens
-	if lensName == "" {
-		lensName = "unknown"
-	}
-	_, caption := svgText("", lensName, info.lensOpts, info.model, fen, all)
+	_, caption := svgText("", info.lens, info.lensOpts, info.model, fen, all) // the title is the key's, above
 	if info.lens != "" {
 		caption = append([]string{"lens " + info.lens}, caption...)
 	}

@@ -131,7 +131,8 @@ func parseIndexList(flag, s string, n int) ([]int, error) {
 	return out, nil
 }
 
-// tensorRow reads row i of result key from an output directory (see dirRow) with its per-position shape.
+// dirTensor reads row i of result key from an output directory with its per-position shape, where the
+// manifest says the key is; nil data and no error when there is no manifest (see dirRow).
 func dirTensor(dir, key string, i int) ([]float32, []int, error) {
 	m, err := store.ReadManifest(dir)
 	if err != nil {
