@@ -216,6 +216,16 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "render", args: []string{"render", "--npy", fx.heat, "--plane", "1", "--channel", "2"}, code: 2, want: "both choose"},
 		{cmd: "render", args: []string{"render", "--npy", fx.heat, "--query", "e4"}, code: 2, want: "--query applies"},
 		{cmd: "render", args: []string{"render", "--npy", fx.heat, "--columns", "-1"}, code: 2, want: "--columns -1"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "ablation", "--heads", "1"}, code: 2, want: "has no head axis"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "ablation", "--squares", "z9"}, code: 2, want: "option --squares"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "ablation", "--mean-from", missing}, code: 2, want: missing},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "ablation", "--mean-from", fx.pgn, "--resample-fen", "8/8/8/8/8/8/8/K6k w - - 0 1"}, code: 2, want: "pick one replacement"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "steering", "--module", "block0/conv2/relu"}, code: 2, want: "no direction"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "steering", "--module", "block0/conv2/relu", "--direction", missing}, code: 2, want: missing},
+		{cmd: "direction", args: []string{"direction", fx.pgn, fx.pgn, "--module", "nosuch", "-o", out("d.npy")}, code: 2, want: "module nosuch"},
+		{cmd: "direction", args: []string{"direction", fx.pgn, fx.pgn, "--module", "block0/conv2/relu", "-o", "-"}, einval: true, code: 1, want: "invalid argument"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "attention"}, code: 2, want: "no attention module"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "attention", "--top-pairs", "-1"}, code: 2, want: "option --top-pairs"},
 	}
 	if err := os.MkdirAll(filepath.Join(fx.dir, "out"), 0o755); err != nil {
 		t.Fatal(err)
