@@ -280,7 +280,7 @@ func analysisSVG(streams *IOStreams, path string, force bool, results []lens.Bat
 		return writeOutput("analyse", streams.Out, path, force, func(w io.Writer) error { return render.Grid(w, g, boards) })
 	}
 	return usageErrorf("analyse: --svg: no [8,8] map among %s, nor a result of at most %d boards: "+
-		"write them with --format npy -o DIR and draw one with \"lczerolens render\" (--channel, --plane)", strings.Join(keys, ", "), maxBoards)
+		"write them with --format npy -o DIR and draw one with \"lczerolens render\" (--channel, --plane, --head and --query)", strings.Join(keys, ", "), maxBoards)
 }
 
 // metaModules returns the module order a lens recorded in its meta (per-square patching's rows).

@@ -154,7 +154,8 @@ func runRender(opts *RenderOptions) (err error) {
 	}
 	var boards []render.Options
 	var notes []string
-	for _, key := range keys {
+	short, common := shortKeys(keys)
+	for ki, key := range keys {
 		bs, note, err := opts.boards(key, info, pos)
 		if err != nil {
 			return err
@@ -164,7 +165,7 @@ func runRender(opts *RenderOptions) (err error) {
 				bs[i].NoValue = lens.OcclusionKings(pos) // never edited: no value, not "no effect"
 			}
 			if len(keys) > 1 { // several keys: each board says which
-				bs[i].Label = strings.TrimSpace(key + " " + bs[i].Label)
+				bs[i].Label = strings.TrimSpace(short[ki] + " " + bs[i].Label)
 			}
 		}
 		boards = append(boards, bs...)
@@ -190,6 +191,9 @@ func runRender(opts *RenderOptions) (err error) {
 	}
 	title := opts.Title
 	src := strings.Join(keys, ", ")
+	if common != "" {
+		src = strings.Join(short, ", ") + ": " + common
+	}
 	if opts.NPY != "" {
 		src = filepath.Base(opts.NPY)
 	}
@@ -209,6 +213,34 @@ func runRender(opts *RenderOptions) (err error) {
 		boards[0].Label = ""
 	}
 	return writeOutput("render", opts.IO.Out, opts.Output, opts.Force, func(w io.Writer) error { return render.Grid(w, g, boards) })
+}
+
+// shortKeys drops the module path that several keys share at the end (encoder0/mha/QK/softmax_attention,
+// encoder1/mha/QK/softmax_attention -> encoder0, encoder1), so that board labels fit; common is that part.
+func shortKeys(keys []string) (short []string, common string) {
+	short = keys
+	if len(keys) < 2 {
+		return short, ""
+	}
+	parts := strings.Split(keys[0], "/")
+	for n := len(parts) - 1; n >= 1; n-- { // the longest shared tail of whole path elements
+		tail := "/" + strings.Join(parts[len(parts)-n:], "/")
+		ok := true
+		for _, k := range keys {
+			if !strings.HasSuffix(k, tail) || len(k) == len(tail) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			short = make([]string, len(keys))
+			for i, k := range keys {
+				short[i] = strings.TrimSuffix(k, tail)
+			}
+			return short, tail[1:]
+		}
+	}
+	return short, ""
 }
 
 // maxBoards bounds a grid: more boards than this are too small to read.

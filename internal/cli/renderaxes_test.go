@@ -265,3 +265,21 @@ func TestFindBoardAxes(t *testing.T) {
 		}
 	}
 }
+
+func TestShortKeys(t *testing.T) {
+	for _, tc := range []struct {
+		keys   []string
+		short  string
+		common string
+	}{
+		{[]string{"encoder0/mha/QK/softmax_attention", "encoder1/mha/QK/softmax_attention"}, "encoder0,encoder1", "mha/QK/softmax_attention"},
+		{[]string{"block0/conv2/relu_output", "input_grad"}, "block0/conv2/relu_output,input_grad", ""},
+		{[]string{"a/x_output", "b/y_output"}, "a/x_output,b/y_output", ""},
+		{[]string{"saliency"}, "saliency", ""},
+	} {
+		short, common := shortKeys(tc.keys)
+		if strings.Join(short, ",") != tc.short || common != tc.common {
+			t.Errorf("%v: %v %q, want %s %q", tc.keys, short, common, tc.short, tc.common)
+		}
+	}
+}
