@@ -45,7 +45,8 @@ outputs: JSON to stdout or -o FILE, or with --format npy the same directory layo
 		Example: `  lczerolens analyse --lens saliency --startpos --moves "e2e4 e7e5"
   lczerolens analyse --model maia-1100.onnx --lens activation --pattern '^block5/conv2/relu$' --fen "8/8/8/4k3/8/8/4P3/4K3 w - - 0 1"
   lczerolens analyse --lens activation,gradient --startpos --format npy -o out/
-  lczerolens analyse --lens gradient --target policy:e2e4 --startpos`,
+  lczerolens analyse --lens gradient --target policy:e2e4 --startpos
+  lczerolens analyse --lens lrp --keep heatmap --startpos   # only the [8,8] map, not relevance [112,8,8]`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.corruptFENSet = cmd.Flags().Changed("corrupt-fen")
@@ -139,7 +140,7 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	eng, err := sess.engine(specs, opts.Lenses.savePlanes)
+	eng, err := sess.engine(specs, opts.Lenses.savePlanes, opts.Lenses.keep...)
 	if err != nil {
 		return err
 	}
@@ -153,9 +154,9 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 	}
 	out, results, err := eng.Run(batch)
 	if err != nil {
-		return err
+		return engineError(err)
 	}
-	name, lensOpts := lensInfo(specs)
+	name, lensOpts := opts.Lenses.info(specs)
 	if opts.SVG != "" {
 		if err := analysisSVG(f.IO, opts.SVG, opts.Force, results, pos, summarizeHeads(pos, enc.policy(transform), out.Heads, 0, 1)); err != nil {
 			return err

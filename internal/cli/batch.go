@@ -68,7 +68,8 @@ into the files one unsharded run writes. Sharding stdin works only when every sh
   lczerolens batch puzzles.epd --lens saliency --target policy:best -o sal/ --format json
   zcat big.pgn.gz | lczerolens batch - --input-type pgn --plies every:10 -o out/
   lczerolens batch games.pgn --lens activation -o out/ --resume   # finish an interrupted run
-  lczerolens batch games.pgn --lens activation --shard 2/8 -o out/shard-2   # one of 8 parts, then merge`,
+  lczerolens batch games.pgn --lens activation --shard 2/8 -o out/shard-2   # one of 8 parts, then merge
+  lczerolens batch games.pgn --lens saliency --keep saliency -o sal/   # [8,8] maps only, no input_grad.npy`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Input = args[0]
@@ -173,7 +174,7 @@ func runBatch(opts *BatchOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	eng, err := sess.engine(specs, opts.Lenses.savePlanes)
+	eng, err := sess.engine(specs, opts.Lenses.savePlanes, opts.Lenses.keep...)
 	if err != nil {
 		return err
 	}
@@ -181,7 +182,7 @@ func runBatch(opts *BatchOptions) (err error) {
 	if eng.NeedsCorrupt() && typ != source.JSONL {
 		return usageErrorf("batch: --lens %s compares each position with a corrupted one: give a JSONL input whose records have corrupt_fen and/or corrupt_moves", strings.Join(cfg.Lens, ","))
 	}
-	name, lensOpts := lensInfo(specs)
+	name, lensOpts := opts.Lenses.info(specs)
 	input := inputInfo{Name: opts.Input, Type: string(typ), Plies: plies.String(), InputFormat: enc.Format.String(), HistoryFill: enc.Fill.String()}
 	if enc.Policy != board.TransposePlanes {
 		input.PolicyTranspose = enc.Policy.String()

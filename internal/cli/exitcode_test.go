@@ -212,6 +212,8 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "convert", args: []string{"convert", fx.weights, "-o", "-"}, einval: true, code: 1, want: "invalid argument"},
 		{cmd: "convert", args: []string{"convert", fx.weights, "-o", out("net.onnx")}, limited: true, code: 1, want: "file too large"},
 		{cmd: "completion bash", args: []string{"completion", "bash"}, einval: true, code: 1, want: "invalid argument"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "saliency", "--keep", "saliency,nosuch"}, code: 2, want: "valid keys: saliency, input_grad"},
+		{cmd: "batch", args: []string{"batch", fx.pgn, "-o", out("keep"), "--lens", "saliency", "--keep", "input_gradient"}, code: 2, want: "valid keys: saliency, input_grad"},
 	}
 	if err := os.MkdirAll(filepath.Join(fx.dir, "out"), 0o755); err != nil {
 		t.Fatal(err)

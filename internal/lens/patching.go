@@ -68,6 +68,7 @@ func preparePatching(n *model.Network, v Values) (*Prep, error) {
 		Corrupt: true,
 		Meta:    map[string]any{"modules": names, "target": t.String(), "per_square": perSquare},
 		Produce: pt.produce,
+		Keys:    []string{"effects", "target_clean", "target_corrupted"},
 	}, nil
 }
 
