@@ -10,4 +10,5 @@ var Lenses = Registry{
 	Patching,
 	Probing,
 	IntegratedGradients,
+	GradCAM,
 }
