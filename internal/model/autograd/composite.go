@@ -271,7 +271,9 @@ func (b *builder) applyLinear(n *pb.NodeProto, R string, v int, r LinearRule) (s
 		alpha = float64(onnxgraph.AttrFloatOr(n, "alpha", 1))
 	}
 	x := in[v]
-	init := func(tag string, f func(float64) float64) (string, error) { return b.derivedInit(in[wi], wt, alpha, tag, f) }
+	init := func(tag string, f func(float64) float64) (string, error) {
+		return b.derivedInit(in[wi], wt, alpha, tag, f)
+	}
 	var cleanup []*pb.NodeProto
 	defer func() {
 		for _, nd := range cleanup {
