@@ -19,8 +19,10 @@ import (
 //	epsilon:    sum_i R_i = sum_j R_j (z_j - b_j) / (z_j + eps*sign(z_j)): the bias share b_j is absorbed.
 //	zplus:      sum_i R_i = sum_j R_j z+_j / (z+_j + eps), z+_j the sum of positive contributions: all of
 //	            R_j where some contribution is positive, nothing where none is.
-//	gamma:      z_j = sum_i x_i rho(w_ij), rho(w) = w + gamma*w+ for x_i >= 0 and w + gamma*w- for x_i < 0
-//	            (positive contributions favoured); sum_i R_i = sum_j R_j z_j / (z_j + eps*sign(z_j)).
+//	gamma:      z_j = sum_i x_i rho(w_ij) with contributions of z_j's own sign favoured (z_j the unmodified
+//	            output without bias; where z_j >= 0, rho(w) = w + gamma*w+ for x_i >= 0 and w + gamma*w-
+//	            for x_i < 0, the reverse where z_j < 0), so |z'_j| >= |z_j|: sum_i R_i = sum_j R_j
+//	            z'_j / (z'_j + eps*sign(z'_j)), all of R_j up to eps.
 //	alpha-beta: R_i = sum_j (alpha c+_ij / (z+_j + eps) - beta c-_ij / (z-_j - eps)) R_j, c+/c- the positive
 //	            and negative parts of x_i w_ij: sum_i R_i = (alpha - beta) R_j where both parts are non-zero
 //	            (alpha R_j where only positive, -beta R_j where only negative contributions exist).
@@ -288,23 +290,35 @@ func (b *builder) applyLinear(n *pb.NodeProto, R string, v int, r LinearRule) (s
 		b.like(xn, x)
 		g := r.Gamma
 		if r.Kind == LinearGamma {
-			// Two terms with rho+(w) = w + gamma w+ on x+ and rho-(w) = w + gamma w- on x-.
-			wp, err := init(fmt.Sprint("gammapos", g), func(w float64) float64 { return w + g*math.Max(w, 0) })
+			// rho+(w) = w + gamma w+ on x+ and w + gamma w- on x- favours positive contributions; rho- the
+			// negative ones. Each output uses the one that agrees with the sign of its unmodified z, so the
+			// denominator is at least |z| away from 0 (zennit's Gamma): z+ + z- = (2 + gamma) z.
+			wgp, err := init(fmt.Sprint("gammapos", g), func(w float64) float64 { return w + g*math.Max(w, 0) })
 			if err != nil {
 				return "", false, err
 			}
-			wn, err := init(fmt.Sprint("gammaneg", g), func(w float64) float64 { return w + g*math.Min(w, 0) })
+			wgn, err := init(fmt.Sprint("gammaneg", g), func(w float64) float64 { return w + g*math.Min(w, 0) })
 			if err != nil {
 				return "", false, err
 			}
-			nodes, zs := b.linearCopies(n, v, []term{{xp, wp}, {xn, wn}})
+			terms := []term{{xp, wgp}, {xn, wgn}, {xp, wgn}, {xn, wgp}}
+			nodes, zs := b.linearCopies(n, v, terms)
 			cleanup = nodes
-			z := b.sumOf(zs)
-			b.like(z, y)
-			s := b.op("Div", []string{R, b.stab(z)})
+			el := b.elem(y)
+			zPos, zNeg := b.op("Add", zs[:2]), b.op("Add", zs[2:])
+			b.like(zPos, y)
+			b.like(zNeg, y)
+			up := b.op("GreaterOrEqual", []string{b.op("Add", []string{zPos, zNeg}), b.scalar(el, 0)})
+			zero := b.scalar(el, 0)
+			sPos := b.op("Where", []string{up, b.op("Div", []string{R, b.stab(zPos)}), zero})
+			sNeg := b.op("Where", []string{up, zero, b.op("Div", []string{R, b.stab(zNeg)})})
 			var rs []string
 			for k, nd := range nodes {
-				rk, err := b.transpose(nd, v, []string{xp, xn}[k], s)
+				s := sPos
+				if k >= 2 {
+					s = sNeg
+				}
+				rk, err := b.transpose(nd, v, terms[k].x, s)
 				if err != nil {
 					return "", false, err
 				}

@@ -16,9 +16,14 @@ func (d dense) ruleRef(r LinearRule, x, rOut []float64, eps float64) []float64 {
 	for j, row := range d.m {
 		switch r.Kind {
 		case LinearGamma:
+			var z0 float64
+			for i, w := range row {
+				z0 += x[i] * w
+			}
+			up := z0 >= 0 // favour contributions of the unmodified output's sign
 			rho := func(i int) float64 {
 				w := row[i]
-				if x[i] >= 0 {
+				if (x[i] >= 0) == up {
 					return w + r.Gamma*math.Max(w, 0)
 				}
 				return w + r.Gamma*math.Min(w, 0)
