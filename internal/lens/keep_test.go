@@ -16,7 +16,13 @@ func TestDeclaredKeysMatchRun(t *testing.T) {
 	r := runtimeFor(t)
 	n := model.Demo()
 	b := withCorrupt(batchOf(t, board.FillFENOnly))
+	var checkOn func(t *testing.T, n *model.Network, b *Batch, specs []Spec, opts EngineOptions)
 	check := func(t *testing.T, specs []Spec, opts EngineOptions) {
+		t.Helper()
+		checkOn(t, n, b, specs, opts)
+	}
+	checkOn = func(t *testing.T, n *model.Network, b *Batch, specs []Spec, opts EngineOptions) {
+		t.Helper()
 		e, err := NewEngine(r, n, specs, opts)
 		if err != nil {
 			t.Fatal(err)
@@ -39,6 +45,18 @@ func TestDeclaredKeysMatchRun(t *testing.T) {
 	}
 	for _, l := range Lenses {
 		t.Run(l.Name, func(t *testing.T) {
+			if l == Attention { // the demo net has no attention: a synthetic attention body, with and without options
+				an := attentionNet(t, "ab_mh_dense_hecto")
+				ab := refTransformBatch(t, board.InputCanonicalHectoplies, map[int]bool{0: true})
+				for _, opts := range []map[string]string{nil, {"attribution": "grad", "top-pairs": "3"}} {
+					v, err := l.Resolve(opts)
+					if err != nil {
+						t.Fatal(err)
+					}
+					checkOn(t, an, ab, []Spec{{l, v}}, EngineOptions{})
+				}
+				return
+			}
 			v, err := demoLensValues(t, l)
 			if err != nil {
 				t.Fatal(err)
