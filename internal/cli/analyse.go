@@ -41,11 +41,16 @@ func NewCmdAnalyse(f *Factory, runF ...func(*AnalyseOptions) error) *cobra.Comma
 		Aliases: []string{"analyze"},
 		Short:   "Run lenses on one position and print their results",
 		Long: `Run one or several lenses on one position (a batch of one) and write the results with the network's
-outputs: JSON to stdout or -o FILE, or with --format npy the same directory layout as "batch" with one row.`,
+outputs: JSON to stdout or -o FILE, or with --format npy the same directory layout as "batch" with one row.
+
+On a terminal, without --format or -o, it shows the position, the network's top moves and W/D/L, and every
+[8,8] result as a board of values (coloured where the terminal shows colour); bigger results by shape and
+range. Piped, or with --format json, it writes the JSON envelope.`,
 		Example: `  lczerolens analyse --lens saliency --startpos --moves "e2e4 e7e5"
   lczerolens analyse --model maia-1100.onnx --lens activation --pattern '^block5/conv2/relu$' --fen "8/8/8/4k3/8/8/4P3/4K3 w - - 0 1"
   lczerolens analyse --lens activation,gradient --startpos --format npy -o out/
-  lczerolens analyse --lens gradient --target policy:e2e4 --startpos`,
+  lczerolens analyse --lens gradient --target policy:e2e4 --startpos
+  lczerolens analyse --lens lrp --keep heatmap --startpos   # only the [8,8] map, not relevance [112,8,8]`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.corruptFENSet = cmd.Flags().Changed("corrupt-fen")
@@ -64,7 +69,7 @@ outputs: JSON to stdout or -o FILE, or with --format npy the same directory layo
 	fl.BoolVar(&opts.Force, "force", false, "replace an existing output file (-o, --svg), or with --format npy overwrite a non-empty output directory")
 	fl.StringVar(&opts.CorruptFEN, "corrupt-fen", "", "corrupted position for lens patching (default: the clean start position)")
 	fl.StringVar(&opts.CorruptMoves, "corrupt-moves", "", "moves played from --corrupt-fen (or the clean start) to the corrupted position, for lens patching")
-	fl.StringVar(&opts.SVG, "svg", "", "also draw the first [8,8] result (saliency, heatmap) on the board as an SVG file, with the network's best move as an arrow")
+	fl.StringVar(&opts.SVG, "svg", "", "also draw the first [8,8] result (saliency, heatmap) on the board as an SVG file, with the network's best move as an arrow; without one, the boards of the first result with at most 64 (a block's channels, patching's modules) in a grid")
 	return cmd
 }
 
@@ -131,21 +136,24 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 	if err != nil {
 		return err
 	}
+	env := a.env
 	if opts.SVG != "" {
-		if err := analysisSVG(f.IO, opts.SVG, opts.Force, a.results, a.pos, a.best); err != nil {
+		info := dirInfo{lens: env.Lens.Name, model: env.Model.Path, lensOpts: env.Lens.Options, transform: env.InputEncoding.Transform, format: env.InputEncoding.InputFormat, modules: metaModules(env.LensMeta)}
+		if err := analysisSVG(f.IO, opts.SVG, opts.Force, a.results, a.pos, a.best, info); err != nil {
 			return err
 		}
 	}
 
 	if opts.Format == "npy" {
-		var extra map[string]any
-		if meta := a.env.LensMeta; meta != nil {
-			extra = map[string]any{"lens_meta": meta}
+		// The encoding says how the planes' frame maps to the board, for render of module tensors.
+		extra := map[string]any{"input_encoding": env.InputEncoding}
+		if meta := env.LensMeta; meta != nil {
+			extra["lens_meta"] = meta
 		}
 		w, err := store.Open(opts.Output, store.Options{
 			Format: store.FormatNPY, Force: opts.Force, ToolVersion: f.Version,
-			Model: store.ModelInfo{Path: a.env.Model.Path, SHA256: a.env.Model.SHA256},
-			Lens:  store.LensInfo{Name: a.env.Lens.Name, Options: a.env.Lens.Options},
+			Model: store.ModelInfo{Path: env.Model.Path, SHA256: env.Model.SHA256},
+			Lens:  store.LensInfo{Name: env.Lens.Name, Options: env.Lens.Options},
 			Extra: extra,
 		})
 		if err != nil {
@@ -156,7 +164,15 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 		}
 		return w.Close()
 	}
-	env := a.env
+
+	// A person at a terminal who asked for no format gets a board; programs (a pipe, a file, an explicit
+	// --format json or config key) get the JSON envelope, unchanged.
+	if f.IO.StdoutTTY && (opts.Output == "" || opts.Output == "-") && cfg.source("format") == "" {
+		return writeHumanView(f.IO.Out, humanView{
+			Model: env.Model.Path, Pos: a.pos, Heads: env.Outputs,
+			Lens: env.Lens.Name, LensOpts: env.Lens.Options, Results: a.results, Color: f.IO.Color, Command: "analyse",
+		})
+	}
 	env.Results = resultsJSON(a.results, 0)
 	return writeOutput("analyse", f.IO.Out, opts.Output, opts.Force, func(w io.Writer) error {
 		return json.NewEncoder(w).Encode(env)
@@ -175,11 +191,11 @@ type analysis struct {
 
 // engineSource prepares (or finds prepared) the lenses of specs on a session; release is called when the
 // analysis no longer uses the engine.
-type engineSource func(s *netSession, specs []lens.Spec, savePlanes bool) (eng *lens.Engine, release func(), err error)
+type engineSource func(s *netSession, specs []lens.Spec, savePlanes bool, keep []string) (eng *lens.Engine, release func(), err error)
 
 // freshEngine prepares the lenses anew: what a one-shot command wants.
-func freshEngine(s *netSession, specs []lens.Spec, savePlanes bool) (*lens.Engine, func(), error) {
-	eng, err := s.engine(specs, savePlanes)
+func freshEngine(s *netSession, specs []lens.Spec, savePlanes bool, keep []string) (*lens.Engine, func(), error) {
+	eng, err := s.engine(specs, savePlanes, keep...)
 	return eng, func() {}, err
 }
 
@@ -198,7 +214,7 @@ func (f *Factory) analyse(opts *AnalyseOptions, cfg *Config, engines engineSourc
 	if err != nil {
 		return nil, err
 	}
-	eng, release, err := engines(sess, specs, opts.Lenses.savePlanes)
+	eng, release, err := engines(sess, specs, opts.Lenses.savePlanes, opts.Lenses.keep)
 	if err != nil {
 		return nil, err
 	}
@@ -213,9 +229,9 @@ func (f *Factory) analyse(opts *AnalyseOptions, cfg *Config, engines engineSourc
 	}
 	out, results, err := eng.Run(batch)
 	if err != nil {
-		return nil, err
+		return nil, engineError(err)
 	}
-	name, lensOpts := lensInfo(specs)
+	name, lensOpts := opts.Lenses.info(specs)
 	return &analysis{
 		env: analysisJSON{
 			Format: "lczerolens-analysis", FormatVersion: 1, ToolVersion: f.Version,
@@ -262,21 +278,70 @@ func (opts *AnalyseOptions) addCorrupt(b *lens.Batch, clean *board.Game, enc enc
 }
 
 // analysisSVG draws the first [8,8] result of an analysed position.
-func analysisSVG(streams *IOStreams, path string, force bool, results []lens.BatchResult, pos *board.Position, heads headsJSON) error {
+func analysisSVG(streams *IOStreams, path string, force bool, results []lens.BatchResult, pos *board.Position, heads headsJSON, info dirInfo) error {
+	var arrows []board.Move
+	for _, m := range heads.Moves {
+		if mv, err := pos.ParseMove(m.UCI); err == nil {
+			arrows = append(arrows, mv)
+		}
+	}
 	var keys []string
 	for _, r := range results {
 		if !r.JSONOnly() && len(r.Shape) == 2 && r.Shape[0] == 8 && r.Shape[1] == 8 {
-			o := render.Options{Heat: r.Row(0), Position: pos, Title: r.Key}
-			for _, m := range heads.Moves {
-				if mv, err := pos.ParseMove(m.UCI); err == nil {
-					o.Arrows = append(o.Arrows, mv)
-				}
-			}
+			o := render.Options{Heat: r.Row(0), Position: pos, NoValue: noValueMask(results, r.Key, 0, pos), Arrows: arrows}
+			o.Title, o.Caption = svgText(r.Key, info.lens, info.lensOpts, info.model, pos.FEN(), r.Row(0))
 			return writeSVG(streams, path, force, o)
 		}
 		keys = append(keys, r.Key)
 	}
-	return usageErrorf("analyse: --svg: no [8,8] result among %s (lenses with one: saliency, lrp, occlusion)", strings.Join(keys, ", "))
+	// No map: the first result with a board axis and at most maxBoards boards along its other axis (the
+	// channels of a block, the modules of per-square patching) as a grid.
+	for _, r := range results {
+		if r.JSONOnly() {
+			continue
+		}
+		axes, ok := findBoardAxes(r.Key, r.Shape)
+		if !ok || axes.query >= 0 || len(axes.other) > 1 || (len(axes.other) == 1 && r.Shape[axes.other[0]] > maxBoards) {
+			continue
+		}
+		boards, _, err := (&RenderOptions{Grid: true}).boardsOf(r.Key, r.Row(0), r.Shape, info, pos)
+		if err != nil {
+			return err
+		}
+		var all []float32
+		for i := range boards {
+			boards[i].Position, boards[i].Arrows = pos, arrows
+			all = append(all, boards[i].Heat...)
+		}
+		title, caption := svgText(r.Key, info.lens, info.lensOpts, info.model, pos.FEN(), all)
+		g := render.GridOptions{Title: title, Caption: caption}
+		return writeOutput("analyse", streams.Out, path, force, func(w io.Writer) error { return render.Grid(w, g, boards) })
+	}
+	return usageErrorf("analyse: --svg: no [8,8] map among %s, nor a result of at most %d boards: "+
+		"write them with --format npy -o DIR and draw one with \"lczerolens render\" (--channel, --plane, --head and --query)", strings.Join(keys, ", "), maxBoards)
+}
+
+// metaModules returns the module order a lens recorded in its meta (per-square patching's rows).
+func metaModules(meta map[string]any) []string {
+	for _, m := range meta {
+		mm, ok := m.(map[string]any)
+		if !ok {
+			continue
+		}
+		switch ms := mm["modules"].(type) {
+		case []string:
+			return ms
+		case []any:
+			var out []string
+			for _, x := range ms {
+				if s, ok := x.(string); ok {
+					out = append(out, s)
+				}
+			}
+			return out
+		}
+	}
+	return nil
 }
 
 // resultsJSON renders row i of every result as {"key":{"dtype","shape","data"}} in result order (a

@@ -270,9 +270,9 @@ type warmEngine struct {
 	run   sync.Mutex // one analysis at a time per engine: lenses keep no promise of concurrent runs
 }
 
-func (c *engineCache) engine(s *netSession, specs []lens.Spec, savePlanes bool) (*lens.Engine, func(), error) {
+func (c *engineCache) engine(s *netSession, specs []lens.Spec, savePlanes bool, keep []string) (*lens.Engine, func(), error) {
 	name, opts := lensInfo(specs)
-	key := fmt.Sprintf("%s|%v|%t", name, opts, savePlanes) // fmt prints maps with sorted keys
+	key := fmt.Sprintf("%s|%v|%t|%q", name, opts, savePlanes, keep) // fmt prints maps with sorted keys
 	c.mu.Lock()
 	w := c.m[key]
 	if w == nil {
@@ -283,7 +283,7 @@ func (c *engineCache) engine(s *netSession, specs []lens.Spec, savePlanes bool) 
 		w = &warmEngine{ready: make(chan struct{})}
 		c.m[key] = w
 		c.mu.Unlock()
-		w.eng, w.err = s.engine(specs, savePlanes)
+		w.eng, w.err = s.engine(specs, savePlanes, keep...)
 		if w.err != nil {
 			// A configuration that fails is not kept: it would only fill the cache.
 			c.mu.Lock()
