@@ -31,10 +31,11 @@ func NewCmdReport(f *Factory, runF ...func(*ReportOptions) error) *cobra.Command
 		Short: "Write one self-contained HTML file showing an output directory (boards, charts, tables)",
 		Long: `Write one HTML file with every picture, style and script inside it (it requests nothing, so
 it opens offline and can be mailed) showing OUT: an output directory of batch or analyse --format
-npy, a probe file of probe train, or a directory holding any of these.
+npy, an analyse JSON file, a probe file of probe train, or a directory holding any of these.
 
   batch, analyse   per position a board with every [8,8] result (saliency, lrp, occlusion, ...)
-                   switchable, the record's move as an arrow; other results are listed
+                   switchable; arrows: the record's move (batch) or the network's top 3 (analyse
+                   JSON); other results are listed
   probe train      held-out and training score per module: a bar chart and a table
   .json .jsonl     tables of their first rows; JSONL rows with a rating and a boolean outcome
   .csv             (solved, correct, ...) also summarised by rating band; subdirectories too

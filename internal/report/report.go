@@ -5,7 +5,8 @@
 //
 //   - a batch (or analyse --format npy) directory, manifest.json + positions.jsonl + KEY.npy or
 //     results.jsonl: per position a board with every [8,8] result switchable and the record's move as an
-//     arrow; results of other shapes are listed;
+//     arrow; results of other shapes are listed; an analyse --format json file likewise, with the
+//     network's top moves as arrows;
 //   - a probe file (format lczerolens-probe, from probe train): the held-out and training score per module
 //     as a bar chart and a table;
 //   - any other .json, .jsonl or .csv file: its scalar fields as a table (JSONL rows with a rating and a
@@ -71,7 +72,8 @@ type Batch struct {
 	Keys      []string // the [8,8] keys, switchable
 	Other     []string // other keys, with their shapes
 	Positions []*Position
-	Omitted   int // positions not drawn (limit, size)
+	Omitted   int    // positions not drawn (limit, size)
+	Arrows    string // what the arrows show
 }
 
 // Position is one drawn position: one SVG per key, and one without a map.
@@ -185,6 +187,14 @@ func (r *Report) addFile(p string, o Options) error {
 			Format string `json:"format"`
 		}
 		_ = json.Unmarshal(raw, &head)
+		if head.Format == "lczerolens-analysis" {
+			b, err := r.readAnalysis(p, raw)
+			if err != nil {
+				return err
+			}
+			r.Batches = append(r.Batches, b)
+			return nil
+		}
 		if head.Format == "lczerolens-probe" {
 			pr, err := readProbe(p, raw)
 			if err != nil {
@@ -230,7 +240,7 @@ func (r *Report) readBatch(dir string, o Options) (*Batch, map[string]bool, erro
 	for f := range batchFiles {
 		used[f] = true
 	}
-	b := &Batch{Path: dir, Model: m.Model.Path, Lens: m.Lens.Name, Count: m.Count}
+	b := &Batch{Path: dir, Model: m.Model.Path, Lens: m.Lens.Name, Count: m.Count, Arrows: "the record's move"}
 	for _, k := range m.Keys {
 		used[k.File] = true
 		if len(k.Shape) == 2 && k.Shape[0] == 8 && k.Shape[1] == 8 {
@@ -290,44 +300,19 @@ func (r *Report) readBatch(dir string, o Options) (*Batch, map[string]bool, erro
 		if err != nil {
 			return nil, nil, fmt.Errorf("positions.jsonl line %d: %w", row+1, err)
 		}
-		p := &Position{Index: row, FEN: pr.FEN, SVG: map[string]template.HTML{}}
-		var arrows []board.Move
+		var move []string
 		if pr.Move != nil {
-			p.Move = *pr.Move
-			if mv, err := pos.ParseMove(*pr.Move); err == nil {
-				arrows = append(arrows, mv)
-			}
+			move = []string{*pr.Move}
 		}
-		size := 0
-		draw := func(key string, heat []float32) error {
-			var buf bytes.Buffer
-			title := key
-			if key == "" {
-				title = "position"
-			}
-			if err := render.SVG(&buf, render.Options{Heat: heat, Position: pos, Arrows: arrows, Title: fmt.Sprintf("#%d %s", row, title), SquareSize: 40}); err != nil {
-				return err
-			}
-			// The XML declaration is not allowed inside HTML.
-			svg := bytes.TrimSpace(buf.Bytes())
-			if i := bytes.Index(svg, []byte("<svg")); i > 0 {
-				svg = svg[i:]
-			}
-			r.svgs++
-			svg = uniqueIDs(svg, r.svgs)
-			p.SVG[key] = template.HTML(svg) //nolint:gosec // render's own output, escaped by it
-			size += len(svg)
-			return nil
-		}
-		if err := draw("", nil); err != nil {
-			return nil, nil, err
-		}
+		heats := map[string][]float32{}
 		for _, k := range b.Keys {
-			if i < len(maps[k]) && len(maps[k][i]) == 64 {
-				if err := draw(k, maps[k][i]); err != nil {
-					return nil, nil, err
-				}
+			if i < len(maps[k]) {
+				heats[k] = maps[k][i]
 			}
+		}
+		p, size, err := r.position(row, pos, move, b.Keys, heats)
+		if err != nil {
+			return nil, nil, err
 		}
 		if r.bytes+size > o.MaxBytes {
 			break
@@ -337,6 +322,109 @@ func (r *Report) readBatch(dir string, o Options) (*Batch, map[string]bool, erro
 	}
 	b.Omitted = m.Count - len(b.Positions)
 	return b, used, nil
+}
+
+// position draws pos once plain and once per key with a map of 64 values, with the moves as arrows.
+func (r *Report) position(index int, pos *board.Position, moves []string, keys []string, heats map[string][]float32) (*Position, int, error) {
+	p := &Position{Index: index, FEN: pos.FEN(), Move: strings.Join(moves, " "), SVG: map[string]template.HTML{}}
+	var arrows []board.Move
+	for _, m := range moves {
+		if mv, err := pos.ParseMove(m); err == nil {
+			arrows = append(arrows, mv)
+		}
+	}
+	size := 0
+	draw := func(key string, heat []float32) error {
+		var buf bytes.Buffer
+		title := key
+		if key == "" {
+			title = "position"
+		}
+		if err := render.SVG(&buf, render.Options{Heat: heat, Position: pos, Arrows: arrows, Title: fmt.Sprintf("#%d %s", index, title), SquareSize: 40}); err != nil {
+			return err
+		}
+		// The XML declaration is not allowed inside HTML.
+		svg := bytes.TrimSpace(buf.Bytes())
+		if i := bytes.Index(svg, []byte("<svg")); i > 0 {
+			svg = svg[i:]
+		}
+		r.svgs++
+		svg = uniqueIDs(svg, r.svgs)
+		p.SVG[key] = template.HTML(svg) //nolint:gosec // render's own output, escaped by it
+		size += len(svg)
+		return nil
+	}
+	if err := draw("", nil); err != nil {
+		return nil, 0, err
+	}
+	for _, k := range keys {
+		if len(heats[k]) == 64 {
+			if err := draw(k, heats[k]); err != nil {
+				return nil, 0, err
+			}
+		}
+	}
+	return p, size, nil
+}
+
+// readAnalysis shows an analyse --format json envelope: its position with every [8,8] result, and the
+// network's top moves as arrows.
+func (r *Report) readAnalysis(path string, raw []byte) (*Batch, error) {
+	var env struct {
+		Model struct {
+			Path string `json:"path"`
+		} `json:"model"`
+		Lens struct {
+			Name string `json:"name"`
+		} `json:"lens"`
+		Position struct {
+			FEN string `json:"fen"`
+		} `json:"position"`
+		Outputs struct {
+			Moves []struct {
+				UCI string `json:"uci"`
+			} `json:"moves"`
+		} `json:"outputs"`
+		Results map[string]struct {
+			Shape []int           `json:"shape"`
+			Data  json.RawMessage `json:"data"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return nil, fmt.Errorf("report: analysis %s: %w", path, err)
+	}
+	pos, err := board.ParseFEN(env.Position.FEN)
+	if err != nil {
+		return nil, fmt.Errorf("report: analysis %s: %w", path, err)
+	}
+	b := &Batch{Path: path, Model: env.Model.Path, Lens: env.Lens.Name, Count: 1, Arrows: "the network's top moves"}
+	heats := map[string][]float32{}
+	keys := make([]string, 0, len(env.Results))
+	for k := range env.Results {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		res := env.Results[k]
+		var nested [][]float32
+		if len(res.Shape) == 2 && res.Shape[0] == 8 && res.Shape[1] == 8 && json.Unmarshal(res.Data, &nested) == nil {
+			b.Keys = append(b.Keys, k)
+			heats[k] = flat(nested)
+		} else {
+			b.Other = append(b.Other, fmt.Sprintf("%s %v", k, res.Shape))
+		}
+	}
+	var moves []string
+	for _, m := range env.Outputs.Moves[:min(3, len(env.Outputs.Moves))] {
+		moves = append(moves, m.UCI)
+	}
+	p, size, err := r.position(0, pos, moves, b.Keys, heats)
+	if err != nil {
+		return nil, err
+	}
+	r.bytes += size
+	b.Positions = []*Position{p}
+	return b, nil
 }
 
 var svgID = regexp.MustCompile(`id="([^"]+)"`)

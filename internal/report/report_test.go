@@ -176,3 +176,37 @@ func fmtRows(rows [][]string) string {
 	}
 	return b.String()
 }
+
+// TestAnalysisEnvelope: an analyse --format json file shows its position with each [8,8] result and the
+// network's top moves (at most three) as arrows.
+func TestAnalysisEnvelope(t *testing.T) {
+	rows := make([]string, 8)
+	for i := range rows {
+		rows[i] = "[" + strings.TrimSuffix(strings.Repeat(strconv.Itoa(i)+",", 8), ",") + "]"
+	}
+	env := `{"format":"lczerolens-analysis","model":{"path":"m"},"lens":{"name":"saliency"},
+		"position":{"fen":"rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBNR w KQkq - 0 1"},
+		"outputs":{"moves":[{"uci":"e2e4"},{"uci":"d2d4"},{"uci":"g1f3"},{"uci":"c2c4"}]},
+		"results":{"saliency":{"dtype":"float32","shape":[8,8],"data":[` + strings.Join(rows, ",") + `]},
+		"input_grad":{"dtype":"float32","shape":[112,8,8],"data":[]}}}`
+	p := filepath.Join(t.TempDir(), "a.json")
+	if err := os.WriteFile(p, []byte(env), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Build(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Batches) != 1 || len(r.Batches[0].Positions) != 1 {
+		t.Fatalf("batches: %+v", r.Batches)
+	}
+	b := r.Batches[0]
+	pos := b.Positions[0]
+	if pos.Move != "e2e4 d2d4 g1f3" || strings.Join(b.Keys, ",") != "saliency" || len(b.Other) != 1 {
+		t.Errorf("moves %q, keys %v, other %v", pos.Move, b.Keys, b.Other)
+	}
+	// Rank 5 (row 4 of the data, a1 first) holds 4s.
+	if svg := string(pos.SVG["saliency"]); !strings.Contains(svg, "<title>e5 4</title>") || !strings.Contains(svg, "<title>h1 0</title>") {
+		t.Errorf("saliency board does not show the data's values")
+	}
+}
