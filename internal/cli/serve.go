@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -125,7 +126,11 @@ func runServe(opts *ServeOptions) error {
 type serveStopped struct{ sig *signalError }
 
 func (e *serveStopped) Error() string {
-	return "serve: stopped by " + e.sig.sig.String() + " after answering the requests in flight"
+	name := map[syscall.Signal]string{syscall.SIGINT: "SIGINT", syscall.SIGTERM: "SIGTERM"}[e.sig.sig]
+	if name == "" {
+		name = e.sig.sig.String()
+	}
+	return "serve: stopped by " + name + " after answering the requests in flight"
 }
 
 func (e *serveStopped) ExitCode() int {

@@ -18,7 +18,7 @@ import (
 )
 
 // serveFactory is a factory configured as `serve --model model` would leave it.
-func serveFactory(t *testing.T, model string) *Factory {
+func serveFactory(t testing.TB, model string) *Factory {
 	t.Helper()
 	io, _, _, _ := TestIO()
 	f := NewFactory(io, toolVersion())
@@ -34,7 +34,7 @@ func serveFactory(t *testing.T, model string) *Factory {
 	return f
 }
 
-func serveTest(t *testing.T, model string) *httptest.Server {
+func serveTest(t testing.TB, model string) *httptest.Server {
 	t.Helper()
 	opts := &ServeOptions{Factory: serveFactory(t, model), Concurrency: 4, MaxBody: 64 << 10, MaxEngines: 8}
 	h, err := opts.handler()
@@ -198,5 +198,22 @@ func TestServeGracefulShutdown(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("serve did not stop")
+	}
+}
+
+// BenchmarkServeAnalyseWarm measures a request on a warm engine: saliency of one position on maia-1100
+// through HTTP, the engine prepared by a first request outside the timing.
+func BenchmarkServeAnalyseWarm(b *testing.B) {
+	maia := testutil.Shared(b, "models/maia-1100.onnx")
+	srv := serveTest(b, maia)
+	body := `{"lens":"saliency","fen":"r1bqkb1r/pppp1ppp/2n2n2/4p2Q/2B1P3/8/PPPP1PPP/RNB1K1NR b KQkq - 3 3"}`
+	if code, out := post(b, srv.URL+"/api/analyse", body); code != http.StatusOK {
+		b.Fatalf("status %d: %s", code, out)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if code, out := post(b, srv.URL+"/api/analyse", body); code != http.StatusOK {
+			b.Fatalf("status %d: %s", code, out)
+		}
 	}
 }
