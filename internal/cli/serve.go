@@ -54,7 +54,8 @@ a lens and its options, see heatmaps, top moves and attention rows on the board)
   GET  /api/lenses   the lenses and their options
 
 Each lens configuration is prepared once and kept warm, so later positions answer in milliseconds.
-Bad requests get 400 and {"error": "..."}. Listens on 127.0.0.1 unless --listen says otherwise.`,
+Bad requests get 400 and {"error": "..."}. Listens on 127.0.0.1 unless --listen says otherwise;
+fields naming files on the server (probe, direction, mean-from) are refused when it is not loopback.`,
 		Example: `  lczerolens serve --model maia-1100.onnx
   lczerolens serve --model maia-1100.onnx --port 9000 --listen 0.0.0.0
   curl localhost:8080/api/analyse -d '{"lens":"saliency","fen":"8/8/8/4k3/8/8/4P3/4K3 w - - 0 1"}'`,
@@ -142,8 +143,9 @@ func (opts *ServeOptions) handler() (*web.Server, error) {
 	f := opts.Factory
 	cache := &engineCache{max: opts.MaxEngines, m: map[string]*warmEngine{}}
 	base := f.Config()
+	files := loopback(opts.Listen)
 	analyser := func(_ context.Context, fields map[string]json.RawMessage) ([]byte, error) {
-		aopts, cfg, err := analyseRequest(f, base, fields)
+		aopts, cfg, err := analyseRequest(f, base, fields, files)
 		if err != nil {
 			return nil, err
 		}
@@ -176,9 +178,22 @@ func (opts *ServeOptions) handler() (*web.Server, error) {
 // than the JSON envelope.
 var serveRefused = map[string]bool{"output": true, "force": true, "svg": true}
 
+// serveFileFields are the lens options that name a file on the server's machine. They are read only when
+// the server listens on a loopback address: anyone else who can reach it could make it read any file.
+var serveFileFields = map[string]bool{"probe": true, "direction": true, "mean-from": true}
+
+// loopback reports whether addr ("" means the default, 127.0.0.1) is reachable from this machine alone.
+func loopback(addr string) bool {
+	if addr == "" || addr == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(addr)
+	return ip != nil && ip.IsLoopback()
+}
+
 // analyseRequest turns an API request into analyse's options and a configuration: every field is set on a
 // fresh analyse command's flags, so that the API takes exactly the flags' names, types and checks.
-func analyseRequest(f *Factory, base *Config, fields map[string]json.RawMessage) (*AnalyseOptions, *Config, error) {
+func analyseRequest(f *Factory, base *Config, fields map[string]json.RawMessage, files bool) (*AnalyseOptions, *Config, error) {
 	var opts *AnalyseOptions
 	cmd := NewCmdAnalyse(f, func(o *AnalyseOptions) error { opts = o; return nil })
 	fl := cmd.Flags()
@@ -187,6 +202,9 @@ func analyseRequest(f *Factory, base *Config, fields map[string]json.RawMessage)
 		flag := fl.Lookup(name)
 		if flag == nil || serveRefused[name] {
 			return nil, nil, usageErrorf("serve: request field %q is not an analyse option (see lczerolens analyse --help)", k)
+		}
+		if serveFileFields[name] && !files {
+			return nil, nil, usageErrorf("serve: request field %q names a file on the server: read only when serve listens on 127.0.0.1", k)
 		}
 		val, err := flagValue(fields[k])
 		if err != nil {

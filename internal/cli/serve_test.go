@@ -217,3 +217,21 @@ func BenchmarkServeAnalyseWarm(b *testing.B) {
 		}
 	}
 }
+
+// TestServeFileFieldsLocalOnly: options naming files on the server are refused unless it listens on a
+// loopback address.
+func TestServeFileFieldsLocalOnly(t *testing.T) {
+	f := serveFactory(t, "")
+	fields := map[string]json.RawMessage{"lens": json.RawMessage(`"probing"`), "probe": json.RawMessage(`"/etc/passwd"`)}
+	if _, _, err := analyseRequest(f, f.Config(), fields, false); err == nil || ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), "names a file") {
+		t.Errorf("remote: %v", err)
+	}
+	if _, _, err := analyseRequest(f, f.Config(), fields, true); err != nil {
+		t.Errorf("local: %v", err)
+	}
+	for addr, want := range map[string]bool{"": true, "127.0.0.1": true, "::1": true, "localhost": true, "0.0.0.0": false, "192.0.2.1": false} {
+		if loopback(addr) != want {
+			t.Errorf("loopback(%q) = %v", addr, !want)
+		}
+	}
+}
