@@ -35,7 +35,7 @@ npy, an analyse JSON file, a probe file of probe train, or a directory holding a
 
   batch, analyse   per position a board with every [8,8] result (saliency, lrp, occlusion, ...)
                    switchable; arrows: the record's move (batch) or the network's top 3 (analyse
-                   JSON); other results are listed
+                   JSON); vectors (logit lens per layer, ...) as a chart of their mean
   probe train      held-out and training score per module: a bar chart and a table
   .json .jsonl     tables of their first rows; JSONL rows with a rating and a boolean outcome
   .csv             (solved, correct, ...) also summarised by rating band; subdirectories too

@@ -5,7 +5,8 @@
 //
 //   - a batch (or analyse --format npy) directory, manifest.json + positions.jsonl + KEY.npy or
 //     results.jsonl: per position a board with every [8,8] result switchable and the record's move as an
-//     arrow; results of other shapes are listed; an analyse --format json file likewise, with the
+//     arrow; vector results (per layer or module, as the logit lens's) as a bar chart of their mean;
+//     results of other shapes are listed; an analyse --format json file likewise, with the
 //     network's top moves as arrows;
 //   - a probe file (format lczerolens-probe, from probe train): the held-out and training score per module
 //     as a bar chart and a table;
@@ -28,6 +29,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/lczerolens/lczerolens/internal/board"
@@ -74,6 +76,7 @@ type Batch struct {
 	Positions []*Position
 	Omitted   int    // positions not drawn (limit, size)
 	Arrows    string // what the arrows show
+	Charts    []Chart
 }
 
 // Position is one drawn position: one SVG per key, and one without a map.
@@ -241,11 +244,15 @@ func (r *Report) readBatch(dir string, o Options) (*Batch, map[string]bool, erro
 		used[f] = true
 	}
 	b := &Batch{Path: dir, Model: m.Model.Path, Lens: m.Lens.Name, Count: m.Count, Arrows: "the record's move"}
+	var series []store.ManifestKey // per-layer (or per-module) vectors, charted as their mean
 	for _, k := range m.Keys {
 		used[k.File] = true
-		if len(k.Shape) == 2 && k.Shape[0] == 8 && k.Shape[1] == 8 {
+		switch {
+		case len(k.Shape) == 2 && k.Shape[0] == 8 && k.Shape[1] == 8:
 			b.Keys = append(b.Keys, k.Key)
-		} else {
+		case len(k.Shape) == 1 && k.Shape[0] > 1 && k.Shape[0] <= maxSeries:
+			series = append(series, k)
+		default:
 			b.Other = append(b.Other, fmt.Sprintf("%s %v", k.Key, k.Shape))
 		}
 	}
@@ -280,8 +287,23 @@ func (r *Report) readBatch(dir string, o Options) (*Batch, map[string]bool, erro
 				_ = json.Unmarshal(rec.Results[k].Data, &nested)
 				maps[k] = append(maps[k], flat(nested))
 			}
+			for _, k := range series {
+				var v []float32
+				_ = json.Unmarshal(rec.Results[k.Key].Data, &v)
+				maps[k.Key] = append(maps[k.Key], v)
+			}
+		}
+		for _, k := range series {
+			b.Charts = append(b.Charts, seriesChart(k.Key, fmt.Sprintf("mean over the %d positions shown", len(rows)), moduleLabels(m, k.Shape[0]), maps[k.Key]))
 		}
 	} else {
+		for _, k := range series {
+			rowsOf, err := npyAll(filepath.Join(dir, k.File), k.Shape[0])
+			if err != nil {
+				return nil, nil, err
+			}
+			b.Charts = append(b.Charts, seriesChart(k.Key, fmt.Sprintf("mean over all %d positions", len(rowsOf)), moduleLabels(m, k.Shape[0]), rowsOf))
+		}
 		for _, k := range b.Keys {
 			mk, _ := m.Key(k)
 			vals, err := npyRows(filepath.Join(dir, mk.File), rows)
@@ -425,6 +447,102 @@ func (r *Report) readAnalysis(path string, raw []byte) (*Batch, error) {
 	r.bytes += size
 	b.Positions = []*Position{p}
 	return b, nil
+}
+
+// maxSeries bounds the length of a vector result drawn as a chart (layers, modules, heads).
+const maxSeries = 128
+
+// Chart is a small chart of a vector result.
+type Chart struct {
+	Key, Note string
+	SVG       template.HTML
+}
+
+// moduleLabels names the n entries of a per-module vector by the modules a lens lists in lens_meta (the
+// logit lens's layers), else by index.
+func moduleLabels(m *store.Manifest, n int) []string {
+	var meta map[string]struct {
+		Modules []string `json:"modules"`
+	}
+	if raw, ok := m.Extra["lens_meta"]; ok && json.Unmarshal(raw, &meta) == nil {
+		for _, l := range meta {
+			if len(l.Modules) == n {
+				return l.Modules
+			}
+		}
+	}
+	labels := make([]string, n)
+	for i := range labels {
+		labels[i] = strconv.Itoa(i)
+	}
+	return labels
+}
+
+// seriesChart draws the mean over rows of a vector result, one bar per entry from a zero axis, scaled to
+// the largest magnitude; non-finite values are left out of the mean.
+func seriesChart(key, note string, labels []string, rows [][]float32) Chart {
+	n := len(labels)
+	mean := make([]float64, n)
+	count := make([]int, n)
+	for _, r := range rows {
+		for i := 0; i < n && i < len(r); i++ {
+			if v := float64(r[i]); !math.IsNaN(v) && !math.IsInf(v, 0) {
+				mean[i] += v
+				count[i]++
+			}
+		}
+	}
+	scale := 0.0
+	for i := range mean {
+		if count[i] > 0 {
+			mean[i] /= float64(count[i])
+		}
+		scale = math.Max(scale, math.Abs(mean[i]))
+	}
+	if scale == 0 {
+		scale = 1
+	}
+	const rowH, labelW, half = 18, 200, 150
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="%d" height="%d" font-size="11" font-family="sans-serif">`, labelW+2*half+80, rowH*n+8)
+	zero := labelW + half
+	fmt.Fprintf(&b, `<line x1="%d" y1="0" x2="%d" y2="%d" stroke="#888"/>`, zero, zero, rowH*n+8)
+	for i, v := range mean {
+		y := 4 + i*rowH
+		w := math.Abs(v) / scale * half
+		x := float64(zero)
+		fill := "#b2182b"
+		if v < 0 {
+			x -= w
+			fill = "#2166ac"
+		}
+		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`, labelW-6, y+12, template.HTMLEscapeString(labels[i]))
+		fmt.Fprintf(&b, `<rect class="bar" x="%.1f" y="%d" width="%.1f" height="13" fill="%s"><title>%g</title></rect>`, x, y+1, w, fill, v)
+		fmt.Fprintf(&b, `<text x="%d" y="%d">%.4g</text>`, labelW+2*half+6, y+12, v)
+	}
+	b.WriteString(`</svg>`)
+	return Chart{Key: key, Note: note, SVG: template.HTML(b.String())} //nolint:gosec // labels escaped above
+}
+
+// npyAll reads every row of an [N,n] NPY file.
+func npyAll(path string, n int) ([][]float32, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	defer f.Close()
+	shape, data, err := npy.Read(f)
+	if err != nil {
+		return nil, fmt.Errorf("report: %s: %w", path, err)
+	}
+	if len(shape) != 2 || shape[1] != n {
+		return nil, fmt.Errorf("report: %s: shape %v, want [N,%d]", path, shape, n)
+	}
+	rows := make([][]float32, shape[0])
+	for i := range rows {
+		rows[i] = data[i*n : (i+1)*n]
+	}
+	return rows, nil
 }
 
 var svgID = regexp.MustCompile(`id="([^"]+)"`)

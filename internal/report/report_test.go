@@ -58,8 +58,13 @@ func TestBatchSampling(t *testing.T) {
 		if got := fmtInts(idx); got != "0 3 6 9" {
 			t.Errorf("%s: sampled rows %v, want 0,3,6,9", format, idx)
 		}
-		if b.Omitted != 6 || strings.Join(b.Keys, ",") != "a,b" || len(b.Other) != 1 {
-			t.Errorf("%s: omitted %d, keys %v, other %v", format, b.Omitted, b.Keys, b.Other)
+		if b.Omitted != 6 || strings.Join(b.Keys, ",") != "a,b" || len(b.Other) != 0 || len(b.Charts) != 1 {
+			t.Fatalf("%s: omitted %d, keys %v, other %v, charts %d", format, b.Omitted, b.Keys, b.Other, len(b.Charts))
+		}
+		// "v" is (1,2,3) at every position: bars of 1/3, 2/3 and all of the 150-unit half axis.
+		widths := regexp.MustCompile(`class="bar" [^>]*width="([0-9.]+)"`).FindAllStringSubmatch(string(b.Charts[0].SVG), -1)
+		if len(widths) != 3 || widths[0][1] != "50.0" || widths[1][1] != "100.0" || widths[2][1] != "150.0" {
+			t.Errorf("%s: chart bars %v, want 50, 100, 150", format, widths)
 		}
 	}
 }
@@ -108,8 +113,11 @@ func TestWriteSelfContained(t *testing.T) {
 		}
 		seen[m[1]] = true
 	}
-	if got := strings.Count(html, "<svg"); got != 3*3 {
+	if got := strings.Count(html, `<svg xmlns="http://www.w3.org/2000/svg" width=`); got != 3*3 {
 		t.Errorf("%d boards, want 3 positions x (plain, a, b)", got)
+	}
+	if got := strings.Count(html, `class="chart"`); got != 2 { // the chart's div and its svg
+		t.Errorf("%d chart elements, want one chart of v", got)
 	}
 }
 
