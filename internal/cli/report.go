@@ -38,7 +38,8 @@ npy, an analyse JSON file, a probe file of probe train, or a directory holding a
                    JSON); vectors (logit lens per layer, ...) as a chart of their mean
   probe train      held-out and training score per module: a bar chart and a table
   .json .jsonl     tables of their first rows; JSONL rows with a rating and a boolean outcome
-  .csv             (solved, correct, ...) also summarised by rating band; subdirectories too
+  .csv             (solved, correct, ...) also summarised by rating band, rows with a "fen" drawn
+                   (move, best_move or moves as the arrow); subdirectories one level down too
 
 Big runs are sampled: --limit positions evenly over the run. A board takes about 20 KB per result;
 past --max-mb of pictures, later positions are left out (the report and its summary line say so).`,

@@ -11,7 +11,8 @@
 //   - a probe file (format lczerolens-probe, from probe train): the held-out and training score per module
 //     as a bar chart and a table;
 //   - any other .json, .jsonl or .csv file: its scalar fields as a table (JSONL rows with a rating and a
-//     boolean outcome are also summarised by rating band), subdirectories one level down likewise.
+//     boolean outcome are also summarised by rating band, and rows with a "fen" drawn as boards: puzzle
+//     lists, a feature's top examples), subdirectories one level down likewise.
 package report
 
 import (
@@ -215,6 +216,9 @@ func (r *Report) addFile(p string, o Options) error {
 			return err
 		}
 		r.Tables = append(r.Tables, ts...)
+		if b, err := r.jsonlBoards(p, min(o.Limit, 12), o.MaxBytes); err == nil && b != nil {
+			r.Batches = append(r.Batches, b)
+		}
 	case ".csv":
 		t, err := csvTable(p, o.TableRows)
 		if err != nil {
@@ -689,6 +693,56 @@ func barChart(bars []bar, name, name2 string) template.HTML {
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String()) //nolint:gosec // every text above is escaped
+}
+
+// jsonlBoards draws the first n rows of a JSONL file that carry a "fen" (puzzles, a feature's top
+// examples), with the row's move as an arrow (move, best_move, or the first of moves); nil when no row
+// has one.
+func (r *Report) jsonlBoards(path string, n, maxBytes int) (*Batch, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<30)
+	b := &Batch{Path: path, Arrows: "the row's move"}
+	for i := 0; sc.Scan(); i++ {
+		var row map[string]any
+		if json.Unmarshal(sc.Bytes(), &row) != nil {
+			continue
+		}
+		fen, _ := row["fen"].(string)
+		pos, err := board.ParseFEN(fen)
+		if err != nil {
+			continue
+		}
+		b.Count++
+		if len(b.Positions) >= n {
+			continue
+		}
+		var moves []string
+		for _, k := range []string{"move", "best_move", "moves"} {
+			if m, ok := row[k].(string); ok && m != "" {
+				moves = []string{strings.Fields(m)[0]}
+				break
+			}
+		}
+		p, size, err := r.position(i, pos, moves, nil, nil)
+		if err != nil {
+			return nil, err
+		}
+		if r.bytes+size > maxBytes {
+			continue
+		}
+		r.bytes += size
+		b.Positions = append(b.Positions, p)
+	}
+	if b.Count == 0 {
+		return nil, sc.Err()
+	}
+	b.Omitted = b.Count - len(b.Positions)
+	return b, sc.Err()
 }
 
 // cell shows a JSON value in a table cell: scalars as they are, the rest as (shortened) JSON.

@@ -133,7 +133,7 @@ func TestProbeAndTables(t *testing.T) {
 	write("probe.json", `{"format":"lczerolens-probe","concept":"in-check","kind":"binary","model":{"path":"m"},
 		"probes":[{"module":"block0","metric":"accuracy","train":10,"test":5,"score":0.5,"train_score":0.75},
 		{"module":"block1","metric":"accuracy","train":10,"test":5,"score":null,"train_score":-0.2}]}`)
-	write("puzzles.jsonl", `{"id":"a","rating":1210,"solved":true}
+	write("puzzles.jsonl", `{"id":"a","rating":1210,"solved":true,"fen":"8/8/8/4k3/8/8/4P3/4K3 w - - 0 1","best_move":"e2e4"}
 {"id":"b","rating":1390,"solved":false}
 {"id":"c","rating":1650,"solved":true}
 not json
@@ -167,6 +167,9 @@ not json
 	}
 	if len(r.Tables) != 3 {
 		t.Errorf("%d tables, want rows + by rating + csv", len(r.Tables))
+	}
+	if len(r.Batches) != 1 || len(r.Batches[0].Positions) != 1 || r.Batches[0].Positions[0].Move != "e2e4" {
+		t.Errorf("the row with a FEN is not drawn with its move: %+v", r.Batches)
 	}
 	if _, err := Build(filepath.Join(dir, "summary.csv"), Options{}); err != nil {
 		t.Errorf("a CSV file alone: %v", err)

@@ -56,8 +56,6 @@ type Server struct {
 	slots   chan struct{}
 	waiting atomic.Int64
 	mux     *http.ServeMux
-	// Served counts the API requests answered, for the command's closing line.
-	Served atomic.Int64
 }
 
 // New returns a Server; Analyse is required.
@@ -206,7 +204,6 @@ func (s *Server) acquire(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func (s *Server) analyse(w http.ResponseWriter, r *http.Request) {
-	defer s.Served.Add(1)
 	fields, ok := s.readObject(w, r)
 	if !ok {
 		return
