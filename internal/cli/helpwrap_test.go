@@ -112,8 +112,16 @@ func TestFitLinesKeepsWords(t *testing.T) {
 	long := "  lczerolens analyse --model maia-1100.onnx --lens activation --pattern '^block5/conv2/relu$' " +
 		`--fen "8/8/8/4k3/8/8/4P3/4K3 w - - 0 1" --format npy -o out/ --force`
 	row := "      --input-format string   lc0 input format: " + strings.Repeat("1|classical, 2|castling-plane, ", 6)
-	text := "Some text:\n" + row + "\n\nExamples:\n" + long + "\n\nFlags:\n" + row + "\n"
+	prose := strings.Repeat("word ", 13) + "end\n" + strings.Repeat("next ", 11) + "last"
+	text := prose + "\n\nSome text:\n" + row + "\n\nExamples:\n" + long + "\n\nFlags:\n" + row + "\n"
 	got := fitLines(text, 60)
+	// The prose paragraph is reflowed, not left ragged: every line but its last is filled.
+	para := strings.Split(got[:strings.Index(got, "\n\n")], "\n")
+	for _, l := range para[:len(para)-1] {
+		if textWidth(l) < 50 {
+			t.Errorf("ragged prose line of %d columns: %q", textWidth(l), l)
+		}
+	}
 	for _, l := range strings.Split(got, "\n") {
 		if textWidth(l) > 60 {
 			t.Errorf("line of %d columns: %q", textWidth(l), l)
