@@ -67,13 +67,13 @@ func fitLines(text string, width int) string {
 	return b.String()
 }
 
-// reflowProse re-wraps each paragraph of prose (consecutive unindented lines that are not section
-// headers) that has a line wider than width, so that a hard-wrapped text a little too wide does not come
+// reflowProse re-wraps each paragraph of prose (consecutive unindented lines that are neither section
+// headers nor two-column rows such as model info's "nodes     112 (...)") that has a line wider than width, so that a hard-wrapped text a little too wide does not come
 // out ragged, every other line a stub; paragraphs that fit keep their line breaks.
 func reflowProse(lines []string, width int) []string {
 	prose := func(l string) bool {
 		body := strings.TrimRight(l, "\n")
-		return body != "" && body[0] != ' ' && !strings.HasSuffix(body, ":")
+		return body != "" && body[0] != ' ' && !strings.HasSuffix(body, ":") && !strings.Contains(body, "  ")
 	}
 	var out []string
 	for i := 0; i < len(lines); {

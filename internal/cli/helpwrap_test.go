@@ -113,7 +113,8 @@ func TestFitLinesKeepsWords(t *testing.T) {
 		`--fen "8/8/8/4k3/8/8/4P3/4K3 w - - 0 1" --format npy -o out/ --force`
 	row := "      --input-format string   lc0 input format: " + strings.Repeat("1|classical, 2|castling-plane, ", 6)
 	prose := strings.Repeat("word ", 13) + "end\n" + strings.Repeat("next ", 11) + "last"
-	text := prose + "\n\nSome text:\n" + row + "\n\nExamples:\n" + long + "\n\nFlags:\n" + row + "\n"
+	table := "path      /a/b.onnx\nnodes     112 (" + strings.Repeat("Add 26, ", 12) + "Softmax 1)\nparams    867,437"
+	text := prose + "\n\n" + table + "\n\nSome text:\n" + row + "\n\nExamples:\n" + long + "\n\nFlags:\n" + row + "\n"
 	got := fitLines(text, 60)
 	// The prose paragraph is reflowed, not left ragged: every line but its last is filled.
 	para := strings.Split(got[:strings.Index(got, "\n\n")], "\n")
@@ -139,6 +140,14 @@ func TestFitLinesKeepsWords(t *testing.T) {
 	for _, l := range strings.Split(ex, "\n") {
 		if strings.Count(l, `"`)%2 != 0 || strings.Count(l, "'")%2 != 0 {
 			t.Errorf("a quoted word is broken across lines: %q", l)
+		}
+	}
+	// Rows of a two-column table are wrapped under their second column, never run together.
+	tab := got[strings.Index(got, "path "):]
+	tab = tab[:strings.Index(tab, "\n\n")]
+	for i, l := range strings.Split(tab, "\n") {
+		if !strings.HasPrefix(l, "path      ") && !strings.HasPrefix(l, "nodes     ") && !strings.HasPrefix(l, "params    ") && indentOf(l) != 10 {
+			t.Errorf("table line %d %q: neither a row nor a continuation under the second column", i, l)
 		}
 	}
 	// Continuation lines of a flag row start under its description.
