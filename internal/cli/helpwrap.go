@@ -51,7 +51,7 @@ func fitLines(text string, width int) string {
 	for _, l := range lines {
 		body := strings.TrimRight(l, "\n")
 		nl := l[len(body):]
-		if body != "" && body[0] != ' ' && strings.HasSuffix(body, ":") {
+		if isHeader(body) {
 			section = body
 		}
 		switch {
@@ -73,7 +73,7 @@ func fitLines(text string, width int) string {
 func reflowProse(lines []string, width int) []string {
 	prose := func(l string) bool {
 		body := strings.TrimRight(l, "\n")
-		return body != "" && body[0] != ' ' && !strings.HasSuffix(body, ":") && !strings.Contains(body, "  ")
+		return body != "" && body[0] != ' ' && !isHeader(body) && !strings.Contains(body, "  ")
 	}
 	var out []string
 	for i := 0; i < len(lines); {
@@ -111,6 +111,12 @@ func reflowProse(lines []string, width int) []string {
 		i = j
 	}
 	return out
+}
+
+// isHeader reports whether a line is a section header of help ("Flags:", "Global Flags:"): short,
+// unindented, ending in a colon; a sentence ending in a colon ("With --json, one line:") is prose.
+func isHeader(line string) bool {
+	return line != "" && line[0] != ' ' && strings.HasSuffix(line, ":") && len(strings.Fields(line)) <= 3
 }
 
 // textWidth is the number of columns s takes (one per rune: help text has no wide characters).

@@ -112,7 +112,7 @@ func TestFitLinesKeepsWords(t *testing.T) {
 	long := "  lczerolens analyse --model maia-1100.onnx --lens activation --pattern '^block5/conv2/relu$' " +
 		`--fen "8/8/8/4k3/8/8/4P3/4K3 w - - 0 1" --format npy -o out/ --force`
 	row := "      --input-format string   lc0 input format: " + strings.Repeat("1|classical, 2|castling-plane, ", 6)
-	prose := strings.Repeat("word ", 13) + "end\n" + strings.Repeat("next ", 11) + "last"
+	prose := strings.Repeat("word ", 13) + "end\n" + strings.Repeat("next ", 11) + "last\nA sentence ending with a colon:\nx y"
 	table := "path      /a/b.onnx\nnodes     112 (" + strings.Repeat("Add 26, ", 12) + "Softmax 1)\nparams    867,437"
 	text := prose + "\n\n" + table + "\n\nSome text:\n" + row + "\n\nExamples:\n" + long + "\n\nFlags:\n" + row + "\n"
 	got := fitLines(text, 60)
