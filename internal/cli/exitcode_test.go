@@ -166,7 +166,7 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "batch", args: []string{"batch", fx.pgn, "-o", out("b2"), "--batch-size", "1000000000"}, code: 2, want: fmt.Sprintf("want at most %d", MaxBatchSize)},
 		{cmd: "batch", args: []string{"batch", fx.pgn, "-o", out("b3"), "--threads", "100000"}, code: 2, want: "--threads"},
 		{cmd: "batch", args: []string{"batch", fx.pgn}, code: 2, want: `required flag(s) "output"`},
-		{cmd: "batch", args: []string{"batch", fx.pgn, fx.pgn, "-o", out("b4")}, code: 2, want: "accepts 1 arg(s), received 2"},
+		{cmd: "batch", args: []string{"batch", fx.pgn, filepath.Join(fx.dir, "p.csv"), "-o", out("b4")}, code: 2, want: "give inputs of one type"},
 		{cmd: "batch", args: []string{"batch", missing, "-o", out("b5")}, code: 2, want: missing},
 		{cmd: "batch", args: []string{"batch", fx.pgn, "-o", out("b6"), "--shard", "3/2"}, code: 2, want: "3/2"},
 		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("p.json")}, code: 2, want: `"concept"`},
@@ -201,7 +201,7 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "activation"}, env: map[string]string{"LCZEROLENS_ORT_LIB": missing}, code: 1, want: "make ort"},
 		{cmd: "batch", args: []string{"batch", fx.pgn, "-o", out("b7"), "--lens", "activation", "--quiet"}, limited: true, code: 1, want: "file too large"},
 		{cmd: "batch", args: []string{"batch", fx.pgn, "-o", out("b8"), "--lens", "activation"}, env: map[string]string{"LCZEROLENS_ORT_LIB": missing}, code: 1, want: "make ort"},
-		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("p1.json"), "--concept", "material-balance"}, einval: true, code: 1, want: "invalid argument"},
+		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("p1.json"), "--concept", "piece-under-attack", "--min-class", "1", "--holdout", "0"}, einval: true, code: 1, want: "invalid argument"},
 		{cmd: "render", args: []string{"render", "--npy", fx.heat}, einval: true, code: 1, want: "invalid argument"},
 		{cmd: "render", args: []string{"render", "--npy", fx.heat, "-o", out("h.svg")}, limited: true, code: 1, want: "file too large"},
 		{cmd: "merge", args: []string{"merge", "SHARDS", "-o", out("m3"), "--quiet"}, limited: true, code: 1, want: "file too large"},
@@ -226,6 +226,12 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "direction", args: []string{"direction", fx.pgn, fx.pgn, "--module", "block0/conv2/relu", "-o", "-"}, einval: true, code: 1, want: "invalid argument"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "attention"}, code: 2, want: "no attention module"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "attention", "--top-pairs", "-1"}, code: 2, want: "option --top-pairs"},
+		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("p2.json"), "--concept", "has-piece:K"}, code: 2, want: "the label is 1 on all"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "saliency", "--keep", "saliency,nosuch"}, code: 2, want: "valid keys: saliency, input_grad"},
+		{cmd: "batch", args: []string{"batch", fx.pgn, "-o", out("keep"), "--lens", "saliency", "--keep", "input_gradient"}, code: 2, want: "valid keys: saliency, input_grad"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "integrated-gradients", "--steps", "0"}, code: 2, want: "--steps: 0: want 1 to 1024"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "integrated-gradients", "--baseline", "ones"}, code: 2, want: "want zeros, empty-board or fen:FEN"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "gradcam", "--pattern", "^value/reshape$"}, code: 2, want: "want [C,8,8], [64,C]"},
 	}
 	if err := os.MkdirAll(filepath.Join(fx.dir, "out"), 0o755); err != nil {
 		t.Fatal(err)
