@@ -80,6 +80,15 @@ func TestHelpFitsTerminal(t *testing.T) {
 		}
 	}
 
+	// Every lens option's help may become its flag's usage (the first lens with the option lends it).
+	for _, l := range lens.Lenses {
+		for _, o := range l.Options {
+			if strings.Contains(o.Help, "`") {
+				t.Errorf("lens %s option %s: help has a backtick, which pflag would show as the flag's value name: use quotes", l.Name, o.Name)
+			}
+		}
+	}
+
 	tables := [][]string{{"lenses", "list"}, {"lenses", "list", "--model", ""}, {"model", "info"}}
 	for _, l := range lens.Lenses {
 		tables = append(tables, []string{"lenses", "describe", l.Name})
