@@ -13,7 +13,7 @@ import (
 // TestParseComposite maps every --composite choice to its rules, read off the name independently.
 func TestParseComposite(t *testing.T) {
 	names := CompositeNames()
-	if len(names) != 12 {
+	if len(names) != 16 {
 		t.Errorf("%d composites: %v", len(names), names)
 	}
 	for _, name := range names[1:] {
@@ -27,6 +27,8 @@ func TestParseComposite(t *testing.T) {
 			wantFirst = model.LinearFlat
 		case strings.HasSuffix(name, "-wsquare"):
 			wantFirst = model.LinearWSquare
+		case strings.HasSuffix(name, "-box"):
+			wantFirst = model.LinearBox
 		}
 		want := model.LinearRule{}
 		switch {
@@ -41,7 +43,7 @@ func TestParseComposite(t *testing.T) {
 			t.Errorf("%s: %+v", name, c)
 		}
 	}
-	for _, bad := range []string{"plus", "epsilon-", "epsilon-epsilon", "epsilon-box"} {
+	for _, bad := range []string{"plus", "epsilon-", "epsilon-epsilon", "epsilon-zbox"} {
 		if _, err := ParseComposite(bad, 0.25, 2, 1); err == nil {
 			t.Errorf("%s accepted", bad)
 		}

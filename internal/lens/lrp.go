@@ -27,10 +27,10 @@ const DefaultLRPEpsilon = 1e-6
 // 0.38 on maia-1100), under z+ by 1-13% of it (see internal/model's TestRelevanceConservation).
 //
 // --composite assigns other rules by layer type, as zennit's composites do (epsilon-plus-flat,
-// epsilon-gamma-wsquare, ...): z+, gamma or alpha-beta for Conv layers, flat or w-square for the first layer
+// epsilon-gamma-box, ...): z+, gamma or alpha-beta for Conv layers, flat, w-square or box for the first layer
 // (the one reading the input planes), epsilon for dense layers and sums. Per layer, biases aside, z+ passes
-// on all relevance of units with a positive contribution, gamma all of it, flat and w-square all of it
-// whatever the input, alpha-beta (alpha - beta) times it where a unit has contributions of both signs
+// on all relevance of units with a positive contribution, gamma and box all of it, flat and w-square all of
+// it whatever the input, alpha-beta (alpha - beta) times it where a unit has contributions of both signs
 // (autograd.LinearKind states each exactly). End to end on the SE-ResNets with biases zeroed, epsilon,
 // gamma, flat and w-square conserve the target to 1e-5; alpha-beta (2,1) is off by up to 1.7e-3 on
 // maia-1100 (internal/model's TestCompositeConservation). With flat or w-square the input relevance no
@@ -42,7 +42,7 @@ var LRP = &Lens{
 		targetOption,
 		{Name: "rule", Kind: Enum, Default: "epsilon", Choices: []string{"epsilon", "zplus"}, Help: "LRP rule for Conv/MatMul/Gemm: epsilon (biases absorb their share), or zplus (positive contributions only, biases ignored)"},
 		{Name: "epsilon", Kind: Float, Default: "1e-6", Help: "LRP stabiliser, > 0: z + eps*sign(z) in the epsilon rule's denominators, z + eps in z+'s", Check: checkEpsilon},
-		{Name: "composite", Kind: Enum, Default: "none", Choices: CompositeNames(), Help: "rules per layer type with --rule epsilon, named epsilon-CONV[-FIRST]: dense layers (MatMul, Gemm) epsilon, Conv layers CONV (plus = z+, gamma, alpha-beta; left out: epsilon), the first layer FIRST (flat or wsquare); conservation per rule in the docs"},
+		{Name: "composite", Kind: Enum, Default: "none", Choices: CompositeNames(), Help: "rules per layer type with --rule epsilon, named epsilon-CONV[-FIRST]: dense layers (MatMul, Gemm) epsilon, Conv layers CONV (plus = z+, gamma, alpha-beta; left out: epsilon), the first layer FIRST (flat, wsquare, or box: z^B with bounds [min(x,0), max(x,1)]); conservation per rule in the docs"},
 		{Name: "gamma", Kind: Float, Default: "0.25", Help: "gamma of the gamma rule (--composite epsilon-gamma...), >= 0", Check: checkNonNegative},
 		{Name: "alpha", Kind: Float, Default: "2", Help: "alpha of the alpha-beta rule (--composite epsilon-alpha-beta...), >= 0; relevance is conserved when alpha - beta = 1", Check: checkNonNegative},
 		{Name: "beta", Kind: Float, Default: "1", Help: "beta of the alpha-beta rule, >= 0", Check: checkNonNegative},
@@ -72,7 +72,7 @@ func checkNonNegative(v any) error {
 // compositeConv and compositeFirst are the parts of a composite's name: epsilon-CONV[-FIRST].
 var (
 	compositeConv  = []string{"plus", "gamma", "alpha-beta", "epsilon"}
-	compositeFirst = []string{"", "flat", "wsquare"}
+	compositeFirst = []string{"", "flat", "wsquare", "box"}
 )
 
 // CompositeNames lists the --composite choices: none, then epsilon-CONV[-FIRST] for every pair.
@@ -112,7 +112,7 @@ func ParseComposite(name string, gamma, alpha, beta float64) (model.Composite, e
 		}
 		if ok {
 			rest = r
-			c.First.Kind = map[string]model.LinearKind{"flat": model.LinearFlat, "wsquare": model.LinearWSquare}[f]
+			c.First.Kind = map[string]model.LinearKind{"flat": model.LinearFlat, "wsquare": model.LinearWSquare, "box": model.LinearBox}[f]
 			break
 		}
 	}
