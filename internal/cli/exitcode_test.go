@@ -232,6 +232,8 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "integrated-gradients", "--steps", "0"}, code: 2, want: "--steps: 0: want 1 to 1024"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "integrated-gradients", "--baseline", "ones"}, code: 2, want: "want zeros, empty-board or fen:FEN"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "gradcam", "--pattern", "^value/reshape$"}, code: 2, want: "want [C,8,8], [64,C]"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "lrp", "--composite", "epsilon-gamma", "--rule", "zplus"}, code: 2, want: "needs --rule epsilon"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "lrp", "--composite", "epsilon-gamma", "--gamma", "-1"}, code: 2, want: "--gamma: -1: want a finite number >= 0"},
 	}
 	if err := os.MkdirAll(filepath.Join(fx.dir, "out"), 0o755); err != nil {
 		t.Fatal(err)
