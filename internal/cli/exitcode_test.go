@@ -136,6 +136,7 @@ func TestExitCodeTable(t *testing.T) {
 		}
 		return m
 	}
+	pzl, _ := filepath.Abs(puzzleFixture)
 	cases := []tc{
 		// Usage and input errors: exit 2.
 		{cmd: "lczerolens", args: []string{"frobnicate"}, code: 2, want: `unknown command "frobnicate"`},
@@ -212,6 +213,10 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "convert", args: []string{"convert", fx.weights, "-o", "-"}, einval: true, code: 1, want: "invalid argument"},
 		{cmd: "convert", args: []string{"convert", fx.weights, "-o", out("net.onnx")}, limited: true, code: 1, want: "file too large"},
 		{cmd: "completion bash", args: []string{"completion", "bash"}, einval: true, code: 1, want: "invalid argument"},
+		{cmd: "puzzles", args: []string{"puzzles", fx.pgn, "-o", out("pz1")}, code: 2, want: "not a lichess puzzle CSV"},
+		{cmd: "puzzles", args: []string{"puzzles", pzl, "--sparring", "x.onnx", "-o", out("pz2")}, code: 2, want: "--sparring is for --filter"},
+		{cmd: "puzzles", args: []string{"puzzles", pzl, "--filter", "-o", out("pz3")}, code: 2, want: "--filter needs one --model"},
+		{cmd: "puzzles", args: []string{"puzzles", pzl, "-o", out("pz4")}, env: map[string]string{"LCZEROLENS_ORT_LIB": missing}, code: 1, want: "make ort"},
 	}
 	if err := os.MkdirAll(filepath.Join(fx.dir, "out"), 0o755); err != nil {
 		t.Fatal(err)
