@@ -31,6 +31,7 @@ type PuzzlesOptions struct {
 	InputFormat string
 	Models      []string // --model, repeated; empty: the configured model
 	Sparring    string
+	SparringSet bool // --sparring given ("" names the demo network)
 	Filter      bool
 	Select      puzzle.FilterOptions
 	Output      string
@@ -73,7 +74,7 @@ Grading commits after every batch: --resume finishes an interrupted run.`,
   lczerolens puzzles puzzles.csv --model maia-1100.onnx -o board/ --resume   # finish an interrupted run`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Inputs = args
+			opts.Inputs, opts.SparringSet = args, cmd.Flags().Changed("sparring")
 			if len(runF) > 0 {
 				return runF[0](opts)
 			}
@@ -129,10 +130,10 @@ func runPuzzles(opts *PuzzlesOptions) (err error) {
 		models = []string{cfg.Model}
 	}
 	if opts.Filter {
-		if opts.Sparring == "" || len(models) != 1 {
+		if !opts.SparringSet || len(models) != 1 {
 			return usageErrorf("puzzles: --filter needs one --model (the big net) and --sparring (the small one)")
 		}
-	} else if opts.Sparring != "" {
+	} else if opts.SparringSet {
 		return usageErrorf("puzzles: --sparring is for --filter: add --filter, or grade it with another --model")
 	}
 	inputs, err := openInputs("puzzles", opts.Inputs, opts.InputType, f.IO.In)

@@ -235,3 +235,76 @@ func TestPuzzlesResume(t *testing.T) {
 		t.Errorf("resumed lines\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestPuzzlesFilter: --filter keeps exactly the puzzles that leela-interp's rules keep, computed here from
+// predict's probabilities, writes them unchanged as a puzzle CSV, and that CSV reads as input again.
+func TestPuzzlesFilter(t *testing.T) {
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
+	dir := t.TempDir()
+	in, byID := writePuzzleInput(t, dir)
+	big := "" // the demo network, or maia-1100 when present; the sparring net is the demo network
+	if _, err := os.Stat(filepath.Join(testutil.Root(t), "..", "shared", "models", "maia-1100.onnx")); err == nil {
+		big = testutil.Shared(t, "models", "maia-1100.onnx")
+	}
+	type th struct{ hard, correct, forcing float64 }
+	for i, o := range []th{{0.05, 0.5, 0.7}, {1.01, 0, 0}, {0.5, 0, 0}, {1.01, 0.35, 0.5}} {
+		out := filepath.Join(dir, "sel"+strconv.Itoa(i))
+		f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
+		code, _, stderr := runCLI(t, env, "puzzles", in, "--filter", "--model", big, "--sparring", "", "-o", out, "-q",
+			"--hard-p", f(o.hard), "--correct-p", f(o.correct), "--forcing-p", f(o.forcing))
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		var want []string
+		for _, id := range []string{"tDEMO1", "tDEMO2", "tB001", "tB002", "tB003"} { // input order
+			row := byID[id]
+			moves := strings.Fields(row[2])
+			if len(moves)-1 <= 2 || strings.Contains(" "+row[7]+" ", " mateIn1 ") {
+				continue
+			}
+			s1, _, _ := predictMoves(t, env, "", row[1], moves[:1])
+			s2, _, _ := predictMoves(t, env, "", row[1], moves[:2])
+			if !(s1[moves[1]] < o.hard && s2[moves[2]] > o.forcing) {
+				continue
+			}
+			ok := true
+			for ply := 1; ply < len(moves); ply += 2 {
+				b, _, _ := predictMoves(t, env, big, row[1], moves[:ply])
+				ok = ok && b[moves[ply]] > o.correct
+			}
+			if ok {
+				want = append(want, strings.Join(row, ","))
+			}
+		}
+		raw, err := os.ReadFile(filepath.Join(out, "filtered.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := strings.Split(strings.TrimSpace(string(raw)), "\n")
+		if got[0] != strings.Join([]string{"PuzzleId", "FEN", "Moves", "Rating", "RatingDeviation", "Popularity", "NbPlays", "Themes", "GameUrl", "OpeningTags"}, ",") {
+			t.Errorf("header %q", got[0])
+		}
+		// The CSV writer quotes the field with a space that the fixture quotes too; compare parsed rows.
+		gotRows, err := csv.NewReader(strings.NewReader(string(raw))).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gotJoined []string
+		for _, r := range gotRows[1:] {
+			gotJoined = append(gotJoined, strings.Join(r, ","))
+		}
+		if strings.Join(gotJoined, "\n") != strings.Join(want, "\n") {
+			t.Errorf("thresholds %+v: kept\n%s\nwant\n%s", o, strings.Join(gotJoined, "\n"), strings.Join(want, "\n"))
+		}
+		t.Logf("thresholds %+v: %d kept", o, len(want))
+		if i == 1 {
+			if len(want) == 0 {
+				t.Fatalf("loose thresholds keep nothing: the test checks nothing")
+			}
+			code, _, stderr := runCLI(t, env, "batch", filepath.Join(out, "filtered.csv"), "--lens", "activation", "-o", filepath.Join(dir, "acts"), "-q")
+			if code != 0 {
+				t.Errorf("batch on the filtered CSV: exit %d: %s", code, stderr)
+			}
+		}
+	}
+}
