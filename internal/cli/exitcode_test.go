@@ -217,6 +217,9 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "puzzles", args: []string{"puzzles", pzl, "--sparring", "x.onnx", "-o", out("pz2")}, code: 2, want: "--sparring is for --filter"},
 		{cmd: "puzzles", args: []string{"puzzles", pzl, "--filter", "-o", out("pz3")}, code: 2, want: "--filter needs one --model"},
 		{cmd: "puzzles", args: []string{"puzzles", pzl, "-o", out("pz4")}, env: map[string]string{"LCZEROLENS_ORT_LIB": missing}, code: 1, want: "make ort"},
+		{cmd: "compare", args: []string{"compare", "--model", "", pzl, "-o", out("c1")}, code: 2, want: "give it twice"},
+		{cmd: "compare", args: []string{"compare", "--model", "", "--model", "", missing, "-o", out("c2")}, code: 2, want: missing},
+		{cmd: "compare", args: []string{"compare", "--model", "", "--model", "", pzl, "-o", out("c3")}, env: map[string]string{"LCZEROLENS_ORT_LIB": missing}, code: 1, want: "make ort"},
 	}
 	if err := os.MkdirAll(filepath.Join(fx.dir, "out"), 0o755); err != nil {
 		t.Fatal(err)
