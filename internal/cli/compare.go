@@ -45,15 +45,15 @@ func NewCmdCompare(f *Factory, runF ...func(*CompareOptions) error) *cobra.Comma
 	cmd := &cobra.Command{
 		Use:   "compare --model A --model B INPUT... -o OUTDIR",
 		Short: "Put the same positions through two networks and measure where they differ",
-		Long: `Run every position of INPUT (PGN, FEN/EPD, JSONL or lichess puzzle CSV; plain or .gz/.bz2/.zst; one file
-or several) through network A and network B, both in one pass, and write OUTDIR/compare.jsonl, one line per
-position: source, record, ply, fen, top_a and top_b (each net's most probable legal move), agree,
-p_a (A's probability of B's top move) and p_b (B's probability of A's top move), p_top_a and p_top_b,
-jsd (Jensen-Shannon divergence of the two distributions over the legal moves, in bits: 0 equal, 1 disjoint),
-a and b ({"value","wdl"}: each net's value from the side to move and W/D/L), legal (legal-move count).
-OUTDIR/summary.json and stdout hold the summary: agreement rate, mean JSD, the correlation of the values,
-and the --top positions of largest JSD (FEN and both top moves). Both networks must take the same input
-format.`,
+		Long: `Run every position of INPUT (PGN, FEN/EPD, JSONL or lichess puzzle CSV; plain or .gz/.bz2/.zst; one
+file or several) through network A and network B, both in one pass, and write OUTDIR/compare.jsonl,
+one line per position: source, record, ply, fen, top_a and top_b (each net's most probable legal
+move), agree, p_a (A's probability of B's top move) and p_b (B's probability of A's top move),
+p_top_a and p_top_b, jsd (Jensen-Shannon divergence of the two distributions over the legal moves,
+in bits: 0 equal, 1 disjoint), a and b ({"value","wdl"}: each net's value from the side to move and
+W/D/L), legal (legal-move count). OUTDIR/summary.json and stdout hold the summary: agreement rate,
+mean JSD, the correlation of the values, and the --top positions of largest JSD (FEN and both top
+moves). Both networks must take the same input format.`,
 		Example: `  lczerolens compare --model maia-1100.onnx --model maia-1900.onnx games.pgn -o cmp/
   lczerolens compare --model a.pb.gz --model b.pb.gz lichess_db_puzzle.csv.zst -o cmp/ --top 50`,
 		Args: cobra.MinimumNArgs(1),

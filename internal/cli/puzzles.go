@@ -48,30 +48,32 @@ func NewCmdPuzzles(f *Factory, runF ...func(*PuzzlesOptions) error) *cobra.Comma
 	cmd := &cobra.Command{
 		Use:   "puzzles INPUT... --model M [--model M2 ...] -o OUTDIR",
 		Short: "Grade networks on lichess puzzles: solve rate by rating and theme, or select puzzles",
-		Long: `Play every lichess puzzle of INPUT (the puzzle CSV: PuzzleId,FEN,Moves,Rating,...; plain or .gz/.bz2/.zst,
-one file or several) through each --model, position by position along the solution with the game's
-history, and write OUTDIR/puzzles.jsonl, one line per puzzle and model:
+		Long: `Play every lichess puzzle of INPUT (the puzzle CSV: PuzzleId,FEN,Moves,Rating,...; plain or
+.gz/.bz2/.zst, one file or several) through each --model, position by position along the solution
+with the game's history, and write OUTDIR/puzzles.jsonl, one line per puzzle and model:
   id, model, rating, themes,
-  score                  fraction of the solver's moves where the net's top legal move is the solution's,
+  score                  fraction of the solver's moves where the net's top legal move is the
+                         solution's,
   perplexity             product over the solver's n moves of p(solution move)^(-1/n),
   normalized_perplexity  product of (legal-move count * p)^(-1/n): 1 is a uniform guess,
   solved                 every solver move is the net's top move,
   pv_probs               p of every solution move, both sides, in order,
   wdl                    the net's W/D/L at the puzzle position (null without a WDL head).
-Then OUTDIR/summary.json and a table on stdout: per model the solve rate and mean score overall, by rating
-bucket (<1000, 1000-1499, ..., >=2500) and by theme, with counts.
+Then OUTDIR/summary.json and a table on stdout: per model the solve rate and mean score overall,
+by rating bucket (<1000, 1000-1499, ..., >=2500) and by theme, with counts.
 
-With --filter, leela-interp's selection with a big net (--model) and a weak one (--sparring): puzzles that are
-no mate in 1 and longer than 2 plies, that the sparring net finds hard (p of the first solution move below
---hard-p), that the big net gets right (p of each of the solver's moves above --correct-p) and that are
-forcing (sparring p of the opponent's first reply above --forcing-p); the kept rows go unchanged to
-OUTDIR/filtered.csv, a puzzle CSV usable as input everywhere.
+With --filter, leela-interp's selection with a big net (--model) and a weak one (--sparring):
+puzzles that are no mate in 1 and longer than 2 plies, that the sparring net finds hard (p of the
+first solution move below --hard-p), that the big net gets right (p of each of the solver's moves
+above --correct-p) and that are forcing (sparring p of the opponent's first reply above
+--forcing-p); the kept rows go unchanged to OUTDIR/filtered.csv, a puzzle CSV usable as input
+everywhere.
 
 Grading commits after every batch: --resume finishes an interrupted run.`,
-		Example: `  lczerolens puzzles lichess_db_puzzle.csv.zst --model maia-1100.onnx --model maia-1900.onnx -o board/
+		Example: `  lczerolens puzzles lichess_db_puzzle.csv.zst --model maia-1100.onnx --model maia-1900.onnx -o lb/
   lczerolens puzzles puzzles.csv --model big.pb.gz --sparring small.onnx --filter -o sel/
-  lczerolens batch sel/filtered.csv --lens activation -o acts/   # the selection is an input like any
-  lczerolens puzzles puzzles.csv --model maia-1100.onnx -o board/ --resume   # finish an interrupted run`,
+  lczerolens batch sel/filtered.csv --lens activation -o acts/   # the selection is an input
+  lczerolens puzzles puzzles.csv --model maia-1100.onnx -o lb/ --resume   # finish a stopped run`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Inputs, opts.SparringSet = args, cmd.Flags().Changed("sparring")
@@ -82,13 +84,13 @@ Grading commits after every batch: --resume finishes an interrupted run.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringArrayVar(&opts.Models, "model", nil, "lc0 network to grade (repeat for a leaderboard); default: the configured model")
+	fl.StringArrayVar(&opts.Models, "model", nil, "lc0 network to grade, repeatable (default: the configured model)")
 	_ = fl.SetAnnotation("model", annNotConfig, []string{"true"})
 	fl.StringVar(&opts.Sparring, "sparring", "", "with --filter: the weak network that must find the puzzles hard")
-	fl.BoolVar(&opts.Filter, "filter", false, "select puzzles with --model (big) and --sparring (small) instead of grading")
-	fl.Float64Var(&opts.Select.HardP, "hard-p", 0.05, "--filter: keep puzzles whose first solution move has sparring p below this")
-	fl.Float64Var(&opts.Select.CorrectP, "correct-p", 0.5, "--filter: keep puzzles whose solver moves all have big-net p above this")
-	fl.Float64Var(&opts.Select.ForcingP, "forcing-p", 0.7, "--filter: keep puzzles whose opponent reply has sparring p above this")
+	fl.BoolVar(&opts.Filter, "filter", false, "select puzzles with --model (big) and --sparring (small)")
+	fl.Float64Var(&opts.Select.HardP, "hard-p", 0.05, "--filter: max sparring p of the first solution move")
+	fl.Float64Var(&opts.Select.CorrectP, "correct-p", 0.5, "--filter: min big-net p of the solver's moves")
+	fl.Float64Var(&opts.Select.ForcingP, "forcing-p", 0.7, "--filter: min sparring p of the opponent's reply")
 	fl.StringVarP(&opts.Output, "output", "o", "", "output directory (required)")
 	fl.Int("batch-size", 256, "positions per model run")
 	fl.StringVar(&opts.InputType, "input-type", "", inputTypeHelp)
