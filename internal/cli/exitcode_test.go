@@ -136,6 +136,7 @@ func TestExitCodeTable(t *testing.T) {
 		}
 		return m
 	}
+	pzl, _ := filepath.Abs(puzzleFixture)
 	cases := []tc{
 		// Usage and input errors: exit 2.
 		{cmd: "lczerolens", args: []string{"frobnicate"}, code: 2, want: `unknown command "frobnicate"`},
@@ -234,6 +235,13 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "gradcam", "--pattern", "^value/reshape$"}, code: 2, want: "want [C,8,8], [64,C]"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "lrp", "--composite", "epsilon-gamma", "--rule", "zplus"}, code: 2, want: "needs --rule epsilon"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "lrp", "--composite", "epsilon-gamma", "--gamma", "-1"}, code: 2, want: "--gamma: -1: want a finite number >= 0"},
+		{cmd: "puzzles", args: []string{"puzzles", fx.pgn, "-o", out("pz1")}, code: 2, want: "not a lichess puzzle CSV"},
+		{cmd: "puzzles", args: []string{"puzzles", pzl, "--sparring", "x.onnx", "-o", out("pz2")}, code: 2, want: "--sparring is for --filter"},
+		{cmd: "puzzles", args: []string{"puzzles", pzl, "--filter", "-o", out("pz3")}, code: 2, want: "--filter needs one --model"},
+		{cmd: "puzzles", args: []string{"puzzles", pzl, "-o", out("pz4")}, env: map[string]string{"LCZEROLENS_ORT_LIB": missing}, code: 1, want: "make ort"},
+		{cmd: "compare", args: []string{"compare", "--model", "", pzl, "-o", out("c1")}, code: 2, want: "give it twice"},
+		{cmd: "compare", args: []string{"compare", "--model", "", "--model", "", missing, "-o", out("c2")}, code: 2, want: missing},
+		{cmd: "compare", args: []string{"compare", "--model", "", "--model", "", pzl, "-o", out("c3")}, env: map[string]string{"LCZEROLENS_ORT_LIB": missing}, code: 1, want: "make ort"},
 	}
 	if err := os.MkdirAll(filepath.Join(fx.dir, "out"), 0o755); err != nil {
 		t.Fatal(err)

@@ -127,7 +127,11 @@ func (f *Factory) Sessions() (*model.SessionCache, error) {
 
 // Network loads the configured model (or the embedded demo network, with a notice) once per path.
 func (f *Factory) Network() (*model.Network, error) {
-	path := f.Config().Model
+	return f.networkAt(f.Config().Model)
+}
+
+// networkAt loads the network at path ("" = the demo network) once.
+func (f *Factory) networkAt(path string) (*model.Network, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if n, ok := f.nets[path]; ok {
@@ -158,7 +162,13 @@ type netSession struct {
 // Session loads the configured network, resolves its input encoding (--input-format against the network's
 // own) and starts ONNX Runtime, in that order so input errors come before the runtime is loaded.
 func (f *Factory) Session(inputFormat string) (*netSession, error) {
-	net, err := f.Network()
+	return f.SessionFor(f.Config().Model, inputFormat)
+}
+
+// SessionFor is Session for the network at path rather than the configured one (commands that compare
+// several networks).
+func (f *Factory) SessionFor(path, inputFormat string) (*netSession, error) {
+	net, err := f.networkAt(path)
 	if err != nil {
 		return nil, err
 	}
