@@ -213,6 +213,7 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "convert", args: []string{"convert", fx.weights, "-o", out("net.onnx")}, limited: true, code: 1, want: "file too large"},
 		{cmd: "completion bash", args: []string{"completion", "bash"}, einval: true, code: 1, want: "invalid argument"},
 		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("p2.json"), "--concept", "has-piece:K"}, code: 2, want: "the label is 1 on all"},
+		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("p3.json"), "--concept", "square-piece"}, code: 2, want: "add --per-square"},
 	}
 	if err := os.MkdirAll(filepath.Join(fx.dir, "out"), 0o755); err != nil {
 		t.Fatal(err)

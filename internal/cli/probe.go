@@ -46,6 +46,7 @@ type ProbeTrainOptions struct {
 	MinClass     int
 	Force        bool
 	Quiet        bool
+	PerSquare    bool
 }
 
 // NewCmdProbe builds `lczerolens probe` with its train subcommand.
@@ -106,6 +107,7 @@ training positions of a label, is refused (exit 2).`,
 	fl.StringVarP(&opts.Output, "output", "o", "", "probe file to write (required)")
 	fl.BoolVar(&opts.Force, "force", false, "replace an existing probe file")
 	fl.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress output")
+	fl.BoolVar(&opts.PerSquare, "per-square", false, "train per-square probes of a per-square concept (see above)")
 	fl.StringVar(&opts.Concept, "concept", "", "concept to probe (see above; required)")
 	fl.StringVar(&opts.Pattern, "pattern", "", "Go regexp over module names; default "+lens.DefaultActivationPattern)
 	fl.StringVar(&opts.Task, "task", "auto", "auto (the concept's kind), regression or binary")
@@ -244,15 +246,23 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 	if err := checkOutputFile("probe train", opts.Output, opts.Force); err != nil {
 		return err
 	}
-	lab, err := newLabeler(opts.Concept, opts.Task)
-	if err != nil {
+	var lab *labeler
+	var sq *concepts.SquareConcept
+	if opts.PerSquare {
+		if sq, err = concepts.ParseSquare(opts.Concept); err != nil {
+			return inputError(fmt.Errorf("probe train: --per-square: %w", err))
+		}
+	} else if lab, err = newLabeler(opts.Concept, opts.Task); err != nil {
+		if _, serr := concepts.ParseSquare(opts.Concept); serr == nil {
+			return usageErrorf("probe train: --concept %s has a label per square: add --per-square", opts.Concept)
+		}
 		return err
 	}
 	typ, err := source.DetectType(opts.Input, opts.InputType)
 	if err != nil {
 		return inputError(err)
 	}
-	if lab.concept == nil && typ != source.JSONL {
+	if lab != nil && lab.concept == nil && typ != source.JSONL {
 		return usageErrorf("probe train: --concept %s reads a JSONL field, but the input is %s", lab.name(), typ)
 	}
 	plies, err := source.ParsePlies(opts.Plies)
@@ -289,6 +299,11 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 	if err != nil {
 		return inputError(err)
 	}
+	if sq != nil {
+		if err := squareModules(mods); err != nil {
+			return err
+		}
+	}
 	eng, err := sess.engine([]lens.Spec{{Lens: lens.Activation, Values: actValues}}, false)
 	if err != nil {
 		return err
@@ -296,13 +311,15 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 
 	ctx, stop := signalContext()
 	defer stop()
-	sink := &probeSink{mods: mods, lab: lab, fit: fit}
-	accept := func(it *source.Item) (any, bool, error) {
-		y, ok, err := lab.label(it)
-		if err != nil {
-			return nil, false, inputError(fmt.Errorf("probe train: record %d: %w", it.Record, err))
-		}
-		return probeLabel{y: y, holdout: probe.InHoldout(opts.Seed, opts.Holdout, it.Record)}, ok, nil
+	var sink pipeline.Sink
+	var accept func(it *source.Item) (any, bool, error)
+	var squares *squareSink
+	if sq != nil {
+		squares = &squareSink{mods: mods, concept: sq, fit: fit}
+		sink, accept = squares, squares.accept(opts)
+	} else {
+		ps := &probeSink{mods: mods, lab: lab, fit: fit}
+		sink, accept = ps, lab.accept(opts)
 	}
 	popts := pipeline.Options{BatchSize: cfg.BatchSize, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy, Limit: opts.MaxPositions, Accept: accept}
 	progress := io.Discard
@@ -320,10 +337,30 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 		}
 		return err
 	}
-	positions, skips, bad, fitters := sum.Positions, sum.Skipped, sum.Bad, sink.fitters
-	if positions == 0 {
-		return inputError(fmt.Errorf("probe train: no labelled position in %s (%d skipped, %d bad records)", opts.Input, skips, bad))
+	if sum.Positions == 0 {
+		return inputError(fmt.Errorf("probe train: no labelled position in %s (%d skipped, %d bad records)", opts.Input, sum.Skipped, sum.Bad))
 	}
+	if squares != nil {
+		return finishSquares(ctx, opts, net, squares, sum, progress)
+	}
+	return finishProbes(ctx, opts, net, lab, sink.(*probeSink), sum, progress)
+}
+
+// accept labels a stream item and assigns its record to a split.
+func (lab *labeler) accept(opts *ProbeTrainOptions) func(it *source.Item) (any, bool, error) {
+	return func(it *source.Item) (any, bool, error) {
+		y, ok, err := lab.label(it)
+		if err != nil {
+			return nil, false, inputError(fmt.Errorf("probe train: record %d: %w", it.Record, err))
+		}
+		return probeLabel{y: y, holdout: probe.InHoldout(opts.Seed, opts.Holdout, it.Record)}, ok, nil
+	}
+}
+
+// finishProbes fits the whole-position probes, writes the probe file and prints the report.
+func finishProbes(ctx context.Context, opts *ProbeTrainOptions, net *model.Network, lab *labeler, sink *probeSink, sum pipeline.Summary, progress io.Writer) error {
+	f, fit := opts.Factory, sink.fit
+	positions, skips, bad, fitters := sum.Positions, sum.Skipped, sum.Bad, sink.fitters
 
 	labels := fitters[0].Labels() // every fitter saw the same labels
 	if err := labels.Check(lab.binary, opts.MinClass); err != nil {

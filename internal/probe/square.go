@@ -2,8 +2,10 @@ package probe
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -507,12 +509,81 @@ func (f *SquareFitter) crossValidate(total *squareSums, inv []float64) (float64,
 		return 0, nil, fmt.Errorf("probe %s: --l2 auto cross-validates over records (games), and the training positions fill %d of %d folds: pass --l2 VALUE", f.module, used, len(f.folds))
 	}
 	best := 0
-	curve := make([]CVPoint, len(grid))
+	var curve []CVPoint
 	for g, a := range grid {
-		curve[g] = CVPoint{L2: a, Loss: loss[g] / total.n}
+		if !math.IsInf(loss[g], 0) { // a system that could not be solved is left out
+			curve = append(curve, CVPoint{L2: a, Loss: loss[g] / total.n})
+		}
 		if loss[g] <= loss[best] {
 			best = g
 		}
 	}
 	return grid[best], curve, nil
+}
+
+// SquareFormat names per-square probe files.
+const SquareFormat = "lczerolens-square-probe"
+
+// SquareFile is what `probe train --per-square` writes: the per-layer curve (plot-ready: one entry per
+// module, in the network's order) and the probes with their weights.
+type SquareFile struct {
+	Format        string         `json:"format"`
+	FormatVersion int            `json:"format_version"`
+	ToolVersion   string         `json:"tool_version,omitempty"`
+	Model         ModelID        `json:"model"`
+	Concept       string         `json:"concept"`
+	Classes       int            `json:"classes"`
+	Top1          bool           `json:"top1"`
+	Input         string         `json:"input,omitempty"`
+	Holdout       float64        `json:"holdout"`
+	Seed          uint64         `json:"seed"`
+	L2            float64        `json:"l2"` // 0 under --l2 auto
+	L2Grid        []float64      `json:"l2_grid,omitempty"`
+	Skipped       int            `json:"skipped"`
+	Labels        [2][]int       `json:"labels"` // [train, held out][class], summed over squares
+	Curve         []CurveRow     `json:"curve"`
+	Probes        []*SquareProbe `json:"probes"`
+}
+
+// CurveRow is one module's held-out score next to its baseline.
+type CurveRow struct {
+	Layer    int      `json:"layer"` // position in the curve, 0 first
+	Module   string   `json:"module"`
+	Metric   string   `json:"metric"`
+	Score    *float64 `json:"score"`
+	Baseline *float64 `json:"baseline"`
+	AUC      *float64 `json:"auc,omitempty"`
+	Train    *float64 `json:"train_score"`
+	L2       float64  `json:"l2"`
+	Verdict  string   `json:"verdict,omitempty"`
+}
+
+// WriteSquare writes f as indented JSON, its curve filled from the probes; NaN scores become null.
+func WriteSquare(w io.Writer, f *SquareFile) error {
+	finite := func(x float64) *float64 {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil
+		}
+		return &x
+	}
+	f.Curve = nil
+	type probeJSON struct {
+		*SquareProbe
+		Score    *float64 `json:"score"`
+		Baseline *float64 `json:"baseline"`
+		AUC      *float64 `json:"auc,omitempty"`
+		Train1   *float64 `json:"train_score"`
+	}
+	out := struct {
+		*SquareFile
+		Probes []probeJSON `json:"probes"`
+	}{SquareFile: f}
+	for i, p := range f.Probes {
+		f.Curve = append(f.Curve, CurveRow{Layer: i, Module: p.Module, Metric: p.Metric, Score: finite(p.Score), Baseline: finite(p.Baseline),
+			AUC: finite(p.AUC), Train: finite(p.Train1), L2: p.L2, Verdict: p.Verdict})
+		out.Probes = append(out.Probes, probeJSON{SquareProbe: p, Score: finite(p.Score), Baseline: finite(p.Baseline), AUC: finite(p.AUC), Train1: finite(p.Train1)})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", " ")
+	return enc.Encode(out)
 }
