@@ -71,10 +71,14 @@ module: R^2 for a regression concept, accuracy for a binary one. Whole records (
 Concepts (seen from the side to move):
 ` + conceptHelp() + `  column:NAME            the field NAME of each JSONL record (a number: regression; true/false: binary)
 
+Per-square concepts (with --per-square: one linear map shared by the 64 squares of a [C,8,8] module,
+from a square's C activations to its label, fitted by ridge regression on the label's one-hot code):
+` + squareConceptHelp() + `A record's solution is its JSONL "solution" field: UCI moves from the position, separated by spaces.
+
 Activations are standardised (each of the d values scaled to unit variance over the training positions).
---l2 auto (the default) chooses each module's penalty from 1e-3, 1e-2, ..., 1e3 by 5-fold cross-validation
-over whole records (a game's positions share a fold) on a sample of up to 1,500 training positions, and
-reports it; on larger training sets this errs towards the stronger penalty.
+--l2 auto (the default) chooses each module's penalty from 1e-3, 1e-2, ..., 1e3 by 5-fold
+cross-validation over whole records (a game's positions share a fold) on a sample of up to 1,500
+training positions, and reports it; on larger training sets this errs towards the stronger penalty.
 Regression concepts use ridge regression, minimising the mean squared error + --l2 * |w|^2, solved
 exactly by a Cholesky factorisation of the normal equations: up to --max-rows training positions are kept
 in memory (4*d bytes each), and the smaller of the d x d and n x n systems is solved (8*min(n,d)^2 bytes
@@ -85,14 +89,16 @@ training positions. Held-out scores use a uniform sample of up to --max-rows/2 h
 Positions where the concept is undefined are skipped. The probe file stores weights and bias over the raw
 activations.
 
-The report gives each held-out score next to its baseline, the best constant: for binary concepts the rate
-of the training majority label (MAJORITY), balanced accuracy and ROC AUC; for regression the R^2 of
-predicting the training mean. VS BASELINE says "above" (better by more than 2 standard errors; for binary
-concepts, ROC AUC above 0.5), "chance" or "below"; a training score above the held-out one by more than
---max-gap is a warning. A concept whose label never varies, or a binary one with fewer than --min-class
-training positions of a label, is refused (exit 2).`,
+The report gives each held-out score next to its baseline, the best constant: for binary concepts
+the rate of the training majority label (MAJORITY), balanced accuracy and ROC AUC; for regression
+the R^2 of predicting the training mean. VS BASELINE says "above" (better by more than 2 standard
+errors; for binary concepts, ROC AUC above 0.5), "chance" or "below"; a training score above the
+held-out one by more than --max-gap is a warning. A concept whose label never varies, or a binary
+one with fewer than --min-class training positions of a label, is refused (exit 2).`,
 		Example: `  lczerolens probe train games.pgn --model maia-1100.onnx --concept material-balance -o material.json
   lczerolens probe train puzzles.jsonl --model maia-1100.onnx --concept column:rating --pattern '^block3/' -o rating.json
+  lczerolens probe train games.pgn --model maia-1100.onnx --concept square-piece --per-square -o pieces.json
+  lczerolens probe train puzzles.jsonl --model maia-1100.onnx --concept move-target:1 --per-square -o target.json
   lczerolens analyse --model maia-1100.onnx --lens probing --probe material.json --fen "..."`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -129,6 +135,14 @@ training positions of a label, is refused (exit 2).`,
 	_ = train.MarkFlagRequired("concept")
 	cmd.AddCommand(train)
 	return cmd
+}
+
+func squareConceptHelp() string {
+	var b strings.Builder
+	for _, c := range concepts.SquareList() {
+		fmt.Fprintf(&b, "  %-27s %s (%s)\n", c.Syntax, c.Doc, c.Kind) // one line each, as conceptHelp
+	}
+	return b.String()
 }
 
 func conceptHelp() string {
