@@ -2,11 +2,13 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lczerolens/lczerolens/internal/lens"
+	"github.com/lczerolens/lczerolens/internal/npy"
 	"github.com/lczerolens/lczerolens/internal/probe"
 )
 
@@ -20,7 +22,7 @@ type lensFlags struct {
 func (lf *lensFlags) register(cmd *cobra.Command) {
 	lf.cmd = cmd
 	fl := cmd.Flags()
-	fl.StringSlice("lens", nil, "lens(es) to run, comma-separated, in one model pass (default from config: activation); see `lczerolens lenses list`")
+	fl.StringSlice("lens", nil, `lens(es) to run, comma-separated, in one model pass (default from config: activation); see "lczerolens lenses list"`)
 	fl.BoolVar(&lf.savePlanes, "save-planes", false, "also return the encoded input planes as result \"planes\"")
 	for _, o := range lens.Lenses.Options() {
 		help := fmt.Sprintf("%s [lens %s]", o.Help, strings.Join(lensesWith(o.Name), ", "))
@@ -31,15 +33,43 @@ func (lf *lensFlags) register(cmd *cobra.Command) {
 			fl.Bool(o.Name, false, help)
 		} else {
 			// Lenses sharing an option may default differently, so the flag's own default is empty: unset means
-			// each lens's default.
-			if o.Default != "" && len(lensesWith(o.Name)) == 1 {
-				help += fmt.Sprintf(" (default %q)", o.Default)
-			}
+			// each lens's default, said here when they agree.
+			help += " (" + optionDefaultHelp(o.Name) + ")"
 			fl.String(o.Name, "", help)
 		}
 		// The option is also a configuration key (target, save_inputs) that this flag overrides.
 		_ = fl.SetAnnotation(o.Name, annLensOption, []string{"true"})
 	}
+}
+
+// optionDefault is the value an option takes when it is not given, as help shows it ("" for none).
+func optionDefault(o lens.Option) string {
+	if o.Default == "" {
+		return o.DefaultDoc
+	}
+	return o.Default
+}
+
+// optionDefaultHelp says an option's default across the lenses that have it: one value when they agree.
+func optionDefaultHelp(name string) string {
+	defs := map[string]bool{}
+	for _, l := range lens.Lenses {
+		for _, o := range l.Options {
+			if o.Name == name {
+				defs[optionDefault(o)] = true
+			}
+		}
+	}
+	if len(defs) != 1 {
+		return `default per lens: see "lczerolens lenses describe NAME"`
+	}
+	for d := range defs {
+		if d == "" {
+			return "default none"
+		}
+		return "default " + d
+	}
+	return ""
 }
 
 // lensesWith lists the lenses that have an option.
@@ -108,6 +138,9 @@ func (lf *lensFlags) specs(cfg *Config) ([]lens.Spec, error) {
 
 // loadLensFiles reads the files a lens's options name, once, here: lenses do no file I/O.
 func loadLensFiles(l *lens.Lens, v lens.Values) error {
+	if l == lens.Steering {
+		return loadDirection(v)
+	}
 	if l != lens.Probing || v.GetString("probe") == "" {
 		return nil
 	}
@@ -135,4 +168,37 @@ func lensInfo(specs []lens.Spec) (string, map[string]any) {
 		}
 	}
 	return strings.Join(names, ","), opts
+}
+
+// loadDirection reads the steering direction: a .npy array, or the weights of a probe file's probe of
+// --module.
+func loadDirection(v lens.Values) error {
+	path := v.GetString("direction")
+	if path == "" {
+		return nil // the lens says what is missing
+	}
+	if strings.HasSuffix(path, ".json") {
+		f, err := probe.Load(path)
+		if err != nil {
+			return inputError(err)
+		}
+		for _, p := range f.Probes {
+			if p.Module == v.GetString("module") {
+				lens.WithDirection(v, p.Weights, nil)
+				return nil
+			}
+		}
+		return usageErrorf("steering: probe file %s has no probe of module %q: pass --module as one of its modules", path, v.GetString("module"))
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		return pathError(fmt.Errorf("steering: direction: %w", err))
+	}
+	defer file.Close()
+	shape, data, err := npy.Read(file)
+	if err != nil {
+		return inputError(fmt.Errorf("steering: direction %s: %w", path, err))
+	}
+	lens.WithDirection(v, data, shape)
+	return nil
 }

@@ -51,8 +51,22 @@ type squareSink struct {
 func (s *squareSink) accept(opts *ProbeTrainOptions) func(it *source.Item) (any, bool, error) {
 	return func(it *source.Item) (any, bool, error) {
 		smp := concepts.Sample{Pos: it.Pos, Move: it.Next}
-		if raw, ok := it.Fields["solution"]; ok {
-			line, err := solutionLine(it.Pos, raw)
+		if it.Puzzle != nil && it.Ply < len(it.Puzzle.Moves) {
+			// The solution from this position on: Moves[0] is the opponent's move before the puzzle.
+			line, err := solutionLine(it.Pos, it.Puzzle.Moves[it.Ply:])
+			if err != nil {
+				return nil, false, inputError(fmt.Errorf("probe train: puzzle %s: solution: %w", it.Puzzle.ID, err))
+			}
+			smp.Line = line
+		} else if raw, ok := it.Fields["solution"]; ok {
+			var moves []string
+			var one string
+			if err := json.Unmarshal(raw, &one); err == nil {
+				moves = strings.Fields(one)
+			} else if err := json.Unmarshal(raw, &moves); err != nil {
+				return nil, false, inputError(fmt.Errorf("probe train: record %d: solution: want a string of UCI moves or a list of them", it.Record))
+			}
+			line, err := solutionLine(it.Pos, moves)
 			if err != nil {
 				return nil, false, inputError(fmt.Errorf("probe train: record %d: solution: %w", it.Record, err))
 			}
@@ -63,16 +77,8 @@ func (s *squareSink) accept(opts *ProbeTrainOptions) func(it *source.Item) (any,
 	}
 }
 
-// solutionLine parses a record's solution, a string of UCI moves separated by spaces (or a list of them),
-// played in turn from p.
-func solutionLine(p *board.Position, raw json.RawMessage) ([]board.Move, error) {
-	var moves []string
-	var one string
-	if err := json.Unmarshal(raw, &one); err == nil {
-		moves = strings.Fields(one)
-	} else if err := json.Unmarshal(raw, &moves); err != nil {
-		return nil, errors.New("want a string of UCI moves or a list of them")
-	}
+// solutionLine parses UCI moves played in turn from p.
+func solutionLine(p *board.Position, moves []string) ([]board.Move, error) {
 	var line []board.Move
 	for _, s := range moves {
 		m, err := p.ParseMove(s)

@@ -15,7 +15,7 @@ var Activation = &Lens{
 	Name: "activation",
 	Doc:  "Capture the activations of modules selected by --pattern (default: every residual block or encoder layer output).",
 	Options: []Option{
-		{Name: "pattern", Kind: Regexp, Default: "", Help: "Go regexp over module names (see `lczerolens model modules`); default " + DefaultActivationPattern},
+		{Name: "pattern", Kind: Regexp, Default: "", DefaultDoc: DefaultActivationPattern, Help: `Go regexp over module names (see "lczerolens model modules")`},
 		{Name: "save-inputs", Kind: Bool, Default: "false", Help: "also return each module's input tensors as <module>_input"},
 	},
 	Prepare: prepareActivation,

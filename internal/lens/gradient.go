@@ -15,7 +15,7 @@ var Gradient = &Lens{
 	Doc:  "Gradient of --target w.r.t. the input planes (input_grad) and modules matched by --pattern (<module>_output_grad).",
 	Options: []Option{
 		targetOption,
-		{Name: "pattern", Kind: Regexp, Default: "", Help: "Go regexp over module names whose output gradients to return; default none"},
+		{Name: "pattern", Kind: Regexp, Default: "", DefaultDoc: "none", Help: "Go regexp over module names whose output gradients to return"},
 	},
 	Compatible: compatibleGradient,
 	Prepare:    prepareGradient,

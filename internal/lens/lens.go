@@ -35,8 +35,11 @@ type Option struct {
 	Name    string
 	Kind    OptionKind
 	Default string // as the user would type it; "" for none
-	Help    string
-	Choices []string // Enum only
+	// DefaultDoc says what an empty Default stands for when it is more than nothing (the modules a pattern
+	// selects when none is given), so that help shows the real default.
+	DefaultDoc string
+	Help       string
+	Choices    []string // Enum only
 	// Check, when set, refuses a parsed value the kind alone allows (an unknown target, a negative epsilon),
 	// so that a bad option is reported as the option's error before any network is looked at.
 	Check func(v any) error

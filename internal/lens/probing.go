@@ -21,7 +21,7 @@ func WithProbes(v Values, f *probe.File) { v[probesKey] = f }
 var Probing = &Lens{
 	Name:    "probing",
 	Doc:     "Apply linear probes trained by `lczerolens probe train` (--probe probe.json): the concept's predicted value (or probability) per module, <module>_probe.",
-	Options: []Option{{Name: "probe", Kind: String, Default: "", Help: "probe file written by `lczerolens probe train`"}},
+	Options: []Option{{Name: "probe", Kind: String, Default: "", Help: `probe file written by "lczerolens probe train"`}},
 	Compatible: func(n *model.Network, v Values) error {
 		_, err := probesFor(n, v)
 		return err

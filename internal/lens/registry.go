@@ -9,4 +9,8 @@ var Lenses = Registry{
 	Occlusion,
 	Patching,
 	Probing,
+	LogitLens,
+	Ablation,
+	Steering,
+	Attention,
 }
