@@ -228,6 +228,7 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "attention", "--top-pairs", "-1"}, code: 2, want: "option --top-pairs"},
 		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("p2.json"), "--concept", "has-piece:K"}, code: 2, want: "the label is 1 on all"},
 		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("p3.json"), "--concept", "square-piece"}, code: 2, want: "add --per-square"},
+		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("p4.json"), "--concept", "in-check", "--l2", "none"}, code: 2, want: `--l2 "none"`},
 	}
 	if err := os.MkdirAll(filepath.Join(fx.dir, "out"), 0o755); err != nil {
 		t.Fatal(err)
