@@ -49,7 +49,8 @@ range. Piped, or with --format json, it writes the JSON envelope.`,
 		Example: `  lczerolens analyse --lens saliency --startpos --moves "e2e4 e7e5"
   lczerolens analyse --model maia-1100.onnx --lens activation --pattern '^block5/conv2/relu$' --fen "8/8/8/4k3/8/8/4P3/4K3 w - - 0 1"
   lczerolens analyse --lens activation,gradient --startpos --format npy -o out/
-  lczerolens analyse --lens gradient --target policy:e2e4 --startpos`,
+  lczerolens analyse --lens gradient --target policy:e2e4 --startpos
+  lczerolens analyse --lens lrp --keep heatmap --startpos   # only the [8,8] map, not relevance [112,8,8]`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.corruptFENSet = cmd.Flags().Changed("corrupt-fen")
@@ -143,7 +144,7 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	eng, err := sess.engine(specs, opts.Lenses.savePlanes)
+	eng, err := sess.engine(specs, opts.Lenses.savePlanes, opts.Lenses.keep...)
 	if err != nil {
 		return err
 	}
@@ -157,9 +158,9 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 	}
 	out, results, err := eng.Run(batch)
 	if err != nil {
-		return err
+		return engineError(err)
 	}
-	name, lensOpts := lensInfo(specs)
+	name, lensOpts := opts.Lenses.info(specs)
 	if opts.SVG != "" {
 		info := dirInfo{lens: name, model: net.Path, lensOpts: lensOpts, transform: transform, format: enc.Format.String(), modules: metaModules(eng.Meta())}
 		if err := analysisSVG(f.IO, opts.SVG, opts.Force, results, pos, summarizeHeads(pos, enc.policy(transform), out.Heads, 0, 1), info); err != nil {

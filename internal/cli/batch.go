@@ -74,7 +74,8 @@ into the files one unsharded run writes. Sharding stdin works only when every sh
   lczerolens batch part1.pgn.gz part2.pgn.gz --lens activation -o out/
   zcat big.pgn.gz | lczerolens batch - --input-type pgn --plies every:10 -o out/
   lczerolens batch games.pgn --lens activation -o out/ --resume   # finish an interrupted run
-  lczerolens batch games.pgn --lens activation --shard 2/8 -o out/shard-2   # one of 8 parts, then merge`,
+  lczerolens batch games.pgn --lens activation --shard 2/8 -o out/shard-2   # one of 8 parts, then merge
+  lczerolens batch games.pgn --lens saliency --keep saliency -o sal/   # [8,8] maps only, no input_grad.npy`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Input, opts.Inputs = args[0], args
@@ -172,7 +173,7 @@ func runBatch(opts *BatchOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	eng, err := sess.engine(specs, opts.Lenses.savePlanes)
+	eng, err := sess.engine(specs, opts.Lenses.savePlanes, opts.Lenses.keep...)
 	if err != nil {
 		return err
 	}
@@ -180,7 +181,7 @@ func runBatch(opts *BatchOptions) (err error) {
 	if eng.NeedsCorrupt() && typ != source.JSONL {
 		return usageErrorf("batch: --lens %s compares each position with a corrupted one: give a JSONL input whose records have corrupt_fen and/or corrupt_moves", strings.Join(cfg.Lens, ","))
 	}
-	name, lensOpts := lensInfo(specs)
+	name, lensOpts := opts.Lenses.info(specs)
 	input := inputInfo{Name: inputs.name(), Type: string(typ), Plies: plies.String(), InputFormat: enc.Format.String(), HistoryFill: enc.Fill.String()}
 	if enc.Policy != board.TransposePlanes {
 		input.PolicyTranspose = enc.Policy.String()

@@ -229,6 +229,11 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("p2.json"), "--concept", "has-piece:K"}, code: 2, want: "the label is 1 on all"},
 		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("p3.json"), "--concept", "square-piece"}, code: 2, want: "add --per-square"},
 		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("p4.json"), "--concept", "in-check", "--l2", "none"}, code: 2, want: `--l2 "none"`},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "saliency", "--keep", "saliency,nosuch"}, code: 2, want: "valid keys: saliency, input_grad"},
+		{cmd: "batch", args: []string{"batch", fx.pgn, "-o", out("keep"), "--lens", "saliency", "--keep", "input_gradient"}, code: 2, want: "valid keys: saliency, input_grad"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "integrated-gradients", "--steps", "0"}, code: 2, want: "--steps: 0: want 1 to 1024"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "integrated-gradients", "--baseline", "ones"}, code: 2, want: "want zeros, empty-board or fen:FEN"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "gradcam", "--pattern", "^value/reshape$"}, code: 2, want: "want [C,8,8], [64,C]"},
 	}
 	if err := os.MkdirAll(filepath.Join(fx.dir, "out"), 0o755); err != nil {
 		t.Fatal(err)

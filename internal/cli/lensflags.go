@@ -17,6 +17,7 @@ import (
 type lensFlags struct {
 	cmd        *cobra.Command
 	savePlanes bool
+	keep       []string
 }
 
 func (lf *lensFlags) register(cmd *cobra.Command) {
@@ -24,6 +25,7 @@ func (lf *lensFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringSlice("lens", nil, `lens(es) to run, comma-separated, in one model pass (default from config: activation); see "lczerolens lenses list"`)
 	fl.BoolVar(&lf.savePlanes, "save-planes", false, "also return the encoded input planes as result \"planes\"")
+	fl.StringSliceVar(&lf.keep, "keep", nil, "write only these result keys, comma-separated (e.g. saliency to drop input_grad); default all")
 	for _, o := range lens.Lenses.Options() {
 		help := fmt.Sprintf("%s [lens %s]", o.Help, strings.Join(lensesWith(o.Name), ", "))
 		if o.Kind == lens.Enum {
@@ -150,6 +152,16 @@ func loadLensFiles(l *lens.Lens, v lens.Values) error {
 	}
 	lens.WithProbes(v, f)
 	return nil
+}
+
+// info is lensInfo with --keep recorded among the options, so that a resume or merge with other kept keys
+// is refused; without --keep the options are as before it existed.
+func (lf *lensFlags) info(specs []lens.Spec) (string, map[string]any) {
+	name, opts := lensInfo(specs)
+	if len(lf.keep) > 0 {
+		opts["keep"] = strings.Join(lf.keep, ",")
+	}
+	return name, opts
 }
 
 // lensInfo describes the lenses and their options for manifests and envelopes.

@@ -176,6 +176,7 @@ func prepareAblation(n *model.Network, v Values) (*Prep, error) {
 	return &Prep{
 		Hooks:   hooks,
 		Produce: produce,
+		Keys:    []string{"effects", "target_clean"},
 		Meta:    map[string]any{"modules": names, "target": ap.t.String(), "replacement": mode},
 	}, nil
 }

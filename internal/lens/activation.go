@@ -48,8 +48,13 @@ func prepareActivation(n *model.Network, v Values) (*Prep, error) {
 			}
 		}
 	}
+	keys := make([]string, len(caps))
+	for i, c := range caps {
+		keys[i] = c.key
+	}
 	return &Prep{
 		Hooks: hooks,
+		Keys:  keys,
 		Produce: func(b *Batch, out *Outputs) ([]BatchResult, error) {
 			rs := make([]BatchResult, 0, len(caps))
 			for _, c := range caps {

@@ -95,6 +95,15 @@ func prepareAttention(n *model.Network, v Values) (*Prep, error) {
 		prep.Gradient = &GradientNeed{Target: t, Wrt: hooks}
 		prep.Meta["target"] = t.String()
 	}
+	for _, name := range names {
+		prep.Keys = append(prep.Keys, name+"_attention")
+		if grad {
+			prep.Keys = append(prep.Keys, name+"_attribution")
+		}
+		if top > 0 {
+			prep.Keys = append(prep.Keys, name+"_top")
+		}
+	}
 	prep.Produce = func(b *Batch, out *Outputs) ([]BatchResult, error) {
 		bn := b.Len()
 		var rs []BatchResult

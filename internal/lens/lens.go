@@ -67,6 +67,9 @@ type Prep struct {
 	Relevance *RelevanceNeed
 	// Produce turns a run's outputs into this lens's results for the whole batch.
 	Produce func(b *Batch, out *Outputs) ([]BatchResult, error)
+	// Keys are the result keys Produce returns, in its order, known before any run so that --keep can be
+	// checked at once; nil means not declared (the keys are known only after the first run).
+	Keys []string
 	// Corrupt says the lens compares each position with its corrupted counterpart (Batch.Corrupt*).
 	Corrupt bool
 	// Meta is what a reader needs to interpret the results beyond their keys (e.g. the order of the

@@ -117,7 +117,7 @@ func prepareLogitLens(n *model.Network, v Values) (*Prep, error) {
 			{Key: "layers", JSON: layers},
 		}, nil
 	}
-	return &Prep{Hooks: hooks, Produce: produce, Meta: map[string]any{"modules": names}}, nil
+	return &Prep{Hooks: hooks, Produce: produce, Keys: []string{"layer_final_move_p", "layer_value", "layer_kl", "layers"}, Meta: map[string]any{"modules": names}}, nil
 }
 
 // argmax is the index of the largest value, -1 for none.

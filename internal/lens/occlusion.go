@@ -107,7 +107,7 @@ func prepareOcclusion(n *model.Network, v Values) (*Prep, error) {
 	}
 	return &Prep{Produce: func(b *Batch, out *Outputs) ([]BatchResult, error) {
 		return occlude(b, out.Runner, t, with)
-	}, Check: t.Defined}, nil
+	}, Check: t.Defined, Keys: []string{"heatmap", "target", "variants"}}, nil
 }
 
 // occRow is one encoded position of an occlusion run: a batch position (sq < 0) or one of its variants.

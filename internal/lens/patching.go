@@ -79,6 +79,7 @@ func preparePatching(n *model.Network, v Values) (*Prep, error) {
 		Corrupt: true,
 		Meta:    meta,
 		Produce: pt.produce,
+		Keys:    []string{"effects", "target_clean", "target_corrupted"},
 	}, nil
 }
 

@@ -71,12 +71,14 @@ func prepareProbing(n *model.Network, v Values) (*Prep, error) {
 	}
 	hooks := make([]string, len(f.Probes))
 	modules := make([]string, len(f.Probes))
+	keys := make([]string, len(f.Probes))
 	for i, p := range f.Probes {
 		m, _ := n.Module(p.Module)
-		hooks[i], modules[i] = m.Tensor, p.Module
+		hooks[i], modules[i], keys[i] = m.Tensor, p.Module, moduleKey(p.Module)+"_probe"
 	}
 	return &Prep{
 		Hooks: hooks,
+		Keys:  keys,
 		Meta:  map[string]any{"concept": f.Concept, "kind": f.Kind, "modules": modules},
 		Produce: func(b *Batch, out *Outputs) ([]BatchResult, error) {
 			rs := make([]BatchResult, len(f.Probes))

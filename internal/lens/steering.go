@@ -146,6 +146,7 @@ func prepareSteering(n *model.Network, v Values) (*Prep, error) {
 	return &Prep{
 		Hooks:   []string{m.Tensor},
 		Produce: produce,
+		Keys:    []string{"value_before", "value_after", "delta_value", "kl", "moves_before", "moves_after"},
 		Meta:    map[string]any{"module": m.Name, "alpha": v.GetFloat("alpha"), "direction": v.GetString("direction")},
 	}, nil
 }
