@@ -585,3 +585,26 @@ func TestProbeTrainPerSquare(t *testing.T) {
 		}
 	}
 }
+
+// TestNetSquare maps board squares into the network's frame by hand: ranks mirrored for black, then lc0's
+// canonical flip (files), mirror (ranks) and transpose (a1-h8 diagonal), in that order.
+func TestNetSquare(t *testing.T) {
+	sq := func(s string) int { return int(s[1]-'1')*8 + int(s[0]-'a') }
+	for _, c := range []struct {
+		from      string
+		black     bool
+		transform int
+		to        string
+	}{
+		{"e2", false, 0, "e2"},
+		{"e2", true, 0, "e7"},
+		{"b1", false, board.TransformFlip, "g1"},
+		{"b1", false, board.TransformTranspose, "a2"},
+		{"b1", true, board.TransformFlip | board.TransformMirror, "g1"},
+		{"c2", false, board.TransformFlip | board.TransformTranspose, "b6"},
+	} {
+		if got := netSquare(sq(c.from), c.black, c.transform); got != sq(c.to) {
+			t.Errorf("%s (black %v, transform %d): %d, want %s (%d)", c.from, c.black, c.transform, got, c.to, sq(c.to))
+		}
+	}
+}
