@@ -71,8 +71,9 @@ module: R^2 for a regression concept, accuracy for a binary one. Whole records (
 Concepts (seen from the side to move):
 ` + conceptHelp() + `  column:NAME            the field NAME of each JSONL record (a number: regression; true/false: binary)
 
-Per-square concepts (with --per-square: one linear map shared by the 64 squares of a [C,8,8] module,
-from a square's C activations to its label, fitted by ridge regression on the label's one-hot code):
+Per-square concepts (with --per-square: one linear map shared by the 64 squares of a [C,8,8] module
+or of a [64,E] attention body's tokens, from a square's activations to its label, fitted by ridge
+regression on the label's one-hot code):
 ` + squareConceptHelp() + `A record's solution is its JSONL "solution" field: UCI moves from the position, separated by spaces.
 
 Activations are standardised (each of the d values scaled to unit variance over the training positions).

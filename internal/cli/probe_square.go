@@ -21,12 +21,13 @@ import (
 	"github.com/lczerolens/lczerolens/internal/source"
 )
 
-// squareModules checks that every module has one activation vector per square: shape [C,8,8].
+// squareModules checks that every module has one activation vector per square: shape [batch,C,8,8]
+// (convolution bodies), or [batch*64,E] (attention bodies, one token per square; listed for a batch of 1).
 func squareModules(mods []model.Module) error {
 	for _, m := range mods {
 		s := m.Shape
-		if len(s) != 4 || s[2] != 8 || s[3] != 8 {
-			return usageErrorf("probe train: --per-square: module %s has shape %v, not [batch,C,8,8] (a channel vector per square); pick modules with --pattern", m.Name, s)
+		if !(len(s) == 4 && s[2] == 8 && s[3] == 8) && !(len(s) == 2 && s[0] == 64) {
+			return usageErrorf("probe train: --per-square: module %s has shape %v, not [batch,C,8,8] or [batch*64,E] (a vector per square); pick modules with --pattern", m.Name, s)
 		}
 	}
 	return nil
@@ -115,7 +116,12 @@ func (s *squareSink) Consume(_ context.Context, b *pipeline.Batch) error {
 	}
 	if s.fitters == nil {
 		for k, m := range s.mods {
-			s.fitters = append(s.fitters, probe.NewSquareFitter(m.Name, b.Results[k].Shape[0], s.concept.Classes, s.concept.Top1, s.fit))
+			shape := b.Results[k].Shape // [C,8,8], or [64,E] for attention tokens
+			channels, squareMajor := shape[0], len(shape) == 2
+			if squareMajor {
+				channels = shape[1]
+			}
+			s.fitters = append(s.fitters, probe.NewSquareFitterLayout(m.Name, channels, s.concept.Classes, s.concept.Top1, squareMajor, s.fit))
 		}
 	}
 	for i, it := range b.Items {
