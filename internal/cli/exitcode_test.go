@@ -228,6 +228,8 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "attention"}, code: 2, want: "no attention module"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "attention", "--top-pairs", "-1"}, code: 2, want: "option --top-pairs"},
 		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("p2.json"), "--concept", "has-piece:K"}, code: 2, want: "the label is 1 on all"},
+		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("p3.json"), "--concept", "square-piece"}, code: 2, want: "add --per-square"},
+		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("p4.json"), "--concept", "in-check", "--l2", "none"}, code: 2, want: `--l2 "none"`},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "saliency", "--keep", "saliency,nosuch"}, code: 2, want: "valid keys: saliency, input_grad"},
 		{cmd: "batch", args: []string{"batch", fx.pgn, "-o", out("keep"), "--lens", "saliency", "--keep", "input_gradient"}, code: 2, want: "valid keys: saliency, input_grad"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "integrated-gradients", "--steps", "0"}, code: 2, want: "--steps: 0: want 1 to 1024"},
