@@ -127,7 +127,11 @@ func (f *Factory) Sessions() (*model.SessionCache, error) {
 
 // Network loads the configured model (or the embedded demo network, with a notice) once per path.
 func (f *Factory) Network() (*model.Network, error) {
-	path := f.Config().Model
+	return f.NetworkAt(f.Config().Model)
+}
+
+// NetworkAt loads the network at path ("" = the demo network) once, for commands that run more than one.
+func (f *Factory) NetworkAt(path string) (*model.Network, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if n, ok := f.nets[path]; ok {
