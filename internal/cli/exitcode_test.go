@@ -222,6 +222,12 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "direction", args: []string{"direction", fx.pgn, fx.pgn, "--module", "block0/conv2/relu", "-o", "-"}, einval: true, code: 1, want: "invalid argument"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "attention"}, code: 2, want: "no attention module"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "attention", "--top-pairs", "-1"}, code: 2, want: "option --top-pairs"},
+		{cmd: "play", args: []string{"play", "--white", fx.notNet, "-o", out("g.pgn")}, code: 2, want: "--white and --black"},
+		{cmd: "play", args: []string{"play", "--white", fx.notNet, "--black", fx.notNet, "-o", out("g.pgn")}, code: 2, want: "notnet.onnx"},
+		{cmd: "play", args: []string{"play", "--white", fx.notNet, "--black", fx.notNet, "--openings", missing, "-o", out("g.pgn")}, code: 2, want: missing},
+		{cmd: "play", args: []string{"play", "--white", fx.notNet, "--black", fx.notNet, "--sampler", "best", "-o", out("g.pgn")}, code: 2, want: "want argmax, sample or utility"},
+		{cmd: "play", args: []string{"play", "--white", fx.notNet, "--black", fx.notNet, "--book-plies", "4", "-o", out("g.pgn")}, code: 2, want: "--openings FILE.pgn"},
+		{cmd: "play", args: []string{"play", "--white", testutil.Shared(t, "models/tinygyal-8.onnx"), "--black", testutil.Shared(t, "models/tinygyal-8.onnx"), "--games", "1", "--max-plies", "2", "-o", "-"}, einval: true, code: 1, want: "invalid argument"},
 	}
 	if err := os.MkdirAll(filepath.Join(fx.dir, "out"), 0o755); err != nil {
 		t.Fatal(err)
