@@ -21,7 +21,7 @@ func WithProbes(v Values, f *probe.File) { v[probesKey] = f }
 var Probing = &Lens{
 	Name:    "probing",
 	Doc:     "Apply linear probes trained by `lczerolens probe train` (--probe probe.json): the concept's predicted value (or probability) per module, <module>_probe.",
-	Options: []Option{{Name: "probe", Kind: String, Default: "", Help: "probe file written by `lczerolens probe train`"}},
+	Options: []Option{{Name: "probe", Kind: String, Default: "", Help: `probe file written by "lczerolens probe train"`}},
 	Compatible: func(n *model.Network, v Values) error {
 		_, err := probesFor(n, v)
 		return err
@@ -40,8 +40,11 @@ func probesFor(n *model.Network, v Values) (*probe.File, error) {
 	if f == nil {
 		return nil, fmt.Errorf("probe: %s was not loaded: the caller must read it and pass it with WithProbes", path)
 	}
-	if f.Model.SHA256 != n.SHA256 {
-		return nil, fmt.Errorf("probe: %s was trained on %s (sha256 %.12s), not on this network (sha256 %.12s)", path, f.Model.Path, f.Model.SHA256, n.SHA256)
+	if !n.Matches(f.Model.SHA256, f.Model.Graph) {
+		if f.Model.Graph == "" {
+			return nil, fmt.Errorf("probe: %s was trained on %s (file sha256 %.12s), not on this network file (sha256 %.12s); retrain it to record the graph hash, which also accepts the net's other format", path, f.Model.Path, f.Model.SHA256, n.SHA256)
+		}
+		return nil, fmt.Errorf("probe: %s was trained on %s (graph sha256 %.12s), not on this network (graph sha256 %.12s)", path, f.Model.Path, f.Model.Graph, n.GraphSHA256)
 	}
 	for _, p := range f.Probes {
 		m, ok := n.Module(p.Module)
@@ -68,12 +71,14 @@ func prepareProbing(n *model.Network, v Values) (*Prep, error) {
 	}
 	hooks := make([]string, len(f.Probes))
 	modules := make([]string, len(f.Probes))
+	keys := make([]string, len(f.Probes))
 	for i, p := range f.Probes {
 		m, _ := n.Module(p.Module)
-		hooks[i], modules[i] = m.Tensor, p.Module
+		hooks[i], modules[i], keys[i] = m.Tensor, p.Module, moduleKey(p.Module)+"_probe"
 	}
 	return &Prep{
 		Hooks: hooks,
+		Keys:  keys,
 		Meta:  map[string]any{"concept": f.Concept, "kind": f.Kind, "modules": modules},
 		Produce: func(b *Batch, out *Outputs) ([]BatchResult, error) {
 			rs := make([]BatchResult, len(f.Probes))

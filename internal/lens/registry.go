@@ -13,4 +13,6 @@ var Lenses = Registry{
 	Ablation,
 	Steering,
 	Attention,
+	IntegratedGradients,
+	GradCAM,
 }
