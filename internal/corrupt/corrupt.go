@@ -144,14 +144,15 @@ type Result struct {
 
 // Search scores every candidate of g's current position (g carries the history the networks see for the
 // original; candidates are read without history, as leela-interp reads corrupted FENs) with both networks
-// in batched runs and selects one. move nil means the big network's top move in the original.
+// in batched runs and selects one. move nil means the big network's top move in the original. A position
+// without legal moves has no candidates.
 func Search(ctx context.Context, big, sparring play.Evaluator, g *board.Game, move *board.Move, th Thresholds) (*Result, error) {
 	orig, err := big.Evaluate(ctx, []*board.Game{g})
 	if err != nil {
 		return nil, err
 	}
 	if len(orig[0].Moves) == 0 {
-		return nil, fmt.Errorf("corrupt: %s: no legal move", g.Current().FEN())
+		return &Result{}, nil // a finished game has no move to keep
 	}
 	var m board.Move
 	if move != nil {

@@ -1,6 +1,7 @@
 package corrupt
 
 import (
+	"context"
 	"math"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 	"github.com/notnil/chess"
 
 	"github.com/lczerolens/lczerolens/internal/board"
+	"github.com/lczerolens/lczerolens/internal/play"
 )
 
 // grid is a FEN's placement as 64 characters, a1 first, '.' for empty: parsed here, independently of the
@@ -250,5 +252,43 @@ func TestSelection(t *testing.T) {
 		if s := Score(orig, r, th); s.Pass {
 			t.Errorf("%+v passes: %+v", r, s)
 		}
+	}
+}
+
+// constEval reads every position the same way: uniform policy, value 0.
+type constEval struct{}
+
+func (constEval) Evaluate(_ context.Context, games []*board.Game) ([]play.Eval, error) {
+	out := make([]play.Eval, len(games))
+	for i, g := range games {
+		moves := g.Current().LegalMoves()
+		p := make([]float32, len(moves))
+		for k := range p {
+			p[k] = 1 / float32(len(moves))
+		}
+		out[i] = play.Eval{Moves: moves, P: p}
+	}
+	return out, nil
+}
+
+// TestSearchEdges: a mated position has no candidates (and is no error), an illegal given move is an
+// error, and networks that see no change find no corruption.
+func TestSearchEdges(t *testing.T) {
+	mated, err := board.ParseGame("startpos", "f2f3 e7e5 g2g4 d8h4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Search(context.Background(), constEval{}, constEval{}, mated, nil, DefaultThresholds())
+	if err != nil || res.Best != nil || res.Candidates != 0 {
+		t.Errorf("mated: %+v %v", res, err)
+	}
+	g := board.NewGame(nil)
+	bad := board.Move{From: 12, To: 36}
+	if _, err := Search(context.Background(), constEval{}, constEval{}, g, &bad, DefaultThresholds()); err == nil {
+		t.Error("e2e5 accepted")
+	}
+	res, err = Search(context.Background(), constEval{}, constEval{}, g, nil, DefaultThresholds())
+	if err != nil || res.Best != nil || res.Candidates == 0 || res.Passing != 0 {
+		t.Errorf("constant nets: %+v %v", res, err)
 	}
 }
