@@ -35,21 +35,22 @@ func NewCmdCorrupt(f *Factory, runF ...func(*CorruptOptions) error) *cobra.Comma
 	cmd := &cobra.Command{
 		Use:   "corrupt INPUT... --model BIG --sparring SMALL -o corrupted.jsonl",
 		Short: "Find minimally corrupted positions for activation patching (leela-interp's search)",
-		Long: `For every position of INPUT, search a corrupted twin as leela-interp's make_corruptions.py does. The move
-kept is a puzzle's first solution move (puzzle CSV), a JSONL record's "move" field, else the --model
-network's top move. Candidates are one edit of the board: remove a pawn, add a white or black pawn on an
-empty square, or move a non-pawn piece to an empty square; kept are legal positions (one king a side, no
-pawn on the back ranks, the side not to move not in check, at most 8 pawns and 16 men a side; castling
-rights and an en-passant square that no longer fit are dropped) in which the move is still legal. Both
-networks read every candidate (without history) in batched runs; a candidate qualifies when the
---sparring network's log-odds of the move drop by less than --max-sparring-drop, the --model network's
-W - L drops by more than --min-value-drop and its probability of the move falls below --max-big-p; the
-one with the lowest Jensen-Shannon divergence between the sparring network's policies is chosen, none
-when that is above --max-jsd.
+		Long: `For every position of INPUT, search a corrupted twin as leela-interp's make_corruptions.py does.
+The move kept is a puzzle's first solution move (puzzle CSV), a JSONL record's "move" field, else
+the --model network's top move. Candidates are one edit of the board: remove a pawn, add a white
+or black pawn on an empty square, or move a non-pawn piece to an empty square; kept are legal
+positions (one king a side, no pawn on the back ranks, the side not to move not in check, at most
+8 pawns and 16 men a side; castling rights and an en-passant square that no longer fit are
+dropped) in which the move is still legal. Both networks read every candidate (without history) in
+batched runs; a candidate qualifies when the --sparring network's log-odds of the move drop by
+less than --max-sparring-drop, the --model network's W - L drops by more than --min-value-drop and
+its probability of the move falls below --max-big-p; the one with the lowest Jensen-Shannon
+divergence between the sparring network's policies is chosen, none when that is above --max-jsd.
 
 Each position with a corruption is one JSONL line: fen and moves (the position as read, with its
-history), move, corrupt_fen, edit ("remove e4", "add black c5", "g1e2"), scores, the candidate counts, the
-record number (and puzzle_id for puzzles). The file is an input of batch --lens patching as it is.`,
+history), move, corrupt_fen, edit ("remove e4", "add black c5", "g1e2"), scores, the candidate
+counts, the record number (and puzzle_id for puzzles). The file is an input of batch --lens
+patching as it is.`,
 		Example: `  lczerolens corrupt puzzles.csv --model big.pb.gz --sparring maia-1100.onnx -o corrupted.jsonl
   lczerolens batch corrupted.jsonl --model big.pb.gz --lens patching -o patching/
   lczerolens corrupt positions.epd --model maia-2200.onnx --sparring maia-1100.onnx -o c.jsonl`,

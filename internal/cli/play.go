@@ -37,23 +37,24 @@ func NewCmdPlay(f *Factory, runF ...func(*PlayOptions) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "play --white NET --black NET -o games.pgn",
 		Short: "Play games between two networks (or a network and itself) and report the match result",
-		Long: `Play --games games between the --white and --black networks, each choosing its move from its own heads
-(no search), many games advanced together: every ply is one batched run per network over its live games.
-Game i starts from opening i/2 (cycled) with the --white network as white when i is even and as black
-when it is odd, so each opening is played with both colours. Openings come from a FEN/EPD list or a PGN
-(played to its end or --book-plies plies); without --openings every game starts from the standard
-position. Games end by checkmate, stalemate, insufficient material, threefold repetition, the 50-move
-rule, or are drawn after --max-plies plies of the networks.
+		Long: `Play --games games between the --white and --black networks, each choosing its move from its own
+heads (no search), many games advanced together: every ply is one batched run per network over its
+live games. Game i starts from opening i/2 (cycled) with the --white network as white when i is
+even and as black when it is odd, so each opening is played with both colours. Openings come from
+a FEN/EPD list or a PGN (played to its end or --book-plies plies); without --openings every game
+starts from the standard position. Games end by checkmate, stalemate, insufficient material,
+threefold repetition, the 50-move rule, or are drawn after --max-plies plies of the networks.
 
-Samplers (--sampler, both sides): argmax (the policy's top move), sample (a draw from the policy at
---temperature), utility (lczerolens's ModelSampler, one ply of look-ahead: alpha * the child's Q for the
-mover + beta * lc0's moves-left utility + gamma * log p; argmax of the utility, or a draw from
-softmax(utility / --temperature) when --temperature is set above 0). Draws are seeded per game (--seed).
+Samplers (--sampler, both sides): argmax (the policy's top move), sample (a draw from the policy
+at --temperature), utility (lczerolens's ModelSampler, one ply of look-ahead: alpha * the child's
+Q for the mover + beta * lc0's moves-left utility + gamma * log p; argmax of the utility, or a
+draw from softmax(utility / --temperature) when --temperature is set above 0). Draws are seeded
+per game (--seed).
 
-The games go to -o as PGN: standard tags, Opening, PlyCount, Termination, each network move commented
-{p=0.41 v=0.12} (its policy probability, and the value of the position before it for the mover). The
-result table (wins, draws, losses, score per network, the Elo difference of --white over --black with
-its 95% interval) goes to stdout.`,
+The games go to -o as PGN: standard tags, Opening, PlyCount, Termination, each network move
+commented {p=0.41 v=0.12} (its policy probability, and the value of the position before it for the
+mover). The result table (wins, draws, losses, score per network, the Elo difference of --white
+over --black with its 95% interval) goes to stdout.`,
 		Example: `  lczerolens play --white maia-1900.onnx --black maia-1100.onnx --openings openings.epd -o games.pgn
   lczerolens play --white maia-1900.onnx --black maia-1900.onnx --sampler sample --temperature 0.7 \
     --games 20 --seed 3 -o self.pgn
