@@ -12,6 +12,7 @@ import (
 
 	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/corrupt"
+	"github.com/lczerolens/lczerolens/internal/pipeline"
 	"github.com/lczerolens/lczerolens/internal/play"
 	"github.com/lczerolens/lczerolens/internal/source"
 )
@@ -26,6 +27,7 @@ type CorruptOptions struct {
 	Output       string
 	Force        bool
 	MaxPositions int
+	Quiet        bool
 	Thresholds   corrupt.Thresholds
 }
 
@@ -70,6 +72,7 @@ patching as it is.`,
 	fl.StringVar(&opts.InputType, "input-type", "", inputTypeHelp)
 	fl.StringVar(&opts.Plies, "plies", "all", "positions of each PGN game: all, first:N, last, every:N")
 	fl.IntVar(&opts.MaxPositions, "max-positions", 0, "stop after this many positions (0 = all)")
+	fl.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress output")
 	th := &opts.Thresholds
 	fl.Float64Var(&th.MaxSparringDrop, "max-sparring-drop", th.MaxSparringDrop, "the sparring net's log-odds of the move must drop by less")
 	fl.Float64Var(&th.MinValueDrop, "min-value-drop", th.MinValueDrop, "the big net's W - L must drop by more")
@@ -141,6 +144,12 @@ func runCorrupt(opts *CorruptOptions) error {
 
 	ctx, stop := signalContext()
 	defer stop()
+	// Each position costs hundreds of network reads: report positions, not input bytes.
+	var prog *pipeline.Progress
+	if !opts.Quiet {
+		prog = pipeline.NewProgress(f.IO.ErrOut, f.IO.StderrTTY, "corrupt", 0, 0)
+		prog.Start()
+	}
 	var out []corruptJSON
 	positions, bad := 0, 0
 	errLimit := errors.New("limit")
@@ -169,6 +178,9 @@ func runCorrupt(opts *CorruptOptions) error {
 		if err != nil {
 			return err
 		}
+		if prog != nil {
+			prog.Update(pipeline.Summary{Positions: positions, Bad: bad})
+		}
 		if res.Best == nil {
 			return nil
 		}
@@ -185,6 +197,11 @@ func runCorrupt(opts *CorruptOptions) error {
 		return nil
 	}
 	offset := 0
+	stopProgress := func() {
+		if prog != nil {
+			prog.Stop()
+		}
+	}
 	for _, part := range in.parts {
 		offset, err = source.Walk(part.R, part.Name, in.typ, source.Options{Plies: plies, Offset: offset}, item,
 			func(*source.Bad) error { bad++; return nil })
@@ -192,12 +209,14 @@ func runCorrupt(opts *CorruptOptions) error {
 			break
 		}
 		if err != nil {
+			stopProgress()
 			if ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
 				return &interruptedError{cmd: "corrupt", positions: positions, hint: "nothing written; rerun (with --max-positions for fewer)", cause: err}
 			}
 			return err
 		}
 	}
+	stopProgress()
 	if positions == 0 {
 		return inputError(fmt.Errorf("corrupt: no position in %s (%d bad records)", in.name(), bad))
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lczerolens/lczerolens/internal/pipeline"
 	"github.com/lczerolens/lczerolens/internal/play"
 )
 
@@ -29,6 +30,7 @@ type PlayOptions struct {
 	Force     bool
 	Sampler   play.Sampler
 	Event     string
+	Quiet     bool
 }
 
 // NewCmdPlay builds `lczerolens play`. runF replaces the run step in tests of flag parsing.
@@ -82,6 +84,7 @@ over --black with its 95% interval) goes to stdout.`,
 	fl.StringVarP(&opts.Output, "output", "o", "", "PGN file to write (required; - for stdout)")
 	fl.BoolVar(&opts.Force, "force", false, "replace an existing output file")
 	fl.StringVar(&opts.Event, "event", "lczerolens play", "PGN Event tag")
+	fl.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress output")
 	s := &opts.Sampler
 	fl.StringVar(&s.Kind, "sampler", s.Kind, "move choice: argmax, sample or utility")
 	fl.Float64Var(&s.Temperature, "temperature", s.Temperature, "sample: policy temperature; utility: 0 = argmax, above 0 = draw")
@@ -161,7 +164,18 @@ func runPlay(opts *PlayOptions) error {
 	ctx, stop := signalContext()
 	defer stop()
 	start := time.Now()
-	recs, err := play.Run(ctx, players, openings, play.Options{Games: opts.Games, MaxPlies: opts.MaxPlies, Seed: opts.Seed}, nil)
+	// Progress counts finished games as "positions": the unit the shared reporter knows.
+	var prog *pipeline.Progress
+	var progress func(int)
+	if !opts.Quiet {
+		prog = pipeline.NewProgress(f.IO.ErrOut, f.IO.StderrTTY, "play (games)", 0, 0)
+		prog.Start()
+		progress = func(done int) { prog.Update(pipeline.Summary{Positions: done}) }
+	}
+	recs, err := play.Run(ctx, players, openings, play.Options{Games: opts.Games, MaxPlies: opts.MaxPlies, Seed: opts.Seed}, progress)
+	if prog != nil {
+		prog.Stop()
+	}
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
 			return &interruptedError{cmd: "play", hint: "no games written; rerun with fewer --games", cause: err}
