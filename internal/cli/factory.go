@@ -127,11 +127,11 @@ func (f *Factory) Sessions() (*model.SessionCache, error) {
 
 // Network loads the configured model (or the embedded demo network, with a notice) once per path.
 func (f *Factory) Network() (*model.Network, error) {
-	return f.networkAt(f.Config().Model)
+	return f.NetworkAt(f.Config().Model)
 }
 
-// networkAt loads the network at path ("" = the demo network) once.
-func (f *Factory) networkAt(path string) (*model.Network, error) {
+// NetworkAt loads the network at path ("" = the demo network) once, for commands that run more than one.
+func (f *Factory) NetworkAt(path string) (*model.Network, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if n, ok := f.nets[path]; ok {
@@ -168,7 +168,7 @@ func (f *Factory) Session(inputFormat string) (*netSession, error) {
 // SessionFor is Session for the network at path rather than the configured one (commands that compare
 // several networks).
 func (f *Factory) SessionFor(path, inputFormat string) (*netSession, error) {
-	net, err := f.networkAt(path)
+	net, err := f.NetworkAt(path)
 	if err != nil {
 		return nil, err
 	}

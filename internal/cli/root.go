@@ -86,6 +86,8 @@ named tensors per position, as JSON or NPY.`,
 		NewCmdDirection(f),
 		NewCmdPuzzles(f),
 		NewCmdCompare(f),
+		NewCmdPlay(f),
+		NewCmdCorrupt(f),
 	)
 	// Cobra's usage errors become UsageErrors where cobra makes them: argument validators are wrapped, and
 	// commands that only hold subcommands refuse unknown ones (the completion command included, made here
