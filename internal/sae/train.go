@@ -53,11 +53,11 @@ type Trainer struct {
 // gradients are summed in chunk order, so a step gives the same bits whatever the number of cores.
 type chunk struct {
 	gWEncT, gBEnc, gWDec, gBDec []float32 // gWEncT is [F,C]: a feature's encoder gradient is contiguous
-	touched, fired                []bool
-	loss, aux                     float64
-	l0                            int
-	idx, aidx                     []int32
-	val, aval, e, g, d            []float32
+	touched, fired              []bool
+	loss, aux                   float64
+	l0                          int
+	idx, aidx                   []int32
+	val, aval, e, g, d          []float32
 }
 
 // StepStats are one step's losses (in the scaled space, per element) and mean L0.
