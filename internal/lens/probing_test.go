@@ -27,6 +27,13 @@ func withCorrupt(b *Batch) *Batch {
 // demoLensValues resolves a lens's options with what it needs beyond its defaults to run on the demo network.
 func demoLensValues(t *testing.T, l *Lens) (Values, error) {
 	t.Helper()
+	if l == SAE {
+		v, err := l.Resolve(map[string]string{"sae": "demo-sae"})
+		if err == nil {
+			WithSAE(v, demoSAE(t))
+		}
+		return v, err
+	}
 	if l != Probing {
 		return l.Resolve(nil)
 	}

@@ -9,4 +9,5 @@ var Lenses = Registry{
 	Occlusion,
 	Patching,
 	Probing,
+	SAE,
 }
