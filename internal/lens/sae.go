@@ -3,6 +3,7 @@ package lens
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/lczerolens/lczerolens/internal/board"
@@ -21,7 +22,10 @@ func WithSAE(v Values, f *sae.File) { v[saeKey] = f }
 var SAE = &Lens{
 	Name:    "sae",
 	Doc:     "Sparse autoencoder features of a module (--sae SAEDIR from `lczerolens sae train`): <module>_sae_index and _sae_value per square, <module>_sae_fvu.",
-	Options: []Option{{Name: "sae", Kind: String, Default: "", Help: "SAE directory written by `lczerolens sae train`"}},
+	Options: []Option{
+		{Name: "sae", Kind: String, Default: "", Help: "SAE directory written by `lczerolens sae train`"},
+		{Name: "fidelity", Kind: Bool, Default: "false", Help: "also patch the module with its reconstruction, zero and the mean (3 runs): <module>_sae_kl and _sae_dvalue [3]"},
+	},
 	Compatible: func(n *model.Network, v Values) error {
 		_, _, err := saeFor(n, v)
 		return err
@@ -59,6 +63,11 @@ func saeFor(n *model.Network, v Values) (*sae.File, model.Module, error) {
 }
 
 func prepareSAE(n *model.Network, v Values) (*Prep, error) {
+	if v.GetBool("fidelity") {
+		if _, _, err := saeFor(n, v); err != nil {
+			return nil, err
+		}
+	}
 	f, m, err := saeFor(n, v)
 	if err != nil {
 		return nil, err
@@ -112,11 +121,19 @@ func prepareSAE(n *model.Network, v Values) (*Prep, error) {
 			if per == 1 {
 				cs = []int{s.K}
 			}
-			return []BatchResult{
+			rs := []BatchResult{
 				{Key: key + "_sae_index", Shape: cs, Data: idx},
 				{Key: key + "_sae_value", Shape: cs, Data: val},
 				{Key: key + "_sae_fvu", Shape: []int{1}, Data: fvu},
-			}, nil
+			}
+			if !v.GetBool("fidelity") {
+				return rs, nil
+			}
+			kl, dv, err := saeFidelity(n, f, m, b, out, t)
+			if err != nil {
+				return nil, err
+			}
+			return append(rs, BatchResult{Key: key + "_sae_kl", Shape: []int{3}, Data: kl}, BatchResult{Key: key + "_sae_dvalue", Shape: []int{3}, Data: dv}), nil
 		},
 	}, nil
 }
@@ -178,4 +195,71 @@ func absSquare(p, transform int, black bool) int {
 		a ^= 56
 	}
 	return a
+}
+
+// FidelityPatches names the patches of the sae lens's fidelity results, in order.
+var FidelityPatches = []string{"sae", "zero", "mean"}
+
+// saeFidelity runs the network with the module's activation replaced (every square) by its reconstruction,
+// by zero and by the SAE's mean training vector, and returns per position and patch the KL divergence of the
+// patched legal-move policy from the original, KL(p || p_patched), and |value_patched - value|.
+func saeFidelity(n *model.Network, f *sae.File, m model.Module, b *Batch, out *Outputs, t model.Tensor) (kl, dv []float32, err error) {
+	s := f.SAE
+	bn := b.Len()
+	if len(f.Mean) != s.C {
+		return nil, nil, fmt.Errorf("sae: the SAE has no mean vector of %d values (retrain it with this version)", s.C)
+	}
+	p, input, err := n.PatchPlan(m.Tensor)
+	if err != nil {
+		return nil, nil, err
+	}
+	shape := rowShape(t.Shape, bn)
+	rowLen := len(t.Data) / bn
+	patched := [3][]float32{make([]float32, len(t.Data)), make([]float32, len(t.Data)), make([]float32, len(t.Data))}
+	enc := s.NewEncoder()
+	var vecs, rec, mean []float32
+	for i := range bn {
+		tr, black := b.Transform(i), b.Positions[i].SideToMove() == board.Black
+		var nv int
+		vecs, nv, _, err = SquareVectors(shape, t.Data[i*rowLen:(i+1)*rowLen], tr, black, vecs)
+		if err != nil {
+			return nil, nil, err
+		}
+		if rec == nil {
+			rec, mean = make([]float32, nv*s.C), make([]float32, nv*s.C)
+			for j := range nv {
+				copy(mean[j*s.C:], f.Mean)
+			}
+		}
+		enc.Encode(vecs, nv, true, func(j int, _ sae.Code, xhat []float32) { copy(rec[j*s.C:(j+1)*s.C], xhat) })
+		PutSquareVectors(shape, rec, tr, black, patched[0][i*rowLen:(i+1)*rowLen])
+		PutSquareVectors(shape, mean, tr, black, patched[2][i*rowLen:(i+1)*rowLen])
+	}
+	kl, dv = make([]float32, bn*3), make([]float32, bn*3)
+	for q, data := range patched {
+		res, err := out.Runner.Run(p, map[string]model.Tensor{n.Input: planesTensor(b.Planes, bn), input: {Shape: t.Shape, Data: data}}, headTensors(n))
+		if err != nil {
+			return nil, nil, fmt.Errorf("patched run of %s: %w", input, err)
+		}
+		h, err := n.DecodeHeads(res, bn)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i := range bn {
+			dv[i*3+q] = float32(math.Abs(float64(h.ForceValue(i) - out.Heads.ForceValue(i))))
+			if h.Policy == nil {
+				continue
+			}
+			_, legal := board.LegalIndicesT(b.Positions[i], b.Transform(i))
+			pp, pq := model.LegalSoftmax(out.Heads.PolicyRow(i), legal), model.LegalSoftmax(h.PolicyRow(i), legal)
+			var d float64
+			for a := range pp {
+				if pp[a] > 0 {
+					d += float64(pp[a]) * (math.Log(float64(pp[a])) - math.Log(math.Max(float64(pq[a]), 1e-30)))
+				}
+			}
+			kl[i*3+q] = float32(d)
+		}
+	}
+	return kl, dv, nil
 }

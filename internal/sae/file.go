@@ -49,6 +49,8 @@ type File struct {
 	InputScale float32        `json:"input_scale"`
 	Options    map[string]any `json:"options"`
 	Steps      int            `json:"steps"`
+	// Mean is the mean training vector (input space), what mean ablation puts in place of every vector.
+	Mean []float32 `json:"mean"`
 	Metrics    *Metrics       `json:"metrics,omitempty"`
 	// Fidelity by patch: "sae" (the reconstruction), "zero" and "mean" ablation.
 	Fidelity map[string]Fidelity `json:"fidelity,omitempty"`
@@ -136,6 +138,11 @@ type Checkpoint struct {
 	ShuffleRNG []byte
 	// Held are the held-out vectors kept so far for the running metrics.
 	Held []float32
+	// Sum and SumN are the sum and count of the training vectors seen (for the mean).
+	Sum  []float64
+	SumN int64
+	// Shape is one position's activation shape (the caller's, recorded for the SAEDIR).
+	Shape []int
 	// Progress is the caller's position in its input (records, vectors, epoch, ...).
 	Progress map[string]int64
 }

@@ -25,6 +25,9 @@ func (s *SAE) NewEvaluator() *Evaluator {
 
 // Add adds n vectors x ([n,C]).
 func (ev *Evaluator) Add(x []float32, n int) {
+	if n == 0 {
+		return
+	}
 	c := ev.s.C
 	ev.enc.Encode(x, n, true, func(i int, code Code, xhat []float32) {
 		row := x[i*c : (i+1)*c]

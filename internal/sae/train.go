@@ -39,6 +39,8 @@ type Trainer struct {
 	SAE  *SAE
 	Opts Options
 	Step int
+	// Ready says Init has run.
+	Ready bool
 	// Adam's first and second moments, one pair per parameter array.
 	MWEnc, VWEnc, MBEnc, VBEnc, MWDec, VWDec, MBDec, VBDec []float32
 	// SinceFired counts the steps since each feature was last active.
@@ -98,6 +100,7 @@ func (t *Trainer) Init(x []float32, n int) {
 	for i := range c {
 		s.BDec[i] = float32(mean[i] / float64(n) * float64(s.Scale))
 	}
+	t.Ready = true
 }
 
 // numChunks depends on the sizes only, so that the summation order (and the bits) does not depend on the
