@@ -50,8 +50,8 @@ type File struct {
 	Options    map[string]any `json:"options"`
 	Steps      int            `json:"steps"`
 	// Mean is the mean training vector (input space), what mean ablation puts in place of every vector.
-	Mean []float32 `json:"mean"`
-	Metrics    *Metrics       `json:"metrics,omitempty"`
+	Mean    []float32 `json:"mean"`
+	Metrics *Metrics  `json:"metrics,omitempty"`
 	// Fidelity by patch: "sae" (the reconstruction), "zero" and "mean" ablation.
 	Fidelity map[string]Fidelity `json:"fidelity,omitempty"`
 	SAE      *SAE                `json:"-"`
