@@ -54,6 +54,7 @@ type SAETrainOptions struct {
 	MaxPositions  int
 	Resume        bool
 	Force         bool
+	Quiet         bool
 }
 
 // NewCmdSAE builds `lczerolens sae` with its subcommands.
@@ -131,6 +132,7 @@ and |delta value| with the module patched by its reconstruction, zero and its me
 	fl.IntVar(&opts.EvalPositions, "eval-positions", 512, "held-out positions of the downstream fidelity (0: none)")
 	fl.IntVar(&opts.MaxPositions, "max-positions", 0, "stop reading after this many positions per pass (0 = the whole input)")
 	fl.BoolVar(&opts.Resume, "resume", false, "continue from SAEDIR's checkpoint")
+	fl.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress output")
 	fl.BoolVar(&opts.Force, "force", false, "replace an SAE in SAEDIR")
 	fl.StringVar(&opts.InputType, "input-type", "", "input type: pgn, fen or jsonl (default: from the extension; required for stdin)")
 	fl.StringVar(&opts.InputFormat, "input-format", "", inputFormatHelp)
@@ -200,6 +202,9 @@ func runSAETrain(opts *SAETrainOptions) (err error) {
 			fmt.Fprintf(f.IO.ErrOut, "sae train: step %d: train mse %.4g, L0 %.1f, %d dead; held-out FVU %.4f, L0 %.1f, dead %.1f%%\n",
 				step, st.MSE, st.L0, st.Dead, held.FVU, held.L0, 100*held.Dead)
 		}}
+	if opts.Quiet {
+		tr.sopts.Log = nil
+	}
 	if opts.Resume {
 		ck, err := sae.LoadCheckpoint(ckPath)
 		if err != nil {
@@ -389,12 +394,16 @@ func (t *saeTraining) fromPositions(ctx context.Context, f *Factory) (int, error
 		}
 		return nil
 	}}
-	prog := pipeline.NewProgress(f.IO.ErrOut, f.IO.StderrTTY, "sae train", size, 0)
-	prog.Start()
+	var progress func(pipeline.Summary)
+	if !o.Quiet {
+		prog := pipeline.NewProgress(f.IO.ErrOut, f.IO.StderrTTY, "sae train", size, 0)
+		prog.Start()
+		defer prog.Stop()
+		progress = prog.Update
+	}
 	enc := sess.enc
 	sum, err := pipeline.Run(ctx, pipeline.Input{R: in, Name: o.Input, Type: typ, Select: source.Options{Plies: plies}}, eng, sink,
-		pipeline.Options{BatchSize: f.Config().BatchSize, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy, Limit: o.MaxPositions, Progress: prog.Update})
-	prog.Stop()
+		pipeline.Options{BatchSize: f.Config().BatchSize, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy, Limit: o.MaxPositions, Progress: progress})
 	return sum.Positions, err
 }
 

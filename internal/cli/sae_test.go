@@ -1,0 +1,156 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lczerolens/lczerolens/internal/npy"
+	"github.com/lczerolens/lczerolens/internal/sae"
+	"github.com/lczerolens/lczerolens/internal/testutil"
+)
+
+// saeTrainArgs trains a small SAE on the demo network's block0/conv2/relu over the first positions of a PGN.
+func saeTrainArgs(pgn, out string, extra ...string) []string {
+	return append([]string{"sae", "train", pgn, "--module", "block0/conv2/relu", "--features", "32", "--k", "4", "-o", out,
+		"--sae-batch", "256", "--log-every", "0", "--checkpoint", "5", "--eval-positions", "32", "--max-positions", "3000", "--epochs", "2", "-q"}, extra...)
+}
+
+func readNPY(t *testing.T, path string) []float32 {
+	t.Helper()
+	fh, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	_, data, err := npy.Read(fh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// A run killed with SIGKILL and resumed from its last checkpoint ends with the same weights, bit for bit, as
+// an uninterrupted run with the same seed.
+func TestSAETrainResumeAfterSIGKILL(t *testing.T) {
+	pgn := testutil.Shared(t, "data/pgn/educhess-Morphy.pgn")
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
+	dir := t.TempDir()
+	ref, killed := filepath.Join(dir, "ref"), filepath.Join(dir, "killed")
+	if code, _, stderr := runCLI(t, env, saeTrainArgs(pgn, ref)...); code != 0 {
+		t.Fatalf("uninterrupted run: exit %d: %s", code, stderr)
+	}
+
+	cmd := cliProcess(t, saeTrainArgs(pgn, killed)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ck := filepath.Join(killed, checkpointFile)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, err := os.Stat(ck); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("no checkpoint: %s", stderr.String())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // a few checkpoints later, mid-run
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	if _, err := os.Stat(filepath.Join(killed, "sae.json")); err == nil {
+		t.Skip("the child finished before it was killed: nothing to resume (machine too fast for this test)")
+	}
+	c, err := sae.LoadCheckpoint(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed at checkpoint step %d, epoch %d", c.Trainer.Step, c.Progress["epoch"])
+
+	if code, _, stderr := runCLI(t, env, saeTrainArgs(pgn, killed, "--resume")...); code != 0 {
+		t.Fatalf("resumed run: exit %d: %s", code, stderr)
+	}
+	for _, name := range []string{"W_enc.npy", "b_enc.npy", "W_dec.npy", "b_dec.npy"} {
+		a, b := readNPY(t, filepath.Join(ref, name)), readNPY(t, filepath.Join(killed, name))
+		if len(a) != len(b) {
+			t.Fatalf("%s: %d values uninterrupted, %d resumed", name, len(a), len(b))
+		}
+		for i := range a {
+			if a[i] != b[i] {
+				t.Fatalf("%s[%d]: %v uninterrupted, %v resumed", name, i, a[i], b[i])
+			}
+		}
+	}
+	if _, err := os.Stat(ck); err == nil {
+		t.Error("the checkpoint is left behind after a finished run")
+	}
+}
+
+// sae train writes a loadable SAEDIR whose metrics and options say what was asked; the sae lens then reads it
+// in analyse and batch, and refuses another network.
+func TestSAETrainThenLens(t *testing.T) {
+	pgn := testutil.Shared(t, "data/pgn/educhess-Morphy.pgn")
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "sae")
+	code, stdout, stderr := runCLI(t, env, "sae", "train", pgn, "--module", "block0/conv2/relu", "--features", "16", "--k", "3", "-o", out,
+		"--sae-batch", "256", "--max-positions", "1500", "--eval-positions", "16", "-q", "--log-every", "0")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "FVU") || !strings.Contains(stdout, "patch zero") {
+		t.Errorf("no metrics table: %s", stdout)
+	}
+	f, err := sae.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.C != 4 || f.F != 16 || f.K != 3 || f.Vectors != "square" || f.Metrics == nil || f.Metrics.L0 > 3 || len(f.Mean) != 4 || len(f.Fidelity) != 3 {
+		t.Errorf("sae.json: %+v", f)
+	}
+	// Training again into the same directory needs --force.
+	if code, _, stderr := runCLI(t, env, saeTrainArgs(pgn, out)...); code != 2 || !strings.Contains(stderr, "--force") {
+		t.Errorf("second run into %s: exit %d, %s", out, code, stderr)
+	}
+
+	fen := "r1bqkbnr/pppp1ppp/2n5/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R w KQkq - 2 3"
+	code, stdout, stderr = runCLI(t, env, "analyse", "--lens", "sae", "--sae", out, "--fen", fen)
+	if code != 0 {
+		t.Fatalf("analyse: exit %d: %s", code, stderr)
+	}
+	var env1 map[string]any
+	if err := json.Unmarshal([]byte(stdout), &env1); err != nil {
+		t.Fatalf("analyse output: %v\n%s", err, stdout)
+	}
+	for _, key := range []string{"block0/conv2/relu_sae_index", "block0/conv2/relu_sae_value", "block0/conv2/relu_sae_fvu"} {
+		if !strings.Contains(stdout, key) {
+			t.Errorf("analyse output lacks %s", key)
+		}
+	}
+
+	bout := filepath.Join(dir, "batch")
+	fens := filepath.Join(dir, "x.fen")
+	if err := os.WriteFile(fens, []byte(fen+"\n8/8/8/4k3/8/8/4P3/4K3 b - - 0 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCLI(t, env, "batch", fens, "--lens", "sae", "--sae", out, "--fidelity", "-o", bout, "-q"); code != 0 {
+		t.Fatalf("batch: exit %d: %s", code, stderr)
+	}
+	testutil.NumpyManifest(t, bout, true)
+	if idx := readNPY(t, filepath.Join(bout, "block0.conv2.relu_sae_index.npy")); len(idx) != 2*64*3 {
+		t.Errorf("batch index: %d values, want 2*64*3", len(idx))
+	}
+
+	maia := testutil.Shared(t, "models/tinygyal-8.onnx")
+	if code, _, stderr := runCLI(t, env, "analyse", "--model", maia, "--lens", "sae", "--sae", out, "--fen", fen); code != 2 || !strings.Contains(stderr, "trained on") {
+		t.Errorf("sae of the demo network on tinygyal: exit %d: %s", code, stderr)
+	}
+}
