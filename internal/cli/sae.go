@@ -67,7 +67,7 @@ func NewCmdSAE(f *Factory, runF ...func(*SAETrainOptions) error) *cobra.Command 
 features per position with "analyse --lens sae --sae SAEDIR" (or batch); list what each feature fires on
 with "sae features"; score the features as detectors of board concepts with "sae eval".`,
 	}
-	cmd.AddCommand(newCmdSAETrain(f, runF...))
+	cmd.AddCommand(newCmdSAETrain(f, runF...), newCmdSAEFeatures(f), newCmdSAEEval(f))
 	return cmd
 }
 
