@@ -463,4 +463,6 @@ func (p *Position) sameBoard(q *Position) bool {
 }
 
 // Attacked reports whether a piece of colour by attacks sq (pins ignored, as for check).
-func (p *Position) Attacked(sq Square, by Color) bool { return p.attackersTo(sq, by, p.occupied()) != 0 }
+func (p *Position) Attacked(sq Square, by Color) bool {
+	return p.attackersTo(sq, by, p.occupied()) != 0
+}
