@@ -3,12 +3,15 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lczerolens/lczerolens/internal/board"
+	"github.com/lczerolens/lczerolens/internal/model"
 	"github.com/lczerolens/lczerolens/internal/npy"
 	"github.com/lczerolens/lczerolens/internal/sae"
 	"github.com/lczerolens/lczerolens/internal/testutil"
@@ -153,4 +156,154 @@ func TestSAETrainThenLens(t *testing.T) {
 	if code, _, stderr := runCLI(t, env, "analyse", "--model", maia, "--lens", "sae", "--sae", out, "--fen", fen); code != 2 || !strings.Contains(stderr, "trained on") {
 		t.Errorf("sae of the demo network on tinygyal: exit %d: %s", code, stderr)
 	}
+}
+
+// sae features lists every feature with its examples and their pictures; a top example's value is what the
+// sae lens gives for that position in analyse (a FEN list: no history, so both see the same planes). sae eval
+// prints the coverage table for the SAE and the neurons.
+func TestSAEFeaturesAndEval(t *testing.T) {
+	pgn := testutil.Shared(t, "data/pgn/educhess-Morphy.pgn")
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "sae")
+	if code, _, stderr := runCLI(t, env, "sae", "train", pgn, "--module", "block0/conv2/relu", "--features", "16", "--k", "3", "-o", out,
+		"--sae-batch", "256", "--max-positions", "1500", "--eval-positions", "0", "-q", "--log-every", "0"); code != 0 {
+		t.Fatalf("train: exit %d: %s", code, stderr)
+	}
+	fens := filepath.Join(dir, "x.fen")
+	if err := os.WriteFile(fens, []byte(strings.Join([]string{
+		"r1bqkbnr/pppp1ppp/2n5/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R w KQkq - 2 3",
+		"r1bqkbnr/pppp1ppp/2n5/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R b KQkq - 3 3",
+		"8/8/8/4k3/8/8/4P3/4K3 b - - 0 1",
+		"rnbqkbnr/pppppppp/8/8/4P3/8/PPPP1PPP/RNBQKBNR b KQkq - 0 1",
+		"4k3/8/8/8/8/8/8/R3K2R w KQ - 0 1",
+	}, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	feats := filepath.Join(dir, "feats")
+	if code, _, stderr := runCLI(t, env, "sae", "features", out, fens, "-o", feats, "--top", "2"); code != 0 {
+		t.Fatalf("features: exit %d: %s", code, stderr)
+	}
+	raw, err := os.ReadFile(filepath.Join(feats, "features.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	if len(lines) != 16 {
+		t.Fatalf("%d feature lines, want 16", len(lines))
+	}
+	checked := 0
+	for _, l := range lines {
+		var fl featureLine
+		if err := json.Unmarshal([]byte(l), &fl); err != nil {
+			t.Fatal(err)
+		}
+		if fl.Density < 0 || fl.Density > 1 || (fl.Count > 0) != (len(fl.Examples) > 0) || len(fl.Examples) > 2 {
+			t.Errorf("feature %d: density %v, count %d, %d examples", fl.Feature, fl.Density, fl.Count, len(fl.Examples))
+		}
+		for _, e := range fl.Examples {
+			svg, err := os.ReadFile(filepath.Join(feats, e.SVG))
+			if err != nil || !strings.Contains(string(svg), "on "+e.Square) {
+				t.Errorf("feature %d: picture %s: %v", fl.Feature, e.SVG, err)
+			}
+		}
+		if len(fl.Examples) == 0 || checked > 2 {
+			continue
+		}
+		checked++
+		e := fl.Examples[0]
+		code, stdout, stderr := runCLI(t, env, "analyse", "--lens", "sae", "--sae", out, "--fen", e.FEN)
+		if code != 0 {
+			t.Fatalf("analyse: exit %d: %s", code, stderr)
+		}
+		sq, _ := board.ParseSquare(e.Square)
+		idx, val := analyseRow(t, stdout, "block0/conv2/relu_sae_index"), analyseRow(t, stdout, "block0/conv2/relu_sae_value")
+		found := false
+		for a := range 3 {
+			if int(idx[int(sq)*3+a]) == fl.Feature && math.Abs(val[int(sq)*3+a]-float64(e.Value)) < 1e-5 {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("feature %d: example %.5g on %s of %s, analyse gives %v / %v there", fl.Feature, e.Value, e.Square, e.FEN, idx[int(sq)*3:int(sq)*3+3], val[int(sq)*3:int(sq)*3+3])
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no example checked")
+	}
+
+	code, stdout, stderr := runCLI(t, env, "sae", "eval", out, fens)
+	if code != 0 {
+		t.Fatalf("eval: exit %d: %s", code, stderr)
+	}
+	for _, fam := range []string{"own-piece", "opponent-piece", "empty", "attacked-by-own", "attacked-by-opponent", "COVERAGE NEURONS"} {
+		if !strings.Contains(stdout, fam) {
+			t.Errorf("eval output lacks %s:\n%s", fam, stdout)
+		}
+	}
+}
+
+// analyseRow digs the flattened values of key out of analyse's JSON output, wherever it sits.
+func analyseRow(t *testing.T, out, key string) []float64 {
+	t.Helper()
+	var doc any
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var found any
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, c := range x {
+				if k == key {
+					found = c
+				}
+				walk(c)
+			}
+		case []any:
+			for _, c := range x {
+				walk(c)
+			}
+		}
+	}
+	walk(doc)
+	var flat []float64
+	var flatten func(v any)
+	flatten = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			flatten(x["data"])
+		case []any:
+			for _, c := range x {
+				flatten(c)
+			}
+		case float64:
+			flat = append(flat, x)
+		}
+	}
+	flatten(found)
+	if len(flat) == 0 {
+		t.Fatalf("analyse output has no %s: %.400s", key, out)
+	}
+	return flat
+}
+
+// saeExitFixture writes an untrained SAE of the demo network's block0/conv2/relu into dir/sae-fixture.
+func saeExitFixture(t *testing.T, dir string) string {
+	t.Helper()
+	out := filepath.Join(dir, "sae-fixture")
+	if _, err := os.Stat(out); err == nil {
+		return out
+	}
+	s, err := sae.New(4, 8, 2, sae.TopK, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := model.Demo()
+	f := &sae.File{Model: sae.ModelID{Path: n.Path, SHA256: n.SHA256}, Module: "block0/conv2/relu", Shape: []int{4, 8, 8}, Vectors: "square", Mean: make([]float32, 4), SAE: s}
+	if err := sae.Save(out, f, false); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
