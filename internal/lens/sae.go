@@ -258,7 +258,7 @@ func saeFidelity(n *model.Network, f *sae.File, m model.Module, b *Batch, out *O
 					d += float64(pp[a]) * (math.Log(float64(pp[a])) - math.Log(math.Max(float64(pq[a]), 1e-30)))
 				}
 			}
-			kl[i*3+q] = float32(d)
+			kl[i*3+q] = float32(max(d, 0)) // rounding can leave a tiny negative sum
 		}
 	}
 	return kl, dv, nil
