@@ -62,10 +62,11 @@ func NewCmdSAE(f *Factory, runF ...func(*SAETrainOptions) error) *cobra.Command 
 	cmd := &cobra.Command{
 		Use:   "sae",
 		Short: "Train sparse autoencoders on a module's activations and read their features",
-		Long: `A sparse autoencoder (SAE) rewrites a module's activation vectors as sparse sums of learned directions
-(features), which are often easier to interpret than the raw neurons. Train one with "sae train"; read its
-features per position with "analyse --lens sae --sae SAEDIR" (or batch); list what each feature fires on
-with "sae features"; score the features as detectors of board concepts with "sae eval".`,
+		Long: `A sparse autoencoder (SAE) rewrites a module's activation vectors as sparse sums of learned
+directions (features), which are often easier to interpret than the raw neurons. Train one with "sae
+train"; read its features per position with "analyse --lens sae --sae SAEDIR" (or batch); list what
+each feature fires on with "sae features"; score the features as detectors of board concepts with
+"sae eval".`,
 	}
 	cmd.AddCommand(newCmdSAETrain(f, runF...), newCmdSAEFeatures(f), newCmdSAEEval(f))
 	return cmd
@@ -77,27 +78,30 @@ func newCmdSAETrain(f *Factory, runF ...func(*SAETrainOptions) error) *cobra.Com
 	cmd := &cobra.Command{
 		Use:   "train [INPUT] --module NAME -o SAEDIR",
 		Short: "Train an SAE on the activations of one module over the positions of INPUT",
-		Long: `Train a sparse autoencoder on the activation vectors of --module (a name from "model modules") over every
-position of INPUT (PGN, FEN/EPD list or JSONL, as for "batch"), streamed through the network, or over the
-rows of --from-npy FILE.npy (what "batch --lens activation" wrote; its positions.jsonl, when present, gives
-records and sides to move). A [C,8,8] or [64,C] module gives 64 vectors of C per position, one per square
-in the absolute board frame (a1=0..h8=63); any other shape one vector.
+		Long: `Train a sparse autoencoder on the activation vectors of --module (a name from "model modules") over
+every position of INPUT (PGN, FEN/EPD list or JSONL, as for "batch"), streamed through the network,
+or over the rows of --from-npy FILE.npy (what "batch --lens activation" wrote; its positions.jsonl,
+when present, gives records and sides to move). A [C,8,8] or [64,C] module gives 64 vectors of C per
+position, one per square in the absolute board frame (a1=0..h8=63); any other shape one vector.
 
-TopK (default): z = TopK_k(ReLU((x*s - b_dec) W_enc + b_enc)), x_hat = (z W_dec + b_dec)/s, with s fixed
-from the first shuffle buffer so that E|x*s|^2 = C. --activation relu --l1 L: z = ReLU(...), loss + L*sum z.
-Adam on the mean squared error; decoder rows kept at unit norm. Dead features (no activation for 200 steps)
-are revived by the auxiliary TopK loss of Gao et al. (2024): the 2k largest dead pre-activations fit the
-residual x - x_hat, weighted 1/32. Vectors pass through a shuffle buffer of --buffer vectors, so one game's
-squares are not trained on in sequence. Whole records (games) are held out (--holdout) for the metrics.
+TopK (default): z = TopK_k(ReLU((x*s - b_dec) W_enc + b_enc)), x_hat = (z W_dec + b_dec)/s, with s
+fixed from the first shuffle buffer so that E|x*s|^2 = C. --activation relu --l1 L: z = ReLU(...),
+loss + L*sum z. Adam on the mean squared error; decoder rows kept at unit norm. Dead features (no
+activation for 200 steps) are revived by the auxiliary TopK loss of Gao et al. (2024): the 2k
+largest dead pre-activations fit the residual x - x_hat, weighted 1/32. Vectors pass through a
+shuffle buffer of --buffer vectors, so one game's squares are not trained on in sequence. Whole
+records (games) are held out (--holdout) for the metrics.
 
-A checkpoint is written to SAEDIR every --checkpoint steps; --resume continues from it (the input is read
-again up to where the checkpoint stopped) to the same weights as an uninterrupted run. At the end SAEDIR
-holds sae.json (options and held-out metrics: FVU, L0, dead fraction, and the KL divergence of the policy
-and |delta value| with the module patched by its reconstruction, zero and its mean, on up to
---eval-positions held-out positions) and W_enc.npy [C,F], b_enc.npy [F], W_dec.npy [F,C], b_dec.npy [C].
---batch-size is positions per network run; --sae-batch is vectors per training step.`,
+A checkpoint is written to SAEDIR every --checkpoint steps; --resume continues from it (the input is
+read again up to where the checkpoint stopped) to the same weights as an uninterrupted run. At the
+end SAEDIR holds sae.json (options and held-out metrics: FVU, L0, dead fraction, and the KL
+divergence of the policy and |delta value| with the module patched by its reconstruction, zero and
+its mean, on up to --eval-positions held-out positions) and W_enc.npy [C,F], b_enc.npy [F],
+W_dec.npy [F,C], b_dec.npy [C]. --batch-size is positions per network run; --sae-batch is vectors
+per training step.`,
 		Example: `  lczerolens sae train games.pgn --model maia-1100.onnx --module block3/conv2/relu -o sae-b3/
-  lczerolens sae train games.pgn --model maia-1100.onnx --module block3/conv2/relu -o sae-b3/ --resume
+  lczerolens sae train games.pgn --model maia-1100.onnx --module block3/conv2/relu -o sae-b3/ \
+      --resume
   lczerolens sae train --from-npy out/block3_conv2_relu_output.npy --model maia-1100.onnx \
       --module block3/conv2/relu --activation relu --l1 0.005 -o sae-l1/`,
 		Args: cobra.MaximumNArgs(1),
@@ -113,7 +117,7 @@ and |delta value| with the module patched by its reconstruction, zero and its me
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&opts.Output, "output", "o", "", "SAE directory to write (required)")
-	fl.StringVar(&opts.Module, "module", "", "module whose activations are encoded (see `lczerolens model modules`; required)")
+	fl.StringVar(&opts.Module, "module", "", "module whose activations are encoded (see 'lczerolens model modules'; required)")
 	fl.StringVar(&opts.FromNPY, "from-npy", "", "train on the rows of this .npy file instead of running the network on INPUT")
 	fl.IntVar(&opts.Features, "features", 0, "dictionary size F (default 8*C)")
 	fl.IntVar(&opts.K, "k", 32, "active features per vector (topk); the lens's width for relu")

@@ -55,13 +55,15 @@ func newCmdSAEFeatures(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "features SAEDIR INPUT -o OUTDIR",
 		Short: "List each SAE feature's density and top examples over the positions of INPUT",
-		Long: `Run the SAE of SAEDIR over every position of INPUT and write, for every feature, its density (the fraction
-of vectors where it is active) and its --top positions by largest value (one example per position, at the
-square where the value is largest), in bounded memory (a heap per feature). OUTDIR gets features.jsonl, one
-line per feature, and svg/F_R.svg for the R-th example of feature F: the board with the feature's value on
-every square as a heatmap (square modules) and the example's square named in the title.`,
+		Long: `Run the SAE of SAEDIR over every position of INPUT and write, for every feature, its density (the
+fraction of vectors where it is active) and its --top positions by largest value (one example per
+position, at the square where the value is largest), in bounded memory (a heap per feature). OUTDIR
+gets features.jsonl, one line per feature, and svg/F_R.svg for the R-th example of feature F: the
+board with the feature's value on every square as a heatmap (square modules) and the example's
+square named in the title.`,
 		Example: `  lczerolens sae features sae-b3/ games.pgn --model maia-1100.onnx -o feats/
-  lczerolens sae features sae-b3/ games.pgn --model maia-1100.onnx -o feats/ --top 20 --max-positions 5000`,
+  lczerolens sae features sae-b3/ games.pgn --model maia-1100.onnx -o feats/ --top 20 \
+      --max-positions 5000`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Dir, opts.Input = args[0], args[1]
@@ -81,12 +83,12 @@ func newCmdSAEEval(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "eval SAEDIR INPUT",
 		Short: "Score SAE features against raw neurons as detectors of board concepts",
-		Long: `Supervised evaluation in the manner of Karvonen et al. (2024): for per-square board concepts (the square
-holds the side to move's piece X, the opponent's piece X, is empty, is attacked by either side), every SAE
-feature and every raw neuron of the module is a classifier (value above 0, 10, 25, 50 or 75% of its largest
-value over INPUT), and each concept gets the best single unit's F1. The table gives the mean F1 per concept
-family ("coverage") for the SAE and for the neurons as a baseline. INPUT is read twice (maxima, then counts).
-Square modules only ([C,8,8] or [64,C]).`,
+		Long: `Supervised evaluation in the manner of Karvonen et al. (2024): for per-square board concepts (the
+square holds the side to move's piece X, the opponent's piece X, is empty, is attacked by either
+side), every SAE feature and every raw neuron of the module is a classifier (value above 0, 10, 25,
+50 or 75% of its largest value over INPUT), and each concept gets the best single unit's F1. The
+table gives the mean F1 per concept family ("coverage") for the SAE and for the neurons as a
+baseline. INPUT is read twice (maxima, then counts). Square modules only ([C,8,8] or [64,C]).`,
 		Example: `  lczerolens sae eval sae-b3/ games.pgn --model maia-1100.onnx --max-positions 2000`,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {

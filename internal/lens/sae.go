@@ -23,7 +23,7 @@ var SAE = &Lens{
 	Name: "sae",
 	Doc:  "Sparse autoencoder features of a module (--sae SAEDIR from `lczerolens sae train`): <module>_sae_index and _sae_value per square, <module>_sae_fvu.",
 	Options: []Option{
-		{Name: "sae", Kind: String, Default: "", Help: "SAE directory written by `lczerolens sae train`"},
+		{Name: "sae", Kind: String, Default: "", Help: "SAE directory written by \"lczerolens sae train\""},
 		{Name: "fidelity", Kind: Bool, Default: "false", Help: "also patch the module with its reconstruction, zero and the mean (3 runs): <module>_sae_kl and _sae_dvalue [3]"},
 	},
 	Compatible: func(n *model.Network, v Values) error {
