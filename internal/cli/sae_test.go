@@ -307,3 +307,31 @@ func saeExitFixture(t *testing.T, dir string) string {
 	}
 	return out
 }
+
+// Training on what batch --lens activation wrote (--from-npy, with its positions.jsonl for records and sides
+// to move) gives the same weights as training on the positions streamed through the network.
+func TestSAETrainFromNPYEqualsStream(t *testing.T) {
+	pgn := testutil.Shared(t, "data/pgn/educhess-Morphy.pgn")
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
+	dir := t.TempDir()
+	acts := filepath.Join(dir, "acts")
+	if code, _, stderr := runCLI(t, env, "batch", pgn, "--lens", "activation", "--pattern", "^block0/conv2/relu$", "-o", acts, "-q", "--plies", "every:3"); code != 0 {
+		t.Fatalf("batch: exit %d: %s", code, stderr)
+	}
+	common := []string{"--module", "block0/conv2/relu", "--features", "16", "--k", "3", "--sae-batch", "128", "--buffer", "1000", "--eval-positions", "0", "-q", "--log-every", "0"}
+	streamed, fromNPY := filepath.Join(dir, "streamed"), filepath.Join(dir, "npy")
+	if code, _, stderr := runCLI(t, env, append([]string{"sae", "train", pgn, "--plies", "every:3", "-o", streamed}, common...)...); code != 0 {
+		t.Fatalf("streamed: exit %d: %s", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, env, append([]string{"sae", "train", "--from-npy", filepath.Join(acts, "block0.conv2.relu_output.npy"), "-o", fromNPY}, common...)...); code != 0 {
+		t.Fatalf("from npy: exit %d: %s", code, stderr)
+	}
+	for _, name := range []string{"W_enc.npy", "W_dec.npy", "b_dec.npy"} {
+		a, b := readNPY(t, filepath.Join(streamed, name)), readNPY(t, filepath.Join(fromNPY, name))
+		for i := range a {
+			if a[i] != b[i] {
+				t.Fatalf("%s[%d]: %v streamed, %v from the npy file", name, i, a[i], b[i])
+			}
+		}
+	}
+}
