@@ -461,8 +461,3 @@ func (p *Position) sameBoard(q *Position) bool {
 	return p.color == q.color && p.piece == q.piece && p.stm == q.stm &&
 		p.castling == q.castling && p.ep == q.ep
 }
-
-// Attacked reports whether a piece of colour by attacks sq (pins ignored, as for check).
-func (p *Position) Attacked(sq Square, by Color) bool {
-	return p.attackersTo(sq, by, p.occupied()) != 0
-}

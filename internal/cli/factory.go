@@ -176,7 +176,19 @@ func (f *Factory) Session(inputFormat string) (*netSession, error) {
 // engine prepares lenses on the session; a lens that cannot run on the network is an input error, a failure
 // to build the run is not.
 func (s *netSession) engine(specs []lens.Spec, savePlanes bool) (*lens.Engine, error) {
+	if err := s.lensReferences(specs); err != nil {
+		return nil, err
+	}
 	eng, err := lens.NewEngine(s.rt, s.net, specs, lens.EngineOptions{SavePlanes: savePlanes})
+	if err != nil {
+		return nil, engineError(err)
+	}
+	return eng, nil
+}
+
+// engine1 prepares lenses that need no reference set (those lensReferences fills in).
+func (s *netSession) engine1(specs []lens.Spec) (*lens.Engine, error) {
+	eng, err := lens.NewEngine(s.rt, s.net, specs, lens.EngineOptions{})
 	if err != nil {
 		return nil, engineError(err)
 	}

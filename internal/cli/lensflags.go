@@ -2,11 +2,13 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lczerolens/lczerolens/internal/lens"
+	"github.com/lczerolens/lczerolens/internal/npy"
 	"github.com/lczerolens/lczerolens/internal/probe"
 	"github.com/lczerolens/lczerolens/internal/sae"
 )
@@ -109,6 +111,9 @@ func (lf *lensFlags) specs(cfg *Config) ([]lens.Spec, error) {
 
 // loadLensFiles reads the files a lens's options name, once, here: lenses do no file I/O.
 func loadLensFiles(l *lens.Lens, v lens.Values) error {
+	if l == lens.Steering {
+		return loadDirection(v)
+	}
 	if l == lens.SAE && v.GetString("sae") != "" {
 		f, err := sae.Load(v.GetString("sae"))
 		if err != nil {
@@ -144,4 +149,37 @@ func lensInfo(specs []lens.Spec) (string, map[string]any) {
 		}
 	}
 	return strings.Join(names, ","), opts
+}
+
+// loadDirection reads the steering direction: a .npy array, or the weights of a probe file's probe of
+// --module.
+func loadDirection(v lens.Values) error {
+	path := v.GetString("direction")
+	if path == "" {
+		return nil // the lens says what is missing
+	}
+	if strings.HasSuffix(path, ".json") {
+		f, err := probe.Load(path)
+		if err != nil {
+			return inputError(err)
+		}
+		for _, p := range f.Probes {
+			if p.Module == v.GetString("module") {
+				lens.WithDirection(v, p.Weights, nil)
+				return nil
+			}
+		}
+		return usageErrorf("steering: probe file %s has no probe of module %q: pass --module as one of its modules", path, v.GetString("module"))
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		return pathError(fmt.Errorf("steering: direction: %w", err))
+	}
+	defer file.Close()
+	shape, data, err := npy.Read(file)
+	if err != nil {
+		return inputError(fmt.Errorf("steering: direction %s: %w", path, err))
+	}
+	lens.WithDirection(v, data, shape)
+	return nil
 }

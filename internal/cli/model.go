@@ -58,6 +58,7 @@ type ioJSON struct {
 type modelInfoJSON struct {
 	Path      string         `json:"path"`
 	SHA256    string         `json:"sha256"`
+	Graph     string         `json:"graph_sha256"` // model.GraphHash: shared by a weight file and its onnx export
 	Producer  string         `json:"producer"`
 	IRVersion int64          `json:"ir_version"`
 	Opset     int64          `json:"opset"`
@@ -82,7 +83,7 @@ func runModelInfo(opts *ModelInfoOptions) error {
 	}
 	in := net.Info()
 	doc := modelInfoJSON{
-		Path: in.Path, SHA256: in.SHA256, Producer: in.Producer, IRVersion: in.IRVersion, Opset: in.Opset,
+		Path: in.Path, SHA256: in.SHA256, Graph: net.GraphSHA256, Producer: in.Producer, IRVersion: in.IRVersion, Opset: in.Opset,
 		Heads: headNames(in.Heads), Body: in.Body, SE: in.SE, Blocks: in.Blocks, Filters: in.Filters,
 		Nodes: in.Nodes, Ops: in.OpCounts, Params: in.Params,
 	}
@@ -101,7 +102,7 @@ func runModelInfo(opts *ModelInfoOptions) error {
 		return nil
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "path      %s\nsha256    %s\n", in.Path, in.SHA256)
+	fmt.Fprintf(&b, "path      %s\nsha256    %s\ngraph     %s (sha256 of graph and weights)\n", in.Path, in.SHA256, net.GraphSHA256)
 	fmt.Fprintf(&b, "producer  %s (ir %d, opset %d)\n", orDash(in.Producer), in.IRVersion, in.Opset)
 	for _, v := range in.Inputs {
 		fmt.Fprintf(&b, "input     %s %s\n", v.Name, dims(v.Shape, "batch"))

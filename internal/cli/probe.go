@@ -9,9 +9,11 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -36,11 +38,14 @@ type ProbeTrainOptions struct {
 	Task         string // auto, regression or binary
 	Holdout      float64
 	Seed         uint64
-	L2           float64
+	L2           string // "auto" or a penalty
+	MaxGap       float64
 	MaxRows      int
 	Epochs       int
 	MaxPositions int
+	MinClass     int
 	Force        bool
+	Quiet        bool
 }
 
 // NewCmdProbe builds `lczerolens probe` with its train subcommand.
@@ -66,6 +71,9 @@ Concepts (seen from the side to move):
 ` + conceptHelp() + `  column:NAME            the field NAME of each JSONL record (a number: regression; true/false: binary)
 
 Activations are standardised (each of the d values scaled to unit variance over the training positions).
+--l2 auto (the default) chooses each module's penalty from 1e-3, 1e-2, ..., 1e3 by 5-fold cross-validation
+over whole records (a game's positions share a fold) on a sample of up to 1,500 training positions, and
+reports it; on larger training sets this errs towards the stronger penalty.
 Regression concepts use ridge regression, minimising the mean squared error + --l2 * |w|^2, solved
 exactly by a Cholesky factorisation of the normal equations: up to --max-rows training positions are kept
 in memory (4*d bytes each), and the smaller of the d x d and n x n systems is solved (8*min(n,d)^2 bytes
@@ -74,7 +82,14 @@ and d*d/2 multiply-adds per position: slow for large modules). Binary concepts u
 log-loss + --l2 * |w|^2), trained by --epochs epochs of mini-batch Adam on a uniform sample of --max-rows
 training positions. Held-out scores use a uniform sample of up to --max-rows/2 held-out positions.
 Positions where the concept is undefined are skipped. The probe file stores weights and bias over the raw
-activations.`,
+activations.
+
+The report gives each held-out score next to its baseline, the best constant: for binary concepts the rate
+of the training majority label (MAJORITY), balanced accuracy and ROC AUC; for regression the R^2 of
+predicting the training mean. VS BASELINE says "above" (better by more than 2 standard errors; for binary
+concepts, ROC AUC above 0.5), "chance" or "below"; a training score above the held-out one by more than
+--max-gap is a warning. A concept whose label never varies, or a binary one with fewer than --min-class
+training positions of a label, is refused (exit 2).`,
 		Example: `  lczerolens probe train games.pgn --model maia-1100.onnx --concept material-balance -o material.json
   lczerolens probe train puzzles.jsonl --model maia-1100.onnx --concept column:rating --pattern '^block3/' -o rating.json
   lczerolens analyse --model maia-1100.onnx --lens probing --probe material.json --fen "..."`,
@@ -90,15 +105,18 @@ activations.`,
 	fl := train.Flags()
 	fl.StringVarP(&opts.Output, "output", "o", "", "probe file to write (required)")
 	fl.BoolVar(&opts.Force, "force", false, "replace an existing probe file")
+	fl.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress output")
 	fl.StringVar(&opts.Concept, "concept", "", "concept to probe (see above; required)")
 	fl.StringVar(&opts.Pattern, "pattern", "", "Go regexp over module names; default "+lens.DefaultActivationPattern)
 	fl.StringVar(&opts.Task, "task", "auto", "auto (the concept's kind), regression or binary")
 	fl.Float64Var(&opts.Holdout, "holdout", 0.2, "fraction of input records held out for scoring")
 	fl.Uint64Var(&opts.Seed, "seed", def.Seed, "seed of the held-out split and samples")
-	fl.Float64Var(&opts.L2, "l2", def.L2, "L2 penalty on standardised activations: mean loss + l2*|w|^2")
+	fl.StringVar(&opts.L2, "l2", "auto", "L2 penalty on standardised activations (mean loss + l2*|w|^2), or auto (see above)")
+	fl.Float64Var(&opts.MaxGap, "max-gap", 0.1, "warn when a probe's training score exceeds its held-out score by more")
 	fl.IntVar(&opts.MaxRows, "max-rows", def.MaxRows, "positions kept in memory per module and split (see above)")
 	fl.IntVar(&opts.Epochs, "epochs", def.Epochs, "epochs of logistic regression")
 	fl.IntVar(&opts.MaxPositions, "max-positions", 0, "stop after this many labelled positions (0 = the whole input)")
+	fl.IntVar(&opts.MinClass, "min-class", 10, "refuse a binary concept with fewer training positions of either label")
 	fl.StringVar(&opts.InputType, "input-type", "", "input type: pgn, fen or jsonl (default: from the extension; required for stdin)")
 	fl.StringVar(&opts.InputFormat, "input-format", "", inputFormatHelp)
 	fl.String("policy-transpose", "planes", policyTransposeHelp)
@@ -212,10 +230,16 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 	switch {
 	case opts.Holdout < 0 || opts.Holdout >= 1:
 		return usageErrorf("probe train: --holdout %g: want 0 <= fraction < 1", opts.Holdout)
-	case opts.L2 <= 0:
-		return usageErrorf("probe train: --l2 %g: want a positive penalty", opts.L2)
-	case opts.MaxRows < 1 || opts.Epochs < 1 || opts.MaxPositions < 0:
-		return usageErrorf("probe train: --max-rows and --epochs must be positive, --max-positions not negative")
+	case opts.MaxGap <= 0:
+		return usageErrorf("probe train: --max-gap %g: want a positive difference of scores", opts.MaxGap)
+	case opts.MaxRows < 1 || opts.Epochs < 1 || opts.MaxPositions < 0 || opts.MinClass < 1:
+		return usageErrorf("probe train: --max-rows, --epochs and --min-class must be positive, --max-positions not negative")
+	}
+	fit := probe.FitOptions{MaxRows: opts.MaxRows, Seed: opts.Seed, Epochs: opts.Epochs}
+	if opts.L2 == "auto" {
+		fit.Grid = probe.DefaultGrid()
+	} else if fit.L2, err = strconv.ParseFloat(opts.L2, 64); err != nil || !(fit.L2 > 0) || math.IsInf(fit.L2, 0) {
+		return usageErrorf("probe train: --l2 %q: want auto or a positive penalty such as 0.1", opts.L2)
 	}
 	if err := checkOutputFile("probe train", opts.Output, opts.Force); err != nil {
 		return err
@@ -272,7 +296,7 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 
 	ctx, stop := signalContext()
 	defer stop()
-	sink := &probeSink{mods: mods, lab: lab, fit: probe.FitOptions{L2: opts.L2, MaxRows: opts.MaxRows, Seed: opts.Seed, Epochs: opts.Epochs}}
+	sink := &probeSink{mods: mods, lab: lab, fit: fit}
 	accept := func(it *source.Item) (any, bool, error) {
 		y, ok, err := lab.label(it)
 		if err != nil {
@@ -280,11 +304,16 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 		}
 		return probeLabel{y: y, holdout: probe.InHoldout(opts.Seed, opts.Holdout, it.Record)}, ok, nil
 	}
-	prog := pipeline.NewProgress(f.IO.ErrOut, f.IO.StderrTTY, "probe train", size, 0)
-	prog.Start()
-	sum, err := pipeline.Run(ctx, pipeline.Input{R: in, Name: opts.Input, Type: typ, Select: source.Options{Plies: plies}}, eng, sink,
-		pipeline.Options{BatchSize: cfg.BatchSize, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy, Limit: opts.MaxPositions, Accept: accept, Progress: prog.Update})
-	prog.Stop()
+	popts := pipeline.Options{BatchSize: cfg.BatchSize, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy, Limit: opts.MaxPositions, Accept: accept}
+	progress := io.Discard
+	if !opts.Quiet {
+		progress = f.IO.ErrOut
+		prog := pipeline.NewProgress(f.IO.ErrOut, f.IO.StderrTTY, "probe train", size, 0)
+		prog.Start()
+		defer prog.Stop()
+		popts.Progress = prog.Update
+	}
+	sum, err := pipeline.Run(ctx, pipeline.Input{R: in, Name: opts.Input, Type: typ, Select: source.Options{Plies: plies}}, eng, sink, popts)
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
 			return &interruptedError{cmd: "probe train", positions: sum.Positions, hint: "no probe written; rerun (with --max-positions to train on fewer)", cause: err}
@@ -296,8 +325,20 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 		return inputError(fmt.Errorf("probe train: no labelled position in %s (%d skipped, %d bad records)", opts.Input, skips, bad))
 	}
 
-	probes, err := fitAll(fitters)
+	labels := fitters[0].Labels() // every fitter saw the same labels
+	if err := labels.Check(lab.binary, opts.MinClass); err != nil {
+		return inputError(fmt.Errorf("probe train: %s on %s: %w", lab.name(), opts.Input, err))
+	}
+	how := fmt.Sprintf("--l2 %g", fit.L2)
+	if len(fit.Grid) > 0 {
+		how = fmt.Sprintf("--l2 auto: %d penalties x %d folds", len(fit.Grid), probe.DefaultFolds)
+	}
+	fmt.Fprintf(progress, "probe train: fitting %d probes on %d positions (%s)\n", len(fitters), positions, how)
+	probes, err := fitAll(ctx, fitters, progress)
 	if err != nil {
+		if ctx.Err() != nil {
+			return &interruptedError{cmd: "probe train", positions: positions, hint: "while fitting; no probe written", cause: context.Cause(ctx)}
+		}
 		return err
 	}
 	kind := "regression"
@@ -306,15 +347,16 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 	}
 	pf := &probe.File{
 		Format: probe.Format, FormatVersion: 1, ToolVersion: f.Version,
-		Model:   probe.ModelID{Path: net.Path, SHA256: net.SHA256},
+		Model:   probe.ModelID{Path: net.Path, SHA256: net.SHA256, Graph: net.GraphSHA256},
 		Concept: lab.name(), Kind: kind, Input: opts.Input, Holdout: opts.Holdout, Seed: opts.Seed,
-		L2: opts.L2, MaxRows: opts.MaxRows, Skipped: skips, Probes: probes,
+		L2: fit.L2, L2Grid: fit.Grid, MaxRows: opts.MaxRows, Skipped: skips, Labels: &labels, Probes: probes,
 	}
+	pf.Warnings = probe.GapWarnings(probes, opts.MaxGap)
 	if err := writeOutput("probe train", f.IO.Out, opts.Output, opts.Force, func(w io.Writer) error { return probe.Write(w, pf) }); err != nil {
 		return err
 	}
 	fmt.Fprintf(f.IO.ErrOut, "probe train: %s (%s) on %d positions (%d skipped, %d bad records) -> %s\n", pf.Concept, kind, positions, skips, bad, opts.Output)
-	return printProbes(f.IO.Out, probes)
+	return printProbes(f.IO.Out, pf)
 }
 
 // probeLabel is a position's concept value and split.
@@ -344,7 +386,7 @@ func (s *probeSink) Consume(_ context.Context, b *pipeline.Batch) error {
 	for k, fr := range s.fitters {
 		for i, it := range b.Items {
 			l := it.Label.(probeLabel)
-			if err := fr.Add(b.Results[k].Row(i), l.y, l.holdout); err != nil {
+			if err := fr.AddGroup(b.Results[k].Row(i), l.y, it.Record, l.holdout); err != nil {
 				return err
 			}
 		}
@@ -355,43 +397,96 @@ func (s *probeSink) Consume(_ context.Context, b *pipeline.Batch) error {
 // Close has nothing to finish: the probes are fitted once the run is over.
 func (s *probeSink) Close(pipeline.Summary, error) error { return nil }
 
-// fitAll fits the modules' probes concurrently, one per core.
-func fitAll(fitters []*probe.Fitter) ([]probe.Probe, error) {
+// fitAll fits the modules' probes concurrently, one per core, and logs each as it is done. Once ctx is done
+// it starts no more and returns what stopped the others.
+func fitAll(ctx context.Context, fitters []*probe.Fitter, log io.Writer) ([]probe.Probe, error) {
 	probes := make([]probe.Probe, len(fitters))
 	errs := make([]error, len(fitters))
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	done, began := 0, time.Now()
 	for k, fr := range fitters {
-		wg.Add(1)
 		sem <- struct{}{}
+		if ctx.Err() != nil {
+			<-sem
+			errs[k] = ctx.Err()
+			continue
+		}
+		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			p, err := fr.Fit()
+			p, err := fr.FitContext(ctx)
 			if err != nil {
 				errs[k] = err
 				return
 			}
 			probes[k] = *p
+			mu.Lock()
+			done++
+			fmt.Fprintf(log, "probe train: fitted %s (%d of %d, l2 %.3g), %.0f s\n", p.Module, done, len(fitters), p.L2, time.Since(began).Seconds())
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()
 	return probes, errors.Join(errs...)
 }
 
-func printProbes(w io.Writer, probes []probe.Probe) error {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MODULE\tTRAIN\tHELD OUT\tMETRIC\tHELD-OUT SCORE\tTRAIN SCORE")
+// printProbes writes the label counts and the per-module table: each held-out score next to its baseline,
+// and notes on the probes that do no better than the baseline.
+func printProbes(w io.Writer, pf *probe.File) error {
 	num := func(x float64) string {
 		if math.IsNaN(x) {
 			return "-"
 		}
 		return fmt.Sprintf("%.4f", x)
 	}
-	for _, p := range probes {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\n", p.Module, p.Train, p.Test, p.Metric, num(p.Score), num(p.TrainScore))
+	l := pf.Labels
+	split := func(s probe.SplitLabels) string {
+		if pf.Binary() {
+			return fmt.Sprintf("%d (%d true %.1f%%, %d false)", s.N, s.Positives, 100*float64(s.Positives)/float64(max(s.N, 1)), s.Negatives())
+		}
+		return fmt.Sprintf("%d (mean %.4g, std %.4g, range %.4g..%.4g)", s.N, s.Mean, s.Std, s.Min, s.Max)
+	}
+	fmt.Fprintf(w, "labels: train %s; held out %s\n", split(l.Train), split(l.Test))
+	if pf.Binary() && l.Test.N > 0 && min(l.Test.Positives, l.Test.Negatives()) == 0 {
+		fmt.Fprintf(w, "warning: the held-out positions all have one label: balanced accuracy and AUC are undefined (raise --holdout or use more positions)\n")
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	if pf.Binary() {
+		fmt.Fprintln(tw, "MODULE\tL2\tTRAIN\tHELD OUT\tACCURACY\tMAJORITY\tBAL ACC\tAUC\tTRAIN ACC\tVS BASELINE")
+	} else {
+		fmt.Fprintln(tw, "MODULE\tL2\tTRAIN\tHELD OUT\tR2\tMEAN R2\tTRAIN R2\tVS BASELINE")
+	}
+	counts := map[string]int{}
+	for _, p := range pf.Probes {
+		counts[p.Verdict]++
+		verdict := p.Verdict
+		if verdict == "" {
+			verdict = "-"
+		}
+		if pf.Binary() {
+			fmt.Fprintf(tw, "%s\t%.3g\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Module, p.L2, p.Train, p.Test, num(p.Score), num(p.Baseline),
+				num(p.BalancedAccuracy), num(p.AUC), num(p.TrainScore), verdict)
+		} else {
+			fmt.Fprintf(tw, "%s\t%.3g\t%d\t%d\t%s\t%s\t%s\t%s\n", p.Module, p.L2, p.Train, p.Test, num(p.Score), num(p.Baseline), num(p.TrainScore), verdict)
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("probe train: write: %w", err)
+	}
+	base := "the held-out mean R^2 of predicting the training mean"
+	if pf.Binary() {
+		base = "always answering the training majority label (MAJORITY); ABOVE needs ROC AUC above 0.5"
+	}
+	if n := counts[probe.Chance]; n > 0 {
+		fmt.Fprintf(w, "note: %d of %d probes score within noise (2 standard errors) of the baseline, %s: the concept is not read linearly there\n", n, len(pf.Probes), base)
+	}
+	for _, g := range pf.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", g)
+	}
+	if n := counts[probe.Below]; n > 0 {
+		fmt.Fprintf(w, "warning: %d of %d probes score below the baseline by more than 2 standard errors: a constant does better (compare the training score to tell overfitting from a poor fit)\n", n, len(pf.Probes))
 	}
 	return nil
 }

@@ -84,6 +84,7 @@ named tensors per position, as JSON or NPY.`,
 		NewCmdLenses(f),
 		NewCmdModel(f),
 		NewCmdConvert(f),
+		NewCmdDirection(f),
 	)
 	// Cobra's usage errors become UsageErrors where cobra makes them: argument validators are wrapped, and
 	// commands that only hold subcommands refuse unknown ones (the completion command included, made here

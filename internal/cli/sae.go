@@ -258,7 +258,7 @@ func runSAETrain(opts *SAETrainOptions) (err error) {
 	s := tr.stream.T.SAE
 	held, nh := tr.stream.Held()
 	m := s.Evaluate(held, nh)
-	file := &sae.File{ToolVersion: f.Version, Model: sae.ModelID{Path: net.Path, SHA256: net.SHA256}, Module: mod.Name, Shape: tr.shape,
+	file := &sae.File{ToolVersion: f.Version, Model: sae.ModelID{Path: net.Path, SHA256: net.SHA256, Graph: net.GraphSHA256}, Module: mod.Name, Shape: tr.shape,
 		Vectors: "position", Mean: tr.stream.Mean(), Steps: tr.stream.T.Step, Metrics: &m, SAE: s,
 		Options: map[string]any{"input": tr.inputName(), "lr": opts.LR, "l1": opts.L1, "sae_batch": opts.SAEBatch, "epochs": opts.Epochs,
 			"steps": opts.Steps, "seed": opts.Seed, "holdout": opts.Holdout, "buffer": opts.Buffer, "aux_k": tr.stream.T.Opts.AuxK,

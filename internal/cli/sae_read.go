@@ -322,7 +322,7 @@ func runSAEEval(opts *SAEReadOptions) error {
 	var codes []sae.Code
 	var vecs []float32
 	featMax, neurMax := make([]float32, s.F), make([]float32, s.C)
-	cs := concepts.SquareConcepts()
+	cs := concepts.BoardConcepts()
 	var featCov, neurCov *sae.Coverage
 	labels := make([]bool, len(cs))
 	var nidx []int32

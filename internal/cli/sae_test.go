@@ -301,7 +301,7 @@ func saeExitFixture(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	n := model.Demo()
-	f := &sae.File{Model: sae.ModelID{Path: n.Path, SHA256: n.SHA256}, Module: "block0/conv2/relu", Shape: []int{4, 8, 8}, Vectors: "square", Mean: make([]float32, 4), SAE: s}
+	f := &sae.File{Model: sae.ModelID{Path: n.Path, SHA256: n.SHA256, Graph: n.GraphSHA256}, Module: "block0/conv2/relu", Shape: []int{4, 8, 8}, Vectors: "square", Mean: make([]float32, 4), SAE: s}
 	if err := sae.Save(out, f, false); err != nil {
 		t.Fatal(err)
 	}

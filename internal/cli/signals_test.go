@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"os"
@@ -170,5 +171,40 @@ func TestProbeTrainSignals(t *testing.T) {
 				t.Errorf("a probe file was written: %v", err)
 			}
 		})
+	}
+}
+
+// TestProbeTrainSignalsWhileFitting stops probe train with SIGTERM once the positions are read and the probes
+// are being fitted: it stops fitting, says so, exits 143 and writes no probe file.
+func TestProbeTrainSignalsWhileFitting(t *testing.T) {
+	dir := t.TempDir()
+	input := writeJSONLInput(t, dir, 600)
+	out := filepath.Join(dir, "p.json")
+	// Thousands of epochs of logistic regression for each of 35 cross-validation fits: minutes, unless stopped.
+	cmd := cliProcess(t, "probe", "train", input, "--concept", "piece-under-attack", "--epochs", "5000", "--min-class", "1", "-o", out)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	var log []string
+	for sc.Scan() {
+		log = append(log, sc.Text())
+		if strings.HasPrefix(sc.Text(), "probe train: fitting ") {
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	_ = cmd.Wait()
+	code, text := cmd.ProcessState.ExitCode(), strings.Join(log, "\n")
+	if code != 143 || !regexp.MustCompile(`lczerolens: probe train: interrupted after \d+ positions: while fitting; no probe written`).MatchString(text) {
+		t.Fatalf("exit %d, stderr %q: want 143 and the interrupted line", code, text)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a probe file was written: %v", err)
 	}
 }

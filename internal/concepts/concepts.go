@@ -25,6 +25,9 @@ const (
 type Sample struct {
 	Pos  *board.Position
 	Move *board.Move
+	// Line holds the moves to be played from Pos when the input gives them (a puzzle's solution), the
+	// first by the side to move.
+	Line []board.Move
 }
 
 // Concept is one built-in concept.

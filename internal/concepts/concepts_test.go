@@ -194,3 +194,49 @@ func TestAttackedAgainstInCheck(t *testing.T) {
 	}
 	t.Logf("%d squares compared, %d attacked", checked, attacked)
 }
+
+// TestSquareConcepts checks the per-square labels on positions worked out by hand.
+func TestSquareConcepts(t *testing.T) {
+	sq := func(s string) board.Square { return board.NewSquare(int(s[0]-'a'), int(s[1]-'1')) }
+	start := board.StartPosition()
+	pieces := SquarePieces(start)
+	for name, want := range map[string]int{"a1": 4, "e1": 6, "e2": 1, "e4": 0, "d8": 11, "e8": 12, "h7": 7} {
+		if pieces[sq(name)] != want {
+			t.Errorf("startpos %s: class %d, want %d", name, pieces[sq(name)], want)
+		}
+	}
+	// After 1. e4, black is to move: black's pieces are "ours" (1..6), white's e4 pawn "theirs" (7).
+	e4, err := start.ParseMove("e2e4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := start.Play(e4)
+	if p := SquarePieces(after); p[sq("e4")] != 7 || p[sq("e8")] != 6 || p[sq("e1")] != 12 {
+		t.Errorf("after e4: e4 %d e8 %d e1 %d", p[sq("e4")], p[sq("e8")], p[sq("e1")])
+	}
+	us, _ := ParseSquare("square-attacked-by:us")
+	them, _ := ParseSquare("square-attacked-by:them")
+	lu, _ := us.Label(Sample{Pos: start})
+	lt, _ := them.Label(Sample{Pos: start})
+	for name, want := range map[string][2]int{"f3": {1, 0}, "e4": {0, 0}, "f6": {0, 1}, "d2": {1, 0}, "a1": {0, 0}} {
+		if lu[sq(name)] != want[0] || lt[sq(name)] != want[1] {
+			t.Errorf("startpos %s attacked by us %d them %d, want %v", name, lu[sq(name)], lt[sq(name)], want)
+		}
+	}
+	mt, err := ParseSquare("move-target:2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e5, _ := after.ParseMove("e7e5")
+	if _, ok := mt.Label(Sample{Pos: start, Line: []board.Move{e4}}); ok {
+		t.Error("move-target:2 defined on a one-move line")
+	}
+	if l, ok := mt.Label(Sample{Pos: start, Line: []board.Move{e4, e5}}); !ok || l[sq("e5")] != 1 || l[sq("e4")] != 0 {
+		t.Errorf("move-target:2: %v %v", l[sq("e5")], ok)
+	}
+	for _, bad := range []string{"move-target:0", "square-attacked-by:all", "square-nothing"} {
+		if _, err := ParseSquare(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}

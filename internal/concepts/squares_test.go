@@ -6,7 +6,7 @@ import (
 	"github.com/lczerolens/lczerolens/internal/board"
 )
 
-func TestSquareConcepts(t *testing.T) {
+func TestBoardConcepts(t *testing.T) {
 	// Black to move: black's own knight on c6; e4 (white pawn) is attacked by nothing black but by white's
 	// knight on f3? No: f3 attacks e5, g5, d4, h4, d2, e1, g1, h2. e5 (black pawn) is attacked by white's
 	// knight on f3 and defended by black's knight on c6.
@@ -15,7 +15,7 @@ func TestSquareConcepts(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := map[string]bool{}
-	for _, c := range SquareConcepts() {
+	for _, c := range BoardConcepts() {
 		for _, sq := range []string{"c6", "e4", "e5", "d4", "a4"} {
 			s, _ := board.ParseSquare(sq)
 			if c.Label(p, s) {

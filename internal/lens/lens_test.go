@@ -84,6 +84,10 @@ func TestEveryLensRunsOnDemo(t *testing.T) {
 	b := withCorrupt(batchOf(t, board.FillFENOnly))
 	for _, l := range Lenses {
 		t.Run(l.Name, func(t *testing.T) {
+			n := n
+			if l == Attention { // the demo net has no attention; the smallest synthetic one has
+				n = attentionNet(t, "ab_pemap_classical")
+			}
 			v, err := demoLensValues(t, l)
 			if err != nil {
 				t.Fatal(err)

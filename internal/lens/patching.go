@@ -17,7 +17,8 @@ var Patching = &Lens{
 	Options: []Option{
 		{Name: "target", Kind: String, Default: "value", Help: "what the effect is measured on: " + PatchTargetHelp, Check: checkTarget},
 		{Name: "pattern", Kind: Regexp, Default: "", Help: "Go regexp over module names to patch; default " + DefaultActivationPattern},
-		{Name: "per-square", Kind: Bool, Default: "false", Help: "patch one square's activation vector at a time: effects [modules,64], squares a1=0..h8=63 in the absolute frame (modules shaped [C,8,8], [64,C] or [batch*64,C])"},
+		{Name: "per-square", Kind: Bool, Default: "false", Help: "patch one square's activation vector at a time: effects [modules,64], squares a1=0..h8=63 in the absolute frame (modules shaped [C,8,8], [64,C] or [batch*64,C]; the query square of attention modules [heads,64,X])"},
+		{Name: "heads", Kind: String, Default: "", Help: "attention heads to patch or ablate, in modules shaped [heads,64,X] (encoder0/mha/QK/softmax), e.g. 0,2 (default all)", Check: checkIndexList},
 	},
 	Compatible: compatiblePatching,
 	Prepare:    preparePatching,
@@ -51,22 +52,32 @@ func preparePatching(n *model.Network, v Values) (*Prep, error) {
 		return nil, err
 	}
 	perSquare := v.GetBool("per-square")
+	heads := selectionOf(v).Heads
 	hooks := make([]string, len(mods))
 	names := make([]string, len(mods))
 	for i, m := range mods {
 		if _, _, err := n.PatchPlan(m.Tensor); err != nil {
 			return nil, err
 		}
-		if perSquare && m.Shape != nil && squareLayout(m.Shape, 1) == 0 {
-			return nil, fmt.Errorf("--per-square: module %s has shape %v, want [C,8,8], [64,C] or [batch*64,C]", m.Name, m.Shape)
+		if perSquare && m.Shape != nil && viewOf(m.Shape, 1).squares < 0 {
+			return nil, fmt.Errorf("--per-square: module %s has shape %v, want [C,8,8], [64,C], [batch*64,C] or [heads,64,X]", m.Name, m.Shape)
+		}
+		if heads != nil && m.Shape != nil {
+			if err := viewOf(m.Shape, 1).check(m, Selection{Heads: heads}); err != nil {
+				return nil, err
+			}
 		}
 		hooks[i], names[i] = m.Tensor, moduleKey(m.Tensor)
 	}
-	pt := &patcher{n: n, t: t, mods: mods, perSquare: perSquare}
+	pt := &patcher{n: n, t: t, mods: mods, perSquare: perSquare, heads: heads}
+	meta := map[string]any{"modules": names, "target": t.String(), "per_square": perSquare}
+	if heads != nil {
+		meta["heads"] = heads
+	}
 	return &Prep{
 		Hooks:   hooks,
 		Corrupt: true,
-		Meta:    map[string]any{"modules": names, "target": t.String(), "per_square": perSquare},
+		Meta:    meta,
 		Produce: pt.produce,
 	}, nil
 }
@@ -97,6 +108,7 @@ type patcher struct {
 	t         Target
 	mods      []model.Module
 	perSquare bool
+	heads     []int // nil: every head (and every module without heads)
 }
 
 // produce runs the corrupted batch once, then the patched graphs, and reports target(patched) -
@@ -145,6 +157,9 @@ func (pt *patcher) produce(b *Batch, out *Outputs) ([]BatchResult, error) {
 			return nil, fmt.Errorf("module %s was not returned by the run", m.Tensor)
 		}
 		xa := corrupt[m.Tensor]
+		if !pt.perSquare && pt.heads != nil {
+			xa = mix(ca, xa.Data, viewOf(ca.Shape, bn), Selection{Heads: pt.heads}, b)
+		}
 		if !pt.perSquare {
 			h, err := pt.runPatched(out.Runner, p, input, b.Planes, xa)
 			if err != nil {
@@ -175,11 +190,17 @@ func (pt *patcher) produce(b *Batch, out *Outputs) ([]BatchResult, error) {
 func (pt *patcher) perSquareEffects(r *Runner, b *Batch, p *model.Plan, input string, k int, ca, xa model.Tensor, bt *batchTarget, clean, effects []float32) error {
 	bn := b.Len()
 	layout := squareLayout(ca.Shape, bn)
-	if layout == layoutNone {
-		return fmt.Errorf("--per-square: module %s has shape %v, want [C,8,8], [64,C] or [batch*64,C]", pt.mods[k].Name, ca.Shape)
+	w := viewOf(ca.Shape, bn)
+	if w.squares < 0 {
+		return fmt.Errorf("--per-square: module %s has shape %v, want [C,8,8], [64,C], [batch*64,C] or [heads,64,X]", pt.mods[k].Name, ca.Shape)
 	}
 	row := len(ca.Data) / bn
-	channels := row / 64
+	heads := pt.heads
+	if heads == nil {
+		for h := range w.heads {
+			heads = append(heads, h)
+		}
+	}
 	const plane = board.NumPlanes * 64
 	type job struct{ pos, sq int }
 	var jobs []job
@@ -193,12 +214,11 @@ func (pt *patcher) perSquareEffects(r *Runner, b *Batch, p *model.Plan, input st
 			planes = append(planes, b.Planes[j.pos*plane:(j.pos+1)*plane]...)
 			a := append([]float32(nil), ca.Data[j.pos*row:(j.pos+1)*row]...)
 			x := xa.Data[j.pos*row : (j.pos+1)*row]
-			for c := range channels {
-				idx := c*64 + j.sq
-				if layout != layoutCHW {
-					idx = j.sq*channels + c
+			for _, h := range heads {
+				for c := range w.channels {
+					idx := h*w.hStride + j.sq*w.sStride + c*w.cStride
+					a[idx] = x[idx]
 				}
-				a[idx] = x[idx]
 			}
 			acts = append(acts, a...)
 		}

@@ -40,8 +40,11 @@ func probesFor(n *model.Network, v Values) (*probe.File, error) {
 	if f == nil {
 		return nil, fmt.Errorf("probe: %s was not loaded: the caller must read it and pass it with WithProbes", path)
 	}
-	if f.Model.SHA256 != n.SHA256 {
-		return nil, fmt.Errorf("probe: %s was trained on %s (sha256 %.12s), not on this network (sha256 %.12s)", path, f.Model.Path, f.Model.SHA256, n.SHA256)
+	if !n.Matches(f.Model.SHA256, f.Model.Graph) {
+		if f.Model.Graph == "" {
+			return nil, fmt.Errorf("probe: %s was trained on %s (file sha256 %.12s), not on this network file (sha256 %.12s); retrain it to record the graph hash, which also accepts the net's other format", path, f.Model.Path, f.Model.SHA256, n.SHA256)
+		}
+		return nil, fmt.Errorf("probe: %s was trained on %s (graph sha256 %.12s), not on this network (graph sha256 %.12s)", path, f.Model.Path, f.Model.Graph, n.GraphSHA256)
 	}
 	for _, p := range f.Probes {
 		m, ok := n.Module(p.Module)

@@ -27,6 +27,13 @@ func withCorrupt(b *Batch) *Batch {
 // demoLensValues resolves a lens's options with what it needs beyond its defaults to run on the demo network.
 func demoLensValues(t *testing.T, l *Lens) (Values, error) {
 	t.Helper()
+	if l == Steering { // block0's output of the demo net has 4 channels
+		v, err := l.Resolve(map[string]string{"module": "block0/conv2/relu", "direction": "dir.npy"})
+		if err == nil {
+			WithDirection(v, []float32{1, -1, 0.5, 0}, nil)
+		}
+		return v, err
+	}
 	if l == SAE {
 		v, err := l.Resolve(map[string]string{"sae": "demo-sae"})
 		if err == nil {

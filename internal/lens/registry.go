@@ -9,5 +9,9 @@ var Lenses = Registry{
 	Occlusion,
 	Patching,
 	Probing,
+	LogitLens,
+	Ablation,
+	Steering,
+	Attention,
 	SAE,
 }

@@ -43,8 +43,8 @@ func saeFor(n *model.Network, v Values) (*sae.File, model.Module, error) {
 	if f == nil {
 		return nil, model.Module{}, fmt.Errorf("sae: %s was not loaded: the caller must read it and pass it with WithSAE", path)
 	}
-	if f.Model.SHA256 != n.SHA256 {
-		return nil, model.Module{}, fmt.Errorf("sae: %s was trained on %s (sha256 %.12s), not on this network (sha256 %.12s)", path, f.Model.Path, f.Model.SHA256, n.SHA256)
+	if !n.Matches(f.Model.SHA256, f.Model.Graph) {
+		return nil, model.Module{}, fmt.Errorf("sae: %s was trained on %s (graph sha256 %.12s), not on this network (graph sha256 %.12s)", path, f.Model.Path, f.Model.Graph, n.GraphSHA256)
 	}
 	m, ok := n.Module(f.Module)
 	if !ok {
@@ -148,7 +148,7 @@ func SquareVectors(shape []int, row []float32, transform int, black bool, dst []
 	case len(shape) == 3 && shape[1] == 8 && shape[2] == 8:
 		c = shape[0]
 		for p := range 64 {
-			a := absSquare(p, transform, black)
+			a := planesToAbs(p, transform, black)
 			for ch := range c {
 				dst[a*c+ch] = row[ch*64+p]
 			}
@@ -157,7 +157,7 @@ func SquareVectors(shape []int, row []float32, transform int, black bool, dst []
 	case len(shape) == 2 && shape[0] == 64:
 		c = shape[1]
 		for p := range 64 {
-			a := absSquare(p, transform, black)
+			a := planesToAbs(p, transform, black)
 			copy(dst[a*c:(a+1)*c], row[p*c:(p+1)*c])
 		}
 		return dst, 64, c, nil
@@ -172,7 +172,7 @@ func PutSquareVectors(shape []int, vecs []float32, transform int, black bool, ro
 	case len(shape) == 3 && shape[1] == 8 && shape[2] == 8:
 		c := shape[0]
 		for p := range 64 {
-			a := absSquare(p, transform, black)
+			a := planesToAbs(p, transform, black)
 			for ch := range c {
 				row[ch*64+p] = vecs[a*c+ch]
 			}
@@ -180,7 +180,7 @@ func PutSquareVectors(shape []int, vecs []float32, transform int, black bool, ro
 	case len(shape) == 2 && shape[0] == 64:
 		c := shape[1]
 		for p := range 64 {
-			a := absSquare(p, transform, black)
+			a := planesToAbs(p, transform, black)
 			copy(row[p*c:(p+1)*c], vecs[a*c:(a+1)*c])
 		}
 	default:
@@ -188,8 +188,8 @@ func PutSquareVectors(shape []int, vecs []float32, transform int, black bool, ro
 	}
 }
 
-// absSquare is the absolute square of square p of the planes' frame.
-func absSquare(p, transform int, black bool) int {
+// planesToAbs is the absolute square of square p of the planes' frame (absSquare for a bare transform).
+func planesToAbs(p, transform int, black bool) int {
 	a := int(board.UntransformSquare(board.Square(p), transform))
 	if black {
 		a ^= 56

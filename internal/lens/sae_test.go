@@ -9,6 +9,7 @@ import (
 	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/model"
 	"github.com/lczerolens/lczerolens/internal/sae"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 // demoSAE is an untrained SAE on the demo network's block0/conv2/relu ([4,8,8]) with a non-trivial scale
@@ -27,7 +28,7 @@ func demoSAE(t *testing.T) *sae.File {
 	for i := range s.BDec {
 		s.BDec[i] = 0.1 * float32(i)
 	}
-	return &sae.File{Model: sae.ModelID{Path: n.Path, SHA256: n.SHA256}, Module: "block0/conv2/relu", Shape: []int{4, 8, 8}, Vectors: "square", SAE: s}
+	return &sae.File{Model: sae.ModelID{Path: n.Path, SHA256: n.SHA256, Graph: n.GraphSHA256}, Module: "block0/conv2/relu", Shape: []int{4, 8, 8}, Vectors: "square", SAE: s}
 }
 
 // The lens's features equal a direct float64 top-k of the activation lens's output, square by square in the
@@ -108,7 +109,7 @@ func TestSAELensMatchesDirectEncoding(t *testing.T) {
 func TestSAELensRefusesOtherNetworkOrModule(t *testing.T) {
 	n := model.Demo()
 	for name, edit := range map[string]func(f *sae.File){
-		"network": func(f *sae.File) { f.Model.SHA256 = strings.Repeat("0", 64) },
+		"network": func(f *sae.File) { f.Model.SHA256, f.Model.Graph = strings.Repeat("0", 64), strings.Repeat("0", 64) },
 		"module":  func(f *sae.File) { f.Module = "block0/conv9" },
 		"shape":   func(f *sae.File) { f.Shape = []int{8, 8, 8} },
 	} {
@@ -199,5 +200,31 @@ func TestSAEFidelity(t *testing.T) {
 		if math.Abs(float64(kl.Row(i)[1])-d) > 1e-5 || kl.Row(i)[2] < 0 {
 			t.Errorf("position %d: zero ablation KL %g, a direct patched run %g", i, kl.Row(i)[1], d)
 		}
+	}
+}
+
+// An SAE trained on a weight file is accepted on its ONNX export: the graph is compared, not the file hash.
+func TestSAELensAcceptsTheSameNetInAnotherFormat(t *testing.T) {
+	pb, err := model.Load(testutil.Shared(t, "models/maia-1100.pb.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	onnx, err := model.Load(testutil.Shared(t, "models/maia-1100.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := sae.New(64, 128, 4, sae.TopK, 1)
+	f := &sae.File{Model: sae.ModelID{Path: pb.Path, SHA256: pb.SHA256, Graph: pb.GraphSHA256}, Module: "block3/conv2/relu", Shape: []int{64, 8, 8}, SAE: s}
+	v, _ := SAE.Resolve(map[string]string{"sae": "x"})
+	WithSAE(v, f)
+	if err := SAE.Compatible(onnx, v); err != nil {
+		t.Errorf("an SAE of %s refused on %s: %v", pb.Path, onnx.Path, err)
+	}
+	tiny, err := model.Load(testutil.Shared(t, "models/tinygyal-8.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := SAE.Compatible(tiny, v); err == nil {
+		t.Error("an SAE of maia-1100 accepted on tinygyal-8")
 	}
 }

@@ -37,7 +37,9 @@ const (
 type Network struct {
 	Path   string // file path, or the name given to LoadBytes
 	SHA256 string // of the file bytes (the weight file for converted nets)
-	Proto  *pb.ModelProto
+	// GraphSHA256 identifies the computation (GraphHash): a weight file and its ONNX export share it.
+	GraphSHA256 string
+	Proto       *pb.ModelProto
 
 	// InputFormat is lc0's input format number from a weight file (1 classical, 3-5 canonical, ...); 0 for
 	// .onnx files, which do not record it.
@@ -124,7 +126,8 @@ func loadWeights(name string, raw []byte) (*Network, error) {
 
 func newNetwork(name string, file []byte, m *pb.ModelProto, onnxRaw []byte, inputFormat int) (*Network, error) {
 	sum := sha256.Sum256(file)
-	n := &Network{Path: name, SHA256: hex.EncodeToString(sum[:]), Proto: m, InputFormat: inputFormat, raw: onnxRaw, plans: map[string]*Plan{}}
+	n := &Network{Path: name, SHA256: hex.EncodeToString(sum[:]), GraphSHA256: GraphHash(m), Proto: m, InputFormat: inputFormat,
+		raw: onnxRaw, plans: map[string]*Plan{}}
 	if err := n.inspect(); err != nil {
 		return nil, fmt.Errorf("model: load %s: not an lc0 network: %w", name, err)
 	}

@@ -1,11 +1,13 @@
 package probe
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
@@ -31,7 +33,23 @@ type FitOptions struct {
 	Seed uint64
 	// Epochs of mini-batch Adam for logistic regression.
 	Epochs int
+	// Grid, when not empty, replaces L2: the penalty is chosen from it by cross-validation over whole
+	// groups (games), on a uniform sample of up to CVRows training rows (see crossValidate).
+	Grid []float64
+	// CVRows bounds the rows cross-validation fits on (0: DefaultCVRows).
+	CVRows int
+	// Folds is the number of cross-validation folds (0: DefaultFolds).
+	Folds int
 }
+
+// DefaultGrid is the penalties `--l2 auto` tries: every decade from 1e-3 to 1e3.
+func DefaultGrid() []float64 { return []float64{1e-3, 1e-2, 1e-1, 1, 10, 100, 1000} }
+
+// Cross-validation defaults.
+const (
+	DefaultCVRows = 1500
+	DefaultFolds  = 5
+)
 
 // DefaultFitOptions are the defaults of `probe train`.
 func DefaultFitOptions() FitOptions {
@@ -60,6 +78,10 @@ type Fitter struct {
 	opts   FitOptions
 
 	train, test *reservoir
+	cv          *reservoir // training rows for choosing the penalty (Grid set)
+	labels      Labels
+	rows        int             // rows added, numbering rows without a group
+	ctx         context.Context // of the running Fit, for cancellation
 
 	// Ridge beyond MaxRows training rows: sums for the exact normal equations.
 	gram   *mat.SymDense // X'X over the raw rows, d x d
@@ -89,29 +111,55 @@ func NewFitter(module string, shape []int, opts FitOptions) *Fitter {
 	if opts.Epochs < 1 {
 		opts.Epochs = DefaultFitOptions().Epochs
 	}
-	return &Fitter{
-		module: module, shape: append([]int(nil), shape...), d: d, opts: opts,
+	if opts.CVRows < 1 {
+		opts.CVRows = DefaultCVRows
+	}
+	if opts.Folds < 2 {
+		opts.Folds = DefaultFolds
+	}
+	f := &Fitter{
+		module: module, shape: append([]int(nil), shape...), d: d, opts: opts, ctx: context.Background(),
 		train: newReservoir(opts.MaxRows, d, opts.Seed),
 		test:  newReservoir(max(opts.MaxRows/2, 1), d, opts.Seed^0x9e3779b97f4a7c15),
 	}
+	if len(opts.Grid) > 0 {
+		f.cv = newReservoir(opts.CVRows, d, opts.Seed^0x5851f42d4c957f2d)
+	}
+	return f
 }
 
-// Add records one position's activation x (copied) with label y, in the held-out split or not.
+// Add records one position's activation x (copied) with label y, in the held-out split or not, as a group of
+// its own.
 func (f *Fitter) Add(x []float32, y float64, holdout bool) error {
+	return f.AddGroup(x, y, -1-f.rows, holdout)
+}
+
+// AddGroup records one position's activation x (copied) with label y, in the held-out split or not. group
+// names the input record (a game) it comes from: cross-validation keeps a group's rows in one fold.
+func (f *Fitter) AddGroup(x []float32, y float64, group int, holdout bool) error {
 	if len(x) != f.d {
 		return fmt.Errorf("probe %s: %d activation values, want %d", f.module, len(x), f.d)
 	}
+	f.rows++
 	if holdout {
-		f.test.add(x, y)
+		f.labels.Test.add(y)
+	} else {
+		f.labels.Train.add(y)
+	}
+	if holdout {
+		f.test.add(x, y, group)
 		return nil
 	}
+	if f.cv != nil {
+		f.cv.add(x, y, group)
+	}
 	if f.opts.Binary {
-		f.train.add(x, y)
+		f.train.add(x, y, group)
 		return nil
 	}
 	// Ridge: keep rows while they fit, then fold them into the normal equations and stream the rest.
 	if f.gram == nil && f.train.seen < f.opts.MaxRows {
-		f.train.add(x, y)
+		f.train.add(x, y, group)
 		return nil
 	}
 	if f.gram == nil {
@@ -155,14 +203,34 @@ func (f *Fitter) flushBlock() {
 	f.nblk = 0
 }
 
-// Fit trains the probe and scores it on the held-out rows. It consumes the fitter (the Gram matrix is
-// factorised in place): call it once.
-func (f *Fitter) Fit() (*Probe, error) {
+// Labels counts the labels of every row added so far, by split.
+func (f *Fitter) Labels() Labels { return f.labels }
+
+// Fit trains the probe and scores it on the held-out rows, next to the baseline. It consumes the fitter (the
+// Gram matrix is factorised in place): call it once.
+func (f *Fitter) Fit() (*Probe, error) { return f.FitContext(context.Background()) }
+
+// FitContext is Fit, stopping with ctx's error soon after ctx is done (between epochs, folds and solves).
+func (f *Fitter) FitContext(ctx context.Context) (*Probe, error) {
+	f.ctx = ctx
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var curve []CVPoint
+	if f.cv != nil {
+		var err error
+		if f.opts.L2, curve, err = f.crossValidate(); err != nil {
+			return nil, err
+		}
+	}
 	w, bias, err := f.solve()
 	if err != nil {
 		return nil, err
 	}
-	p := &Probe{Module: f.module, Shape: f.shape, Bias: bias, Weights: make([]float32, f.d), Metric: "r2", Test: f.test.n}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p := &Probe{Module: f.module, Shape: f.shape, Bias: bias, Weights: make([]float32, f.d), Metric: "r2", Test: f.test.n, L2: f.opts.L2}
 	if f.opts.Binary {
 		p.Metric = "accuracy"
 	}
@@ -176,8 +244,24 @@ func (f *Fitter) Fit() (*Probe, error) {
 	} else {
 		p.TrainScore = f.score(p, f.train)
 	}
-	p.Score = f.score(p, f.test)
+	p.CV = curve
+	f.evaluate(p)
 	return p, nil
+}
+
+// evaluate sets p's held-out score, baselines and verdict from the held-out rows.
+func (f *Fitter) evaluate(p *Probe) {
+	r := f.test
+	pred := make([]float64, r.n)
+	for i := range r.n {
+		pred[i] = p.Predict(r.row(i), f.opts.Binary)
+	}
+	ref := f.labels.Train.Mean
+	if f.opts.Binary {
+		ref = b2f(2*f.labels.Train.Positives >= f.labels.Train.N)
+	}
+	e := evaluate(pred, r.y[:r.n], f.opts.Binary, ref)
+	p.Score, p.Baseline, p.BalancedAccuracy, p.AUC, p.Verdict = e.score, e.baseline, e.balanced, e.auc, e.verdict
 }
 
 // solve fits the weights and bias over raw activations in float64.
@@ -234,16 +318,35 @@ type standardisation struct {
 
 func newStandardisation(sum, sumSq []float64, n int) standardisation {
 	s := standardisation{mean: make([]float64, len(sum)), inv: make([]float64, len(sum))}
+	std := make([]float64, len(sum))
+	var active []float64
 	for j := range sum {
 		m := sum[j] / float64(n)
 		v := sumSq[j]/float64(n) - m*m
 		s.mean[j] = m
 		if v > 1e-12*(1+m*m) {
-			s.inv[j] = 1 / math.Sqrt(v)
+			std[j] = math.Sqrt(v)
+			active = append(active, std[j])
+		}
+	}
+	// A feature that barely varies over the training rows (a ReLU that fired on a few of them) would be
+	// scaled up by 1/std: a held-out row where it fires then gets a prediction far off the scale. Features
+	// are scaled by at least stdFloor of the median feature's spread instead.
+	floor := 0.0
+	if len(active) > 0 {
+		slices.Sort(active)
+		floor = stdFloor * active[len(active)/2]
+	}
+	for j, sd := range std {
+		if sd > 0 {
+			s.inv[j] = 1 / max(sd, floor)
 		}
 	}
 	return s
 }
+
+// stdFloor is the smallest spread a feature is scaled by, as a fraction of the median feature's.
+var stdFloor = 0.1
 
 // unstandardise turns weights over standardised features into weights and bias over raw activations.
 func (s standardisation) unstandardise(w []float64, yMean float64) ([]float64, float64) {
@@ -543,7 +646,25 @@ func (f *Fitter) fitLogistic() ([]float64, float64) {
 	r := f.train
 	sum, sumSq, yMean := r.moments()
 	st := newStandardisation(sum, sumSq, r.n)
-	d, n := f.d, r.n
+	idx := make([]int, r.n)
+	for i := range idx {
+		idx[i] = i
+	}
+	row := func(i int, z []float64) {
+		for j, x := range r.row(i) {
+			z[j] = (float64(x) - st.mean[j]) * st.inv[j]
+		}
+	}
+	w, b := logistic(f.ctx, row, r.y, idx, yMean, f.d, f.opts.L2, f.opts.Epochs, f.opts.Seed)
+	ow, ob := st.unstandardise(w, 0)
+	return ow, ob + b
+}
+
+// logistic minimises the mean log-loss + alpha |w|^2 over rows idx (row fills a row's d standardised
+// features, y holds the labels) with mini-batch Adam, starting the bias at the log-odds of yMean, and returns
+// the weights over standardised features and the bias. Once ctx is done it stops at the end of an epoch.
+func logistic(ctx context.Context, row func(i int, z []float64), y []float64, idx []int, yMean float64, d int, alpha float64, epochs int, seed uint64) ([]float64, float64) {
+	n := len(idx)
 	w := make([]float64, d)
 	// Start the bias at the log-odds of the base rate, so a rare label does not take epochs to reach.
 	p0 := math.Min(math.Max(yMean, 1e-4), 1-1e-4)
@@ -557,42 +678,41 @@ func (f *Fitter) fitLogistic() ([]float64, float64) {
 	)
 	m, v := make([]float64, d+1), make([]float64, d+1)
 	g := make([]float64, d+1)
-	order := make([]int, n)
-	for i := range order {
-		order[i] = i
-	}
-	rng := rand.New(rand.NewPCG(f.opts.Seed, 0x5eed))
+	order := slices.Clone(idx)
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	z := make([]float64, d)
 	step := 0
-	for range f.opts.Epochs {
+	// The step size falls linearly to 0 over the run: at a fixed one, Adam keeps every weight moving by about
+	// lr per step around the optimum, noise that thousands of features add up to in the logit (a strongly
+	// penalised probe would then do worse than its constant).
+	total := float64(epochs * ((n + batch - 1) / batch))
+	for range epochs {
+		if ctx.Err() != nil {
+			break
+		}
 		rng.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
 		for start := 0; start < n; start += batch {
 			end := min(start+batch, n)
 			clear(g)
 			for _, i := range order[start:end] {
-				s := b
-				for j, x := range r.row(i) {
-					z[j] = (float64(x) - st.mean[j]) * st.inv[j]
-					s += w[j] * z[j]
-				}
-				e := sigmoid(s) - r.y[i]
-				for j := range z {
-					g[j] += e * z[j]
-				}
+				row(i, z)
+				e := sigmoid(b+floats.Dot(w, z)) - y[i]
+				floats.AddScaled(g[:d], e, z)
 				g[d] += e
 			}
 			k := float64(end - start)
+			rate := lr * (1 - float64(step)/total)
 			step++
 			c1 := 1 - math.Pow(beta1, float64(step))
 			c2 := 1 - math.Pow(beta2, float64(step))
 			for j := range g {
 				gj := g[j] / k
 				if j < d {
-					gj += 2 * f.opts.L2 * w[j]
+					gj += 2 * alpha * w[j]
 				}
 				m[j] = beta1*m[j] + (1-beta1)*gj
 				v[j] = beta2*v[j] + (1-beta2)*gj*gj
-				delta := lr * (m[j] / c1) / (math.Sqrt(v[j]/c2) + adamEp)
+				delta := rate * (m[j] / c1) / (math.Sqrt(v[j]/c2) + adamEp)
 				if j < d {
 					w[j] -= delta
 				} else {
@@ -601,8 +721,7 @@ func (f *Fitter) fitLogistic() ([]float64, float64) {
 			}
 		}
 	}
-	ow, ob := st.unstandardise(w, 0)
-	return ow, ob + b
+	return w, b
 }
 
 // reservoir keeps a uniform sample of up to cap rows of a stream (all of them while it is shorter).
@@ -610,6 +729,7 @@ type reservoir struct {
 	cap, d, n, seen int
 	x               []float32
 	y               []float64
+	g               []int // groups
 	rng             *rand.Rand
 }
 
@@ -617,11 +737,12 @@ func newReservoir(cap, d int, seed uint64) *reservoir {
 	return &reservoir{cap: cap, d: d, rng: rand.New(rand.NewPCG(seed, 0xa11ce))}
 }
 
-func (r *reservoir) add(x []float32, y float64) {
+func (r *reservoir) add(x []float32, y float64, g int) {
 	r.seen++
 	if r.n < r.cap {
 		r.x = append(r.x, x...)
 		r.y = append(r.y, y)
+		r.g = append(r.g, g)
 		r.n++
 		return
 	}
@@ -631,6 +752,7 @@ func (r *reservoir) add(x []float32, y float64) {
 	if k := r.rng.IntN(r.seen); k < r.cap {
 		copy(r.x[k*r.d:(k+1)*r.d], x)
 		r.y[k] = y
+		r.g[k] = g
 	}
 }
 

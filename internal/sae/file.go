@@ -17,10 +17,12 @@ import (
 // Format names sae.json files.
 const Format = "lczerolens-sae"
 
-// ModelID names the network an SAE was trained on.
+// ModelID names the network an SAE was trained on. Graph is the sha256 of its graph and weights
+// (model.GraphHash), shared by a weight file and its ONNX export: what the sae lens checks.
 type ModelID struct {
 	Path   string `json:"path"`
 	SHA256 string `json:"sha256"`
+	Graph  string `json:"graph_sha256,omitempty"`
 }
 
 // Fidelity is the downstream effect of replacing a module's activation, averaged over positions: the KL
