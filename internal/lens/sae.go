@@ -21,7 +21,7 @@ func WithSAE(v Values, f *sae.File) { v[saeKey] = f }
 // SAE encodes a module's activations with a sparse autoencoder trained by `lczerolens sae train`.
 var SAE = &Lens{
 	Name: "sae",
-	Doc:  "Sparse autoencoder features of a module (--sae SAEDIR from `lczerolens sae train`): <module>_sae_index and _sae_value per square, <module>_sae_fvu.",
+	Doc:  "Sparse autoencoder features of a module (--sae SAEDIR from `lczerolens sae train`): <module>_sae_index and _sae_value per square, <module>_sae_fvu (against the mean training vector).",
 	Options: []Option{
 		{Name: "sae", Kind: String, Default: "", Help: "SAE directory written by \"lczerolens sae train\""},
 		{Name: "fidelity", Kind: Bool, Default: "false", Help: "also patch the module with its reconstruction, zero and the mean (3 runs): <module>_sae_kl and _sae_dvalue [3]"},
@@ -104,10 +104,18 @@ func prepareSAE(n *model.Network, v Values) (*Prep, error) {
 					val = make([]float32, bn*nv*s.K)
 					fvu = make([]float32, bn)
 				}
-				ev := s.NewEvaluator()
-				ev.Add(vecs, nv)
-				fvu[i] = float32(ev.Metrics().FVU)
-				enc.Encode(vecs, nv, false, func(j int, code sae.Code, _ []float32) {
+				// The position's FVU takes the SAE's mean training vector as the reference (the variance a
+				// constant guess leaves), so it is defined for one-vector modules too; without a mean (an
+				// SAEDIR written by hand) the position's own mean.
+				ref := f.Mean
+				if len(ref) != s.C {
+					ref = make([]float32, s.C)
+					for j := range nv * s.C {
+						ref[j%s.C] += vecs[j] / float32(nv)
+					}
+				}
+				var errSq, total float64
+				enc.Encode(vecs, nv, true, func(j int, code sae.Code, xhat []float32) {
 					base := (i*nv + j) * s.K
 					for a := range s.K {
 						idx[base+a], val[base+a] = -1, 0
@@ -115,7 +123,13 @@ func prepareSAE(n *model.Network, v Values) (*Prep, error) {
 							idx[base+a], val[base+a] = float32(code.Index[a]), code.Value[a]
 						}
 					}
+					for c, x := range vecs[j*s.C : (j+1)*s.C] {
+						d, m := float64(x-xhat[c]), float64(x-ref[c])
+						errSq += d * d
+						total += m * m
+					}
 				})
+				fvu[i] = float32(errSq / total)
 			}
 			cs := []int{per, s.K}
 			if per == 1 {

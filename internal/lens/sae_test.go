@@ -64,10 +64,45 @@ func TestSAELensMatchesDirectEncoding(t *testing.T) {
 		t.Fatalf("index shape %v, want [64 3]", got)
 	}
 	blacks := 0
+	fvu := get("block0/conv2/relu_sae_fvu")
 	for i := range b.Len() {
 		black := b.Positions[i].SideToMove() == board.Black
 		if black {
 			blacks++
+		}
+		// FVU against the position's own mean (demoSAE has no mean vector), from a float64 reconstruction.
+		var mean [4]float64
+		for c := range 4 {
+			for p := range 64 {
+				mean[c] += float64(act.Row(i)[c*64+p]) / 64
+			}
+		}
+		var errSq, total float64
+		for a := range 64 {
+			p := a
+			if black {
+				p ^= 56
+			}
+			var xhat [4]float64
+			for c := range 4 {
+				xhat[c] = float64(s.BDec[c])
+			}
+			for q := range 3 {
+				if j := int(idx.Row(i)[a*3+q]); j >= 0 {
+					for c := range 4 {
+						xhat[c] += float64(val.Row(i)[a*3+q]) * float64(s.WDec[j*4+c])
+					}
+				}
+			}
+			for c := range 4 {
+				x := float64(act.Row(i)[c*64+p])
+				d := x - xhat[c]/float64(s.Scale)
+				errSq += d * d
+				total += (x - mean[c]) * (x - mean[c])
+			}
+		}
+		if want := errSq / total; math.Abs(float64(fvu.Row(i)[0])-want) > 1e-4*math.Max(1, want) {
+			t.Errorf("position %d: FVU %v, recomputed %v", i, fvu.Row(i)[0], want)
 		}
 		for a := range 64 {
 			p := a // classical input: the planes' frame is the absolute one mirrored for black
