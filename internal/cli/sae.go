@@ -201,7 +201,12 @@ func runSAETrain(opts *SAETrainOptions) (err error) {
 	tr.train.LR, tr.train.L1, tr.train.Seed = opts.LR, opts.L1, opts.Seed
 	tr.sopts = sae.StreamOptions{Batch: opts.SAEBatch, Buffer: opts.Buffer, Steps: opts.Steps, HeldMax: opts.HeldMax,
 		CheckpointEvery: opts.Checkpoint, LogEvery: opts.LogEvery,
-		Checkpoint: func(c *sae.Checkpoint) error { c.Shape = tr.shape; return sae.SaveCheckpoint(ckPath, c) },
+		Checkpoint: func(c *sae.Checkpoint) error {
+			c.Shape = tr.shape
+			c.Progress["record"], c.Progress["record_positions"] = int64(tr.record), int64(tr.recPositions)
+			c.Progress["record_train"], c.Progress["record_held"] = tr.recTrain, tr.recHeld
+			return sae.SaveCheckpoint(ckPath, c)
+		},
 		Log: func(step int, st sae.StepStats, held sae.Metrics) {
 			fmt.Fprintf(f.IO.ErrOut, "sae train: step %d: train mse %.4g, L0 %.1f, %d dead; held-out FVU %.4f, L0 %.1f, dead %.1f%%\n",
 				step, st.MSE, st.L0, st.Dead, held.FVU, held.L0, 100*held.Dead)
@@ -221,7 +226,10 @@ func runSAETrain(opts *SAETrainOptions) (err error) {
 			return inputError(err)
 		}
 		tr.shape = ck.Shape
-		fmt.Fprintf(f.IO.ErrOut, "sae train: resuming at step %d (epoch %d)\n", ck.Trainer.Step, ck.Progress["epoch"])
+		if _, ok := ck.Progress["record"]; ok {
+			tr.resume = ck.Progress
+		}
+		fmt.Fprintf(f.IO.ErrOut, "sae train: resuming at step %d (pass %d, input record %d)\n", ck.Trainer.Step, ck.Progress["epoch"]+1, ck.Progress["record"])
 	}
 
 	ctx, stop := signalContext()
@@ -297,6 +305,13 @@ type saeTraining struct {
 	stream *sae.Stream
 	shape  []int
 	vecs   []float32
+	// record is the input record being read; recTrain, recHeld and recPositions are the stream's counts
+	// and the positions of this pass when it began. A checkpoint records them so that --resume skips the
+	// records it holds whole without running the network on them (pipeline.Input.SkipRecords).
+	record                  int
+	recTrain, recHeld       int64
+	recPositions, positions int
+	resume                  map[string]int64 // the checkpoint's progress until the pass it stopped in starts
 }
 
 func (t *saeTraining) inputName() string {
@@ -388,9 +403,28 @@ func (t *saeTraining) fromPositions(ctx context.Context, f *Factory) (int, error
 		return 0, err
 	}
 	defer closeIn()
+	t.record, t.recTrain, t.recHeld, t.recPositions, t.positions = -1, 0, 0, 0, 0
+	skip, limit := 0, o.MaxPositions
+	if r := t.resume; r != nil {
+		// The pass the checkpoint stopped in: its records before r["record"] are in the checkpoint whole.
+		t.resume = nil
+		skip, t.record = int(r["record"]), int(r["record"])
+		t.recTrain, t.recHeld, t.recPositions, t.positions = r["record_train"], r["record_held"], int(r["record_positions"]), int(r["record_positions"])
+		t.stream.Rewind(t.recTrain, t.recHeld)
+		if limit > 0 {
+			limit -= t.recPositions
+		}
+	}
 	sink := &funcSink{consume: func(b *pipeline.Batch) error {
 		r := b.Results[0]
 		for i, it := range b.Items {
+			if it.Record != t.record {
+				t.record, t.recPositions = it.Record, t.positions
+				if t.stream != nil {
+					t.recTrain, t.recHeld = t.stream.EpochTrain, t.stream.EpochHeld
+				}
+			}
+			t.positions++
 			held := probe.InHoldout(o.Seed, o.Holdout, it.Record)
 			if err := t.add(r.Shape, r.Row(i), b.Input.Transform(i), it.Pos.SideToMove() == board.Black, held); err != nil {
 				return err
@@ -406,8 +440,8 @@ func (t *saeTraining) fromPositions(ctx context.Context, f *Factory) (int, error
 		progress = prog.Update
 	}
 	enc := sess.enc
-	sum, err := pipeline.Run(ctx, pipeline.Input{R: in, Name: o.Input, Type: typ, Select: source.Options{Plies: plies}}, eng, sink,
-		pipeline.Options{BatchSize: f.Config().BatchSize, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy, Limit: o.MaxPositions, Progress: progress})
+	sum, err := pipeline.Run(ctx, pipeline.Input{R: in, Name: o.Input, Type: typ, Select: source.Options{Plies: plies}, SkipRecords: skip}, eng, sink,
+		pipeline.Options{BatchSize: f.Config().BatchSize, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy, Limit: limit, Progress: progress})
 	return sum.Positions, err
 }
 

@@ -95,6 +95,11 @@ func (s *Stream) Add(v []float32, held bool) error {
 	return s.err
 }
 
+// Rewind sets the pass's counts to those of an earlier point of the input (a resumed run that skips the
+// records its checkpoint holds whole starts counting from there); the vectors up to the checkpoint are still
+// skipped.
+func (s *Stream) Rewind(train, held int64) { s.EpochTrain, s.EpochHeld = train, held }
+
 // EndEpoch marks the end of one pass over the input.
 func (s *Stream) EndEpoch() {
 	s.Epoch++
