@@ -92,13 +92,12 @@ largest dead pre-activations fit the residual x - x_hat, weighted 1/32. Vectors 
 shuffle buffer of --buffer vectors, so one game's squares are not trained on in sequence. Whole
 records (games) are held out (--holdout) for the metrics.
 
-A checkpoint is written to SAEDIR every --checkpoint steps; --resume continues from it (the records it
-holds whole are read but not run again) to the same weights as an uninterrupted run. At the
-end SAEDIR holds sae.json (options and held-out metrics: FVU, L0, dead fraction, and the KL
-divergence of the policy and |delta value| with the module patched by its reconstruction, zero and
-its mean, on up to --eval-positions held-out positions) and W_enc.npy [C,F], b_enc.npy [F],
-W_dec.npy [F,C], b_dec.npy [C]. --batch-size is positions per network run; --sae-batch is vectors
-per training step.`,
+A checkpoint is written to SAEDIR every --checkpoint steps; --resume continues from it (the records
+it holds whole are read but not run again) to the same weights as an uninterrupted run. At the end
+SAEDIR holds sae.json (options and held-out metrics: FVU, L0, dead fraction, and the KL divergence
+of the policy and |delta value| with the module patched by its reconstruction, zero and its mean, on
+up to --eval-positions held-out positions) and W_enc.npy [C,F], b_enc.npy [F], W_dec.npy [F,C],
+b_dec.npy [C]. --batch-size is positions per network run; --sae-batch is vectors per training step.`,
 		Example: `  lczerolens sae train games.pgn --model maia-1100.onnx --module block3/conv2/relu -o sae-b3/
   lczerolens sae train games.pgn --model maia-1100.onnx --module block3/conv2/relu -o sae-b3/ \
       --resume
