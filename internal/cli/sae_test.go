@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -333,5 +334,25 @@ func TestSAETrainFromNPYEqualsStream(t *testing.T) {
 				t.Fatalf("%s[%d]: %v streamed, %v from the npy file", name, i, a[i], b[i])
 			}
 		}
+	}
+}
+
+// SIGTERM stops sae train reading a stalled stdin: exit 143, one line saying how to go on, and the checkpoint
+// left for --resume.
+func TestSAETrainSIGTERM(t *testing.T) {
+	raw, err := os.ReadFile(testutil.Shared(t, "data/pgn/educhess-Morphy.pgn"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "sae")
+	ck := filepath.Join(out, checkpointFile)
+	code, stderr := interruptChild(t, raw, len(raw)/2, syscall.SIGTERM, func() bool { _, err := os.Stat(ck); return err == nil },
+		"sae", "train", "-", "--input-type", "pgn", "--module", "block0/conv2/relu", "--features", "16", "--k", "3", "-o", out,
+		"--sae-batch", "256", "--checkpoint", "5", "-q")
+	if code != 143 || !strings.Contains(stderr, "--resume") || strings.Count(stderr, "lczerolens: ") != 1 {
+		t.Errorf("exit %d, stderr %q: want 143 and one line naming --resume", code, stderr)
+	}
+	if _, err := sae.LoadCheckpoint(ck); err != nil {
+		t.Errorf("no checkpoint to resume from: %v", err)
 	}
 }
