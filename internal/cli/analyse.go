@@ -41,11 +41,16 @@ func NewCmdAnalyse(f *Factory, runF ...func(*AnalyseOptions) error) *cobra.Comma
 		Aliases: []string{"analyze"},
 		Short:   "Run lenses on one position and print their results",
 		Long: `Run one or several lenses on one position (a batch of one) and write the results with the network's
-outputs: JSON to stdout or -o FILE, or with --format npy the same directory layout as "batch" with one row.`,
+outputs: JSON to stdout or -o FILE, or with --format npy the same directory layout as "batch" with one row.
+
+On a terminal, without --format or -o, it shows the position, the network's top moves and W/D/L, and every
+[8,8] result as a board of values (coloured where the terminal shows colour); bigger results by shape and
+range. Piped, or with --format json, it writes the JSON envelope.`,
 		Example: `  lczerolens analyse --lens saliency --startpos --moves "e2e4 e7e5"
   lczerolens analyse --model maia-1100.onnx --lens activation --pattern '^block5/conv2/relu$' --fen "8/8/8/4k3/8/8/4P3/4K3 w - - 0 1"
   lczerolens analyse --lens activation,gradient --startpos --format npy -o out/
-  lczerolens analyse --lens gradient --target policy:e2e4 --startpos`,
+  lczerolens analyse --lens gradient --target policy:e2e4 --startpos
+  lczerolens analyse --lens lrp --keep heatmap --startpos   # only the [8,8] map, not relevance [112,8,8]`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.corruptFENSet = cmd.Flags().Changed("corrupt-fen")
@@ -64,7 +69,7 @@ outputs: JSON to stdout or -o FILE, or with --format npy the same directory layo
 	fl.BoolVar(&opts.Force, "force", false, "replace an existing output file (-o, --svg), or with --format npy overwrite a non-empty output directory")
 	fl.StringVar(&opts.CorruptFEN, "corrupt-fen", "", "corrupted position for lens patching (default: the clean start position)")
 	fl.StringVar(&opts.CorruptMoves, "corrupt-moves", "", "moves played from --corrupt-fen (or the clean start) to the corrupted position, for lens patching")
-	fl.StringVar(&opts.SVG, "svg", "", "also draw the first [8,8] result (saliency, heatmap) on the board as an SVG file, with the network's best move as an arrow")
+	fl.StringVar(&opts.SVG, "svg", "", "also draw the first [8,8] result (saliency, heatmap) on the board as an SVG file, with the network's best move as an arrow; without one, the boards of the first result with at most 64 (a block's channels, patching's modules) in a grid")
 	return cmd
 }
 
@@ -139,7 +144,7 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	eng, err := sess.engine(specs, opts.Lenses.savePlanes)
+	eng, err := sess.engine(specs, opts.Lenses.savePlanes, opts.Lenses.keep...)
 	if err != nil {
 		return err
 	}
@@ -153,19 +158,21 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 	}
 	out, results, err := eng.Run(batch)
 	if err != nil {
-		return err
+		return engineError(err)
 	}
-	name, lensOpts := lensInfo(specs)
+	name, lensOpts := opts.Lenses.info(specs)
 	if opts.SVG != "" {
-		if err := analysisSVG(f.IO, opts.SVG, opts.Force, results, pos, summarizeHeads(pos, enc.policy(transform), out.Heads, 0, 1)); err != nil {
+		info := dirInfo{lens: name, model: net.Path, lensOpts: lensOpts, transform: transform, format: enc.Format.String(), modules: metaModules(eng.Meta())}
+		if err := analysisSVG(f.IO, opts.SVG, opts.Force, results, pos, summarizeHeads(pos, enc.policy(transform), out.Heads, 0, 1), info); err != nil {
 			return err
 		}
 	}
 
 	if opts.Format == "npy" {
-		var extra map[string]any
+		// The encoding says how the planes' frame maps to the board, for render of module tensors.
+		extra := map[string]any{"input_encoding": enc.json(transform)}
 		if meta := eng.Meta(); meta != nil {
-			extra = map[string]any{"lens_meta": meta}
+			extra["lens_meta"] = meta
 		}
 		w, err := store.Open(opts.Output, store.Options{
 			Format: store.FormatNPY, Force: opts.Force, ToolVersion: f.Version,
@@ -182,6 +189,14 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 		return w.Close()
 	}
 
+	// A person at a terminal who asked for no format gets a board; programs (a pipe, a file, an explicit
+	// --format json or config key) get the JSON envelope, unchanged.
+	if f.IO.StdoutTTY && (opts.Output == "" || opts.Output == "-") && cfg.source("format") == "" {
+		return writeHumanView(f.IO.Out, humanView{
+			Model: net.Path, Pos: pos, Heads: summarizeHeads(pos, enc.policy(transform), out.Heads, 0, opts.Top),
+			Lens: name, LensOpts: lensOpts, Results: results, Color: f.IO.Color, Command: "analyse",
+		})
+	}
 	env := analysisJSON{
 		Format: "lczerolens-analysis", FormatVersion: 1, ToolVersion: f.Version,
 		Model:         modelJSON{Path: net.Path, SHA256: net.SHA256},
@@ -226,21 +241,70 @@ func (opts *AnalyseOptions) addCorrupt(b *lens.Batch, clean *board.Game, enc enc
 }
 
 // analysisSVG draws the first [8,8] result of an analysed position.
-func analysisSVG(streams *IOStreams, path string, force bool, results []lens.BatchResult, pos *board.Position, heads headsJSON) error {
+func analysisSVG(streams *IOStreams, path string, force bool, results []lens.BatchResult, pos *board.Position, heads headsJSON, info dirInfo) error {
+	var arrows []board.Move
+	for _, m := range heads.Moves {
+		if mv, err := pos.ParseMove(m.UCI); err == nil {
+			arrows = append(arrows, mv)
+		}
+	}
 	var keys []string
 	for _, r := range results {
 		if !r.JSONOnly() && len(r.Shape) == 2 && r.Shape[0] == 8 && r.Shape[1] == 8 {
-			o := render.Options{Heat: r.Row(0), Position: pos, Title: r.Key}
-			for _, m := range heads.Moves {
-				if mv, err := pos.ParseMove(m.UCI); err == nil {
-					o.Arrows = append(o.Arrows, mv)
-				}
-			}
+			o := render.Options{Heat: r.Row(0), Position: pos, NoValue: noValueMask(results, r.Key, 0, pos), Arrows: arrows}
+			o.Title, o.Caption = svgText(r.Key, info.lens, info.lensOpts, info.model, pos.FEN(), r.Row(0))
 			return writeSVG(streams, path, force, o)
 		}
 		keys = append(keys, r.Key)
 	}
-	return usageErrorf("analyse: --svg: no [8,8] result among %s (lenses with one: saliency, lrp, occlusion)", strings.Join(keys, ", "))
+	// No map: the first result with a board axis and at most maxBoards boards along its other axis (the
+	// channels of a block, the modules of per-square patching) as a grid.
+	for _, r := range results {
+		if r.JSONOnly() {
+			continue
+		}
+		axes, ok := findBoardAxes(r.Key, r.Shape)
+		if !ok || axes.query >= 0 || len(axes.other) > 1 || (len(axes.other) == 1 && r.Shape[axes.other[0]] > maxBoards) {
+			continue
+		}
+		boards, _, err := (&RenderOptions{Grid: true}).boardsOf(r.Key, r.Row(0), r.Shape, info, pos)
+		if err != nil {
+			return err
+		}
+		var all []float32
+		for i := range boards {
+			boards[i].Position, boards[i].Arrows = pos, arrows
+			all = append(all, boards[i].Heat...)
+		}
+		title, caption := svgText(r.Key, info.lens, info.lensOpts, info.model, pos.FEN(), all)
+		g := render.GridOptions{Title: title, Caption: caption}
+		return writeOutput("analyse", streams.Out, path, force, func(w io.Writer) error { return render.Grid(w, g, boards) })
+	}
+	return usageErrorf("analyse: --svg: no [8,8] map among %s, nor a result of at most %d boards: "+
+		"write them with --format npy -o DIR and draw one with \"lczerolens render\" (--channel, --plane, --head and --query)", strings.Join(keys, ", "), maxBoards)
+}
+
+// metaModules returns the module order a lens recorded in its meta (per-square patching's rows).
+func metaModules(meta map[string]any) []string {
+	for _, m := range meta {
+		mm, ok := m.(map[string]any)
+		if !ok {
+			continue
+		}
+		switch ms := mm["modules"].(type) {
+		case []string:
+			return ms
+		case []any:
+			var out []string
+			for _, x := range ms {
+				if s, ok := x.(string); ok {
+					out = append(out, s)
+				}
+			}
+			return out
+		}
+	}
+	return nil
 }
 
 // resultsJSON renders row i of every result as {"key":{"dtype","shape","data"}} in result order (a

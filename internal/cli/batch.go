@@ -23,8 +23,10 @@ import (
 
 // BatchOptions are the inputs of `lczerolens batch`.
 type BatchOptions struct {
-	Factory   *Factory
-	Input     string
+	Factory *Factory
+	Input   string // the first input
+	// Inputs are all the inputs, read one after the other; empty means Input alone.
+	Inputs    []string
 	InputType string
 	// InputFormat is --input-format (lc0's input encoding; default from the network).
 	InputFormat string
@@ -44,7 +46,7 @@ type BatchOptions struct {
 func NewCmdBatch(f *Factory, runF ...func(*BatchOptions) error) *cobra.Command {
 	opts := &BatchOptions{Factory: f}
 	cmd := &cobra.Command{
-		Use:   "batch INPUT -o OUTDIR",
+		Use:   "batch INPUT... -o OUTDIR",
 		Short: "Run lenses on every position of a PGN, FEN/EPD list or JSONL file",
 		Long: `Run lenses on every position of INPUT as a stream with bounded memory, in batches of --batch-size, and
 write the results to OUTDIR: with --format npy (default) one file per result key holding all positions stacked
@@ -53,7 +55,9 @@ on axis 0, plus positions.jsonl (row i = position i), errors.jsonl (bad records)
 
 INPUT is a PGN (every position of every game: the start position and the position after each move), a FEN
 or EPD list (one position per line), a JSONL file of {"fen","moves"} objects (moves as a string or an
-array), or - for stdin (with --input-type). Bad records are logged to errors.jsonl and skipped. A JSONL
+array), a lichess puzzle CSV (the puzzle position, after the opponent's first move, with puzzle_id, rating,
+themes and solution in positions.jsonl), or - for stdin (with --input-type). Inputs may be compressed
+(.gz, .bz2, .zst) and several are read one after the other as one input, records numbered across them. Bad records are logged to errors.jsonl and skipped. A JSONL
 record may also give a corrupted position, corrupt_fen and/or corrupt_moves (from corrupt_fen, else from
 the record's own start), which lens patching compares the position with.
 
@@ -66,12 +70,15 @@ into the files one unsharded run writes. Sharding stdin works only when every sh
 (merge checks their sha256).`,
 		Example: `  lczerolens batch games.pgn --model maia-1100.onnx --lens activation --pattern '^block5/conv2/relu$' -o out/
   lczerolens batch puzzles.epd --lens saliency --target policy:best -o sal/ --format json
+  lczerolens batch lichess_db_puzzle.csv.zst --lens activation -o out/
+  lczerolens batch part1.pgn.gz part2.pgn.gz --lens activation -o out/
   zcat big.pgn.gz | lczerolens batch - --input-type pgn --plies every:10 -o out/
   lczerolens batch games.pgn --lens activation -o out/ --resume   # finish an interrupted run
-  lczerolens batch games.pgn --lens activation --shard 2/8 -o out/shard-2   # one of 8 parts, then merge`,
-		Args: cobra.ExactArgs(1),
+  lczerolens batch games.pgn --lens activation --shard 2/8 -o out/shard-2   # one of 8 parts, then merge
+  lczerolens batch games.pgn --lens saliency --keep saliency -o sal/   # [8,8] maps only, no input_grad.npy`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Input = args[0]
+			opts.Input, opts.Inputs = args[0], args
 			if len(runF) > 0 {
 				return runF[0](opts)
 			}
@@ -83,7 +90,7 @@ into the files one unsharded run writes. Sharding stdin works only when every sh
 	fl.StringVarP(&opts.Output, "output", "o", "", "output directory (required)")
 	fl.String("format", "npy", "output format: npy or json")
 	fl.Int("batch-size", 256, "positions per model run")
-	fl.StringVar(&opts.InputType, "input-type", "", "input type: pgn, fen or jsonl (default: from the extension; required for stdin)")
+	fl.StringVar(&opts.InputType, "input-type", "", inputTypeHelp)
 	fl.StringVar(&opts.Plies, "plies", "all", "positions of each game: all, first:N, last, every:N")
 	fl.StringVar(&opts.Shard, "shard", "", "analyse only shard i of n (0-based i/n): the records r with r % n == i (see merge)")
 	fl.String("history-fill", "fen-only", "history planes for games starting from a FEN: fen-only, always, no, current")
@@ -131,10 +138,16 @@ type shardRecords struct {
 func runBatch(opts *BatchOptions) (err error) {
 	f := opts.Factory
 	cfg := f.Config()
-	typ, err := source.DetectType(opts.Input, opts.InputType)
-	if err != nil {
-		return inputError(err)
+	names := opts.Inputs
+	if len(names) == 0 {
+		names = []string{opts.Input}
 	}
+	inputs, err := openInputs("batch", names, opts.InputType, f.IO.In)
+	if err != nil {
+		return err
+	}
+	defer inputs.Close()
+	typ, size := inputs.typ, inputs.size
 	plies, err := source.ParsePlies(opts.Plies)
 	if err != nil {
 		return inputError(err)
@@ -149,19 +162,6 @@ func runBatch(opts *BatchOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	var in io.Reader = f.IO.In
-	var size int64 = -1
-	if opts.Input != "-" {
-		file, err := os.Open(opts.Input)
-		if err != nil {
-			return pathError(fmt.Errorf("batch: %w", err))
-		}
-		defer file.Close()
-		if st, err := file.Stat(); err == nil {
-			size = st.Size()
-		}
-		in = file
-	}
 	// The output directory is locked before the network loads (seconds for a large one), so that a second
 	// run on it fails at once; store.Open adopts the lock.
 	lock, err := store.LockDir(opts.Output)
@@ -173,7 +173,7 @@ func runBatch(opts *BatchOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	eng, err := sess.engine(specs, opts.Lenses.savePlanes)
+	eng, err := sess.engine(specs, opts.Lenses.savePlanes, opts.Lenses.keep...)
 	if err != nil {
 		return err
 	}
@@ -181,8 +181,8 @@ func runBatch(opts *BatchOptions) (err error) {
 	if eng.NeedsCorrupt() && typ != source.JSONL {
 		return usageErrorf("batch: --lens %s compares each position with a corrupted one: give a JSONL input whose records have corrupt_fen and/or corrupt_moves", strings.Join(cfg.Lens, ","))
 	}
-	name, lensOpts := lensInfo(specs)
-	input := inputInfo{Name: opts.Input, Type: string(typ), Plies: plies.String(), InputFormat: enc.Format.String(), HistoryFill: enc.Fill.String()}
+	name, lensOpts := opts.Lenses.info(specs)
+	input := inputInfo{Name: inputs.name(), Type: string(typ), Plies: plies.String(), InputFormat: enc.Format.String(), HistoryFill: enc.Fill.String()}
 	if enc.Policy != board.TransposePlanes {
 		input.PolicyTranspose = enc.Policy.String()
 	}
@@ -215,6 +215,7 @@ func runBatch(opts *BatchOptions) (err error) {
 		defer stop()
 	}
 	hash := sha256.New()
+	inputs.tee(hash)
 	var prog *pipeline.Progress
 	if !opts.Quiet {
 		prog = pipeline.NewProgress(f.IO.ErrOut, f.IO.StderrTTY, "batch", size, skipPos)
@@ -223,7 +224,7 @@ func runBatch(opts *BatchOptions) (err error) {
 	sink := &batchSink{w: w, dir: opts.Output, opts: storeOpts, input: input, shard: shard, hash: hash}
 	start := time.Now()
 	sum, err := pipeline.Run(ctx,
-		pipeline.Input{R: io.TeeReader(in, hash), Name: opts.Input, Type: typ, Select: source.Options{Plies: plies, Shard: shard}, SkipRecords: skipRecords},
+		pipeline.Input{Parts: inputs.parts, Name: inputs.name(), Type: typ, Select: source.Options{Plies: plies, Shard: shard}, SkipRecords: skipRecords},
 		eng, sink,
 		pipeline.Options{BatchSize: cfg.BatchSize, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy, Corrupt: eng.NeedsCorrupt(), Strict: opts.Strict,
 			Progress: func(s pipeline.Summary) {
@@ -249,7 +250,7 @@ func runBatch(opts *BatchOptions) (err error) {
 		return err
 	}
 	if positions == 0 {
-		return noneUsable(opts.Input, shard.Records(sum.Records), sink.firstBad)
+		return noneUsable(inputs.name(), shard.Records(sum.Records), sink.firstBad)
 	}
 	elapsed := time.Since(start).Seconds()
 	if !opts.Quiet {
@@ -369,6 +370,9 @@ func commitBatch(w *store.Writer, b *pipeline.Batch) error {
 		}
 		meta := positionMeta(it.Source, it.Game, it.Ply, it.Pos, it.Next)
 		meta.Record = it.Record
+		if p := it.Puzzle; p != nil {
+			meta.Puzzle = &store.PuzzleMeta{ID: p.ID, Rating: p.Rating, Themes: p.Themes, Solution: p.Solution()}
+		}
 		if err := w.Add(meta, storeResults(b.Results, i)); err != nil {
 			return err
 		}

@@ -42,7 +42,7 @@ example [64,8,8]). "analyse --lens steering --module M --direction dir.npy --alp
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&opts.Module, "module", "", "module whose activations are averaged (see `lczerolens model modules`; required)")
+	fl.StringVar(&opts.Module, "module", "", `module whose activations are averaged (see "lczerolens model modules"; required)`)
 	fl.StringVarP(&opts.Output, "output", "o", "", ".npy file to write (required)")
 	fl.BoolVar(&opts.Force, "force", false, "replace an existing output file")
 	fl.StringVar(&opts.InputFormat, "input-format", "", inputFormatHelp)

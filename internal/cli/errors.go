@@ -92,7 +92,8 @@ func storeError(err error) error {
 // input error; failing to build the run (a bug, ONNX Runtime) is a runtime failure.
 func engineError(err error) error {
 	var ne *lens.NetworkError
-	if errors.As(err, &ne) {
+	var ke *lens.KeepError
+	if errors.As(err, &ne) || errors.As(err, &ke) {
 		return inputError(err)
 	}
 	return err

@@ -175,11 +175,11 @@ func (f *Factory) Session(inputFormat string) (*netSession, error) {
 
 // engine prepares lenses on the session; a lens that cannot run on the network is an input error, a failure
 // to build the run is not.
-func (s *netSession) engine(specs []lens.Spec, savePlanes bool) (*lens.Engine, error) {
+func (s *netSession) engine(specs []lens.Spec, savePlanes bool, keep ...string) (*lens.Engine, error) {
 	if err := s.lensReferences(specs); err != nil {
 		return nil, err
 	}
-	eng, err := lens.NewEngine(s.rt, s.net, specs, lens.EngineOptions{SavePlanes: savePlanes})
+	eng, err := lens.NewEngine(s.rt, s.net, specs, lens.EngineOptions{SavePlanes: savePlanes, Keep: keep})
 	if err != nil {
 		return nil, engineError(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -56,11 +55,13 @@ func NewCmdLenses(f *Factory) *cobra.Command {
 }
 
 type optionJSON struct {
-	Name    string   `json:"name"`
-	Type    string   `json:"type"`
-	Default string   `json:"default"`
-	Help    string   `json:"help"`
-	Choices []string `json:"choices,omitempty"`
+	Name    string `json:"name"`
+	Type    string `json:"type"`
+	Default string `json:"default"`
+	// DefaultDoc is what an empty default stands for (the modules a pattern selects when none is given).
+	DefaultDoc string   `json:"default_doc,omitempty"`
+	Help       string   `json:"help"`
+	Choices    []string `json:"choices,omitempty"`
 }
 
 type lensJSON struct {
@@ -74,7 +75,7 @@ type lensJSON struct {
 func describeLens(l *lens.Lens) lensJSON {
 	j := lensJSON{Name: l.Name, Doc: l.Doc, Options: []optionJSON{}}
 	for _, o := range l.Options {
-		j.Options = append(j.Options, optionJSON{Name: o.Name, Type: string(o.Kind), Default: o.Default, Help: o.Help, Choices: o.Choices})
+		j.Options = append(j.Options, optionJSON{Name: o.Name, Type: string(o.Kind), Default: o.Default, DefaultDoc: o.DefaultDoc, Help: o.Help, Choices: o.Choices})
 	}
 	return j
 }
@@ -106,25 +107,54 @@ func runLensesList(opts *LensesOptions) error {
 		}
 		return nil
 	}
-	tw := tabwriter.NewWriter(opts.IO.Out, 2, 4, 2, ' ', 0)
+	// Wrapped under the name column rather than padded into columns: a table sized by its longest doc and
+	// reason ran to twice a terminal's width.
+	col := 0
 	for _, j := range all {
-		status := ""
-		if j.Compatible != nil {
-			status = "compatible"
-			if !*j.Compatible {
-				status = "incompatible: " + j.Reason
-			}
-			status = "\t" + status
-		}
-		fmt.Fprintf(tw, "%s\t%s%s\n", j.Name, j.Doc, status)
+		col = max(col, len(j.Name))
+	}
+	col += 2
+	var b strings.Builder
+	for _, j := range all {
+		pad := strings.Repeat(" ", col)
+		writeWrapped(&b, fmt.Sprintf("%-*s%s", col, j.Name, j.Doc), col)
 		for _, o := range j.Options {
-			fmt.Fprintf(tw, "\t  --%s (%s, default %q)\t%s\n", o.Name, o.Type, o.Default, o.Help)
+			writeWrapped(&b, pad+optionLine(o), col+4)
+		}
+		if j.Compatible != nil {
+			status := "with this model: compatible"
+			if !*j.Compatible {
+				status = "with this model: incompatible: " + j.Reason
+			}
+			writeWrapped(&b, pad+status, col+4)
 		}
 	}
-	if err := tw.Flush(); err != nil {
+	if _, err := io.WriteString(opts.IO.Out, b.String()); err != nil {
 		return fmt.Errorf("lenses list: write: %w", err)
 	}
 	return nil
+}
+
+// optionLine describes one lens option: its flag, kind, real default, help and choices.
+func optionLine(o optionJSON) string {
+	def := o.Default
+	if def == "" {
+		def = o.DefaultDoc
+	}
+	if def == "" {
+		def = "none"
+	}
+	line := fmt.Sprintf("--%s (%s, default %s): %s", o.Name, o.Type, def, o.Help)
+	if len(o.Choices) > 0 {
+		line += " [" + strings.Join(o.Choices, ", ") + "]"
+	}
+	return line
+}
+
+// writeWrapped writes line word-wrapped to helpWidth, continuation lines indented by hang columns.
+func writeWrapped(b *strings.Builder, line string, hang int) {
+	b.WriteString(wrapHanging(line, helpWidth, hang))
+	b.WriteString("\n")
 }
 
 func runLensesDescribe(opts *LensesOptions) error {
@@ -140,13 +170,10 @@ func runLensesDescribe(opts *LensesOptions) error {
 		return nil
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s\n\nOptions (flags of analyse and batch, and config keys):\n", j.Name, j.Doc)
+	writeWrapped(&b, j.Name+": "+j.Doc, 2)
+	b.WriteString("\nOptions (flags of analyse and batch, and config keys):\n")
 	for _, o := range j.Options {
-		line := fmt.Sprintf("  --%s (%s, default %q): %s", o.Name, o.Type, o.Default, o.Help)
-		if len(o.Choices) > 0 {
-			line += " [" + strings.Join(o.Choices, ", ") + "]"
-		}
-		b.WriteString(line + "\n")
+		writeWrapped(&b, "  "+optionLine(o), 6)
 	}
 	fmt.Fprintf(&b, "\nExample:\n  lczerolens analyse --lens %s --startpos\n", l.Name)
 	if _, err := io.WriteString(opts.IO.Out, b.String()); err != nil {

@@ -18,13 +18,15 @@ import (
 type lensFlags struct {
 	cmd        *cobra.Command
 	savePlanes bool
+	keep       []string
 }
 
 func (lf *lensFlags) register(cmd *cobra.Command) {
 	lf.cmd = cmd
 	fl := cmd.Flags()
-	fl.StringSlice("lens", nil, "lens(es) to run, comma-separated, in one model pass (default from config: activation); see `lczerolens lenses list`")
+	fl.StringSlice("lens", nil, `lens(es) to run, comma-separated, in one model pass (default from config: activation); see "lczerolens lenses list"`)
 	fl.BoolVar(&lf.savePlanes, "save-planes", false, "also return the encoded input planes as result \"planes\"")
+	fl.StringSliceVar(&lf.keep, "keep", nil, "write only these result keys, comma-separated (e.g. saliency to drop input_grad); default all")
 	for _, o := range lens.Lenses.Options() {
 		help := fmt.Sprintf("%s [lens %s]", o.Help, strings.Join(lensesWith(o.Name), ", "))
 		if o.Kind == lens.Enum {
@@ -34,15 +36,43 @@ func (lf *lensFlags) register(cmd *cobra.Command) {
 			fl.Bool(o.Name, false, help)
 		} else {
 			// Lenses sharing an option may default differently, so the flag's own default is empty: unset means
-			// each lens's default.
-			if o.Default != "" && len(lensesWith(o.Name)) == 1 {
-				help += fmt.Sprintf(" (default %q)", o.Default)
-			}
+			// each lens's default, said here when they agree.
+			help += " (" + optionDefaultHelp(o.Name) + ")"
 			fl.String(o.Name, "", help)
 		}
 		// The option is also a configuration key (target, save_inputs) that this flag overrides.
 		_ = fl.SetAnnotation(o.Name, annLensOption, []string{"true"})
 	}
+}
+
+// optionDefault is the value an option takes when it is not given, as help shows it ("" for none).
+func optionDefault(o lens.Option) string {
+	if o.Default == "" {
+		return o.DefaultDoc
+	}
+	return o.Default
+}
+
+// optionDefaultHelp says an option's default across the lenses that have it: one value when they agree.
+func optionDefaultHelp(name string) string {
+	defs := map[string]bool{}
+	for _, l := range lens.Lenses {
+		for _, o := range l.Options {
+			if o.Name == name {
+				defs[optionDefault(o)] = true
+			}
+		}
+	}
+	if len(defs) != 1 {
+		return `default per lens: see "lczerolens lenses describe NAME"`
+	}
+	for d := range defs {
+		if d == "" {
+			return "default none"
+		}
+		return "default " + d
+	}
+	return ""
 }
 
 // lensesWith lists the lenses that have an option.
@@ -131,6 +161,16 @@ func loadLensFiles(l *lens.Lens, v lens.Values) error {
 	}
 	lens.WithProbes(v, f)
 	return nil
+}
+
+// info is lensInfo with --keep recorded among the options, so that a resume or merge with other kept keys
+// is refused; without --keep the options are as before it existed.
+func (lf *lensFlags) info(specs []lens.Spec) (string, map[string]any) {
+	name, opts := lensInfo(specs)
+	if len(lf.keep) > 0 {
+		opts["keep"] = strings.Join(lf.keep, ",")
+	}
+	return name, opts
 }
 
 // lensInfo describes the lenses and their options for manifests and envelopes.

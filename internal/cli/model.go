@@ -135,7 +135,7 @@ func runModelInfo(opts *ModelInfoOptions) error {
 			fmt.Fprintf(&b, "  %-21s %s\n", l[0]+":", l[1])
 		}
 	}
-	if _, err := io.WriteString(w, b.String()); err != nil {
+	if _, err := io.WriteString(w, fitLines(b.String(), helpWidth)); err != nil { // the op counts run long
 		return fmt.Errorf("model info: write: %w", err)
 	}
 	return nil

@@ -32,7 +32,15 @@ func TestSingleFileOutputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	hf.Close()
-	pgn := smallPGN(t, inputs, "games.pgn")
+
+	// probe train refuses a constant label: these games change the material balance.
+	capturesPGN := filepath.Join(inputs, "captures.pgn")
+	captures := "[Event \"c1\"]\n\n1. e4 d5 2. exd5 Qxd5 3. Nc3 Qa5 4. d4 Nf6 5. Nf3 Bg4 6. h3 Bxf3 7. Qxf3 *\n\n" +
+		"[Event \"c2\"]\n\n1. d4 d5 2. c4 dxc4 3. e3 b5 4. a4 c6 5. axb5 cxb5 6. Qf3 Nc6 7. Qxc6+ Bd7 *\n\n" +
+		"[Event \"c3\"]\n\n1. e4 e5 2. Nf3 Nc6 3. Bb5 a6 4. Bxc6 dxc6 5. Nxe5 Qd4 6. Nf3 Qxe4+ *\n"
+	if err := os.WriteFile(capturesPGN, []byte(captures), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args func(target string) []string
@@ -45,7 +53,7 @@ func TestSingleFileOutputs(t *testing.T) {
 		{"encode -o", func(p string) []string { return []string{"encode", "--startpos", "-o", p} }},
 		{"encode --format npy -o", func(p string) []string { return []string{"encode", "--startpos", "--format", "npy", "-o", p} }},
 		{"probe train -o", func(p string) []string {
-			return []string{"probe", "train", pgn, "--concept", "material-balance", "--pattern", "^block0/conv2/relu$", "-o", p}
+			return []string{"probe", "train", capturesPGN, "--concept", "material-balance", "--pattern", "^block0/conv2/relu$", "-o", p}
 		}},
 	}
 	if weights := filepath.Join(testutil.Root(t), "..", "shared", "models", "tinygyal-8.pb"); fileExists(weights) {

@@ -29,7 +29,7 @@ func NewCmdPredict(f *Factory, runF ...func(*PredictOptions) error) *cobra.Comma
 raw policy logit), W/D/L when the network has a WDL head, the value q (W - L, or the value head), and the
 moves-left estimate when present. With --json, one line:
 {"fen","input_encoding","moves":[{"uci","p","logit"}],"wdl":[w,d,l],"value","mlh"}, moves by probability,
-castling as e1g1; input_encoding says how the position was encoded: input format, canonical transform,
+castling as e1g1; on a terminal, the position is drawn as a board too; input_encoding says how the position was encoded: input format, canonical transform,
 history fill and policy_transpose (how the moves of a transposed board are indexed, --policy-transpose).`,
 		Example: `  lczerolens predict --model maia-1100.onnx --startpos
   lczerolens predict --model maia-1100.onnx --startpos --moves "e2e4 c7c5" --top 0 --json
@@ -82,6 +82,9 @@ func runPredict(opts *PredictOptions) error {
 			return fmt.Errorf("predict: write json: %w", err)
 		}
 		return nil
+	}
+	if f.IO.StdoutTTY {
+		return writeHumanView(f.IO.Out, humanView{Model: net.Path, Pos: pos, Heads: doc.headsJSON, Color: f.IO.Color, Command: "predict"})
 	}
 	return writePredictText(f.IO.Out, net.Path, doc)
 }

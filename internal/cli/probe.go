@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -29,6 +28,7 @@ import (
 type ProbeTrainOptions struct {
 	Factory      *Factory
 	Input        string
+	Inputs       []string // all the inputs; empty means Input alone
 	InputType    string
 	InputFormat  string
 	Plies        string
@@ -60,7 +60,7 @@ scores well on held-out positions shows the module represents the concept linear
 	def := probe.DefaultFitOptions()
 	opts := &ProbeTrainOptions{Factory: f}
 	train := &cobra.Command{
-		Use:   "train INPUT --concept NAME -o probe.json",
+		Use:   "train INPUT... --concept NAME -o probe.json",
 		Short: "Train one probe per module matched by --pattern on the positions of INPUT",
 		Long: `Train a linear probe of --concept on the activations of every module matched by --pattern, over every
 position of INPUT (a PGN, FEN/EPD list or JSONL file, as for "batch"), and report the held-out score per
@@ -93,9 +93,9 @@ training positions of a label, is refused (exit 2).`,
 		Example: `  lczerolens probe train games.pgn --model maia-1100.onnx --concept material-balance -o material.json
   lczerolens probe train puzzles.jsonl --model maia-1100.onnx --concept column:rating --pattern '^block3/' -o rating.json
   lczerolens analyse --model maia-1100.onnx --lens probing --probe material.json --fen "..."`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Input = args[0]
+			opts.Input, opts.Inputs = args[0], args
 			if len(runF) > 0 {
 				return runF[0](opts)
 			}
@@ -117,7 +117,7 @@ training positions of a label, is refused (exit 2).`,
 	fl.IntVar(&opts.Epochs, "epochs", def.Epochs, "epochs of logistic regression")
 	fl.IntVar(&opts.MaxPositions, "max-positions", 0, "stop after this many labelled positions (0 = the whole input)")
 	fl.IntVar(&opts.MinClass, "min-class", 10, "refuse a binary concept with fewer training positions of either label")
-	fl.StringVar(&opts.InputType, "input-type", "", "input type: pgn, fen or jsonl (default: from the extension; required for stdin)")
+	fl.StringVar(&opts.InputType, "input-type", "", inputTypeHelp)
 	fl.StringVar(&opts.InputFormat, "input-format", "", inputFormatHelp)
 	fl.String("policy-transpose", "planes", policyTransposeHelp)
 	fl.StringVar(&opts.Plies, "plies", "all", "positions of each game: all, first:N, last, every:N")
@@ -248,10 +248,16 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	typ, err := source.DetectType(opts.Input, opts.InputType)
-	if err != nil {
-		return inputError(err)
+	names := opts.Inputs
+	if len(names) == 0 {
+		names = []string{opts.Input}
 	}
+	inputs, err := openInputs("probe train", names, opts.InputType, f.IO.In)
+	if err != nil {
+		return err
+	}
+	defer inputs.Close()
+	typ, size := inputs.typ, inputs.size
 	if lab.concept == nil && typ != source.JSONL {
 		return usageErrorf("probe train: --concept %s reads a JSONL field, but the input is %s", lab.name(), typ)
 	}
@@ -266,19 +272,6 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 	actValues, err := lens.Activation.Resolve(map[string]string{"pattern": pattern})
 	if err != nil {
 		return inputError(err)
-	}
-	var in io.Reader = f.IO.In
-	var size int64 = -1
-	if opts.Input != "-" {
-		file, err := os.Open(opts.Input)
-		if err != nil {
-			return pathError(fmt.Errorf("probe train: %w", err))
-		}
-		defer file.Close()
-		if st, err := file.Stat(); err == nil {
-			size = st.Size()
-		}
-		in = file
 	}
 	sess, err := f.Session(opts.InputFormat)
 	if err != nil {
@@ -313,7 +306,7 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 		defer prog.Stop()
 		popts.Progress = prog.Update
 	}
-	sum, err := pipeline.Run(ctx, pipeline.Input{R: in, Name: opts.Input, Type: typ, Select: source.Options{Plies: plies}}, eng, sink, popts)
+	sum, err := pipeline.Run(ctx, pipeline.Input{Parts: inputs.parts, Name: inputs.name(), Type: typ, Select: source.Options{Plies: plies}}, eng, sink, popts)
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
 			return &interruptedError{cmd: "probe train", positions: sum.Positions, hint: "no probe written; rerun (with --max-positions to train on fewer)", cause: err}

@@ -96,6 +96,7 @@ named tensors per position, as JSON or NPY.`,
 	strictHelp(cmd)
 	groupCommands(cmd)
 	wrapArgs(cmd)
+	fitHelp(cmd)
 	return cmd
 }
 

@@ -13,7 +13,6 @@ import (
 
 	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/model"
-	"github.com/lczerolens/lczerolens/internal/npy"
 	"github.com/lczerolens/lczerolens/internal/sae"
 	"github.com/lczerolens/lczerolens/internal/testutil"
 )
@@ -22,20 +21,6 @@ import (
 func saeTrainArgs(pgn, out string, extra ...string) []string {
 	return append([]string{"sae", "train", pgn, "--module", "block0/conv2/relu", "--features", "32", "--k", "4", "-o", out,
 		"--sae-batch", "256", "--log-every", "0", "--checkpoint", "5", "--eval-positions", "32", "--max-positions", "3000", "--epochs", "2", "-q"}, extra...)
-}
-
-func readNPY(t *testing.T, path string) []float32 {
-	t.Helper()
-	fh, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	_, data, err := npy.Read(fh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
 }
 
 // A run killed with SIGKILL and resumed from its last checkpoint ends with the same weights, bit for bit, as

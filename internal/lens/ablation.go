@@ -24,10 +24,10 @@ var Ablation = &Lens{
 	Doc:  "Ablation: effect on --target of replacing each module's activation (or its --channels, --squares, --heads) by zero, the mean over --mean-from FILE, or --resample-fen's.",
 	Options: []Option{
 		{Name: "target", Kind: String, Default: "value", Help: "what the effect is measured on: " + PatchTargetHelp, Check: checkTarget},
-		{Name: "pattern", Kind: Regexp, Default: "", Help: "Go regexp over module names to ablate; default " + DefaultActivationPattern},
-		{Name: "channels", Kind: String, Default: "", Help: "channels to ablate, e.g. 0,5-7 (default all)", Check: checkIndexList},
-		{Name: "squares", Kind: String, Default: "", Help: "absolute squares to ablate or steer, e.g. e4,d5 (default all)", Check: checkSquareList},
-		{Name: "heads", Kind: String, Default: "", Help: "attention heads to patch or ablate, in modules shaped [heads,64,X] (encoder0/mha/QK/softmax), e.g. 0,2 (default all)", Check: checkIndexList},
+		{Name: "pattern", Kind: Regexp, Default: "", DefaultDoc: DefaultActivationPattern, Help: "Go regexp over module names to ablate"},
+		{Name: "channels", Kind: String, Default: "", DefaultDoc: "all", Help: "channels to ablate, e.g. 0,5-7", Check: checkIndexList},
+		{Name: "squares", Kind: String, Default: "", DefaultDoc: "all", Help: "absolute squares to ablate or steer, e.g. e4,d5", Check: checkSquareList},
+		{Name: "heads", Kind: String, Default: "", DefaultDoc: "all", Help: "attention heads to patch or ablate, in modules shaped [heads,64,X] (encoder0/mha/QK/softmax), e.g. 0,2", Check: checkIndexList},
 		{Name: "mean-from", Kind: String, Default: "", Help: "replace by the mean activation over the positions of this file (PGN, FEN/EPD or JSONL, read once, streaming) instead of zero"},
 		{Name: "resample-fen", Kind: String, Default: "", Help: "replace by this position's activation instead of zero", Check: checkFEN},
 	},
@@ -176,6 +176,7 @@ func prepareAblation(n *model.Network, v Values) (*Prep, error) {
 	return &Prep{
 		Hooks:   hooks,
 		Produce: produce,
+		Keys:    []string{"effects", "target_clean"},
 		Meta:    map[string]any{"modules": names, "target": ap.t.String(), "replacement": mode},
 	}, nil
 }

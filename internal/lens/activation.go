@@ -15,7 +15,7 @@ var Activation = &Lens{
 	Name: "activation",
 	Doc:  "Capture the activations of modules selected by --pattern (default: every residual block or encoder layer output).",
 	Options: []Option{
-		{Name: "pattern", Kind: Regexp, Default: "", Help: "Go regexp over module names (see `lczerolens model modules`); default " + DefaultActivationPattern},
+		{Name: "pattern", Kind: Regexp, Default: "", DefaultDoc: DefaultActivationPattern, Help: `Go regexp over module names (see "lczerolens model modules")`},
 		{Name: "save-inputs", Kind: Bool, Default: "false", Help: "also return each module's input tensors as <module>_input"},
 	},
 	Prepare: prepareActivation,
@@ -48,8 +48,13 @@ func prepareActivation(n *model.Network, v Values) (*Prep, error) {
 			}
 		}
 	}
+	keys := make([]string, len(caps))
+	for i, c := range caps {
+		keys[i] = c.key
+	}
 	return &Prep{
 		Hooks: hooks,
+		Keys:  keys,
 		Produce: func(b *Batch, out *Outputs) ([]BatchResult, error) {
 			rs := make([]BatchResult, 0, len(caps))
 			for _, c := range caps {

@@ -17,7 +17,7 @@ var Attention = &Lens{
 	Name: "attention",
 	Doc:  "Attention patterns [heads,64,64] (query, key; a1=0..h8=63, absolute frame) per attention module; --attribution grad adds attention times its gradient of --target.",
 	Options: []Option{
-		{Name: "pattern", Kind: Regexp, Default: "", Help: "Go regexp over module names, shaped [heads,64,64] or [64,64] (an attention policy's policy/scale: logits); default " + DefaultAttentionPattern},
+		{Name: "pattern", Kind: Regexp, Default: "", DefaultDoc: DefaultAttentionPattern, Help: "Go regexp over module names, shaped [heads,64,64] or [64,64] (an attention policy's policy/scale: logits)"},
 		{Name: "attribution", Kind: Enum, Default: "none", Choices: []string{"none", "grad"}, Help: "none, or grad: also <module>_attribution, attention times d target / d attention"},
 		{Name: "target", Kind: String, Default: "value", Help: "what --attribution grad differentiates: " + PatchTargetHelp, Check: checkTarget},
 		{Name: "top-pairs", Kind: Int, Default: "0", Help: "list the K strongest (query, key) pairs per head in JSON as <module>_top (by attribution when asked, else attention)", Check: checkNonNegative},
@@ -94,6 +94,15 @@ func prepareAttention(n *model.Network, v Values) (*Prep, error) {
 		}
 		prep.Gradient = &GradientNeed{Target: t, Wrt: hooks}
 		prep.Meta["target"] = t.String()
+	}
+	for _, name := range names {
+		prep.Keys = append(prep.Keys, name+"_attention")
+		if grad {
+			prep.Keys = append(prep.Keys, name+"_attribution")
+		}
+		if top > 0 {
+			prep.Keys = append(prep.Keys, name+"_top")
+		}
 	}
 	prep.Produce = func(b *Batch, out *Outputs) ([]BatchResult, error) {
 		bn := b.Len()

@@ -96,6 +96,8 @@ type Engine struct {
 	hooks      []string
 	passes     [2]*pass // gradients (passGradient) and LRP relevances (passRelevance) of the shared run
 	savePlanes bool
+	keep       map[string]bool // nil: every result
+	keepList   []string
 }
 
 // pass is one backward pass built into the shared graph: the lenses' merged request and the graph's names.
@@ -134,6 +136,19 @@ func (e *Engine) merge(i int, lens string, t Target, rule model.Rule, wrt []stri
 type EngineOptions struct {
 	// SavePlanes adds the encoded input planes as result "planes".
 	SavePlanes bool
+	// Keep, when not empty, names the only results Run returns (final keys, prefixed as Keys gives them):
+	// a lens computes what it computes, but a large result nobody reads need not be written.
+	Keep []string
+}
+
+// KeepError is a --keep key that no lens of the run returns; Valid lists the keys that can be kept.
+type KeepError struct {
+	Unknown []string
+	Valid   []string
+}
+
+func (e *KeepError) Error() string {
+	return fmt.Sprintf("lens: --keep %s: no such result (valid keys: %s)", strings.Join(e.Unknown, ","), strings.Join(e.Valid, ", "))
 }
 
 // NetworkError is a lens that cannot run as asked on a network: the network lacks what the lens needs (a
@@ -154,6 +169,12 @@ func NewEngine(rt *model.SessionCache, n *model.Network, specs []Spec, opts Engi
 		return nil, errors.New("lens: no lens given")
 	}
 	e := &Engine{net: n, rt: rt, specs: specs, savePlanes: opts.SavePlanes}
+	if len(opts.Keep) > 0 {
+		e.keep, e.keepList = map[string]bool{}, opts.Keep
+		for _, k := range opts.Keep {
+			e.keep[k] = true
+		}
+	}
 	hookSet := map[string]bool{}
 	for _, s := range specs {
 		if s.Lens.Compatible != nil {
@@ -208,6 +229,11 @@ func NewEngine(rt *model.SessionCache, n *model.Network, specs []Spec, opts Engi
 	} else if e.plan, err = n.HookPlan(e.hooks); err != nil {
 		return nil, err
 	}
+	if keys := e.Keys(); keys != nil {
+		if err := e.checkKeep(keys); err != nil {
+			return nil, err
+		}
+	}
 	e.fetch = appendUnique(nil, headTensors(n)...)
 	e.fetch = appendUnique(e.fetch, e.hooks...)
 	for _, p := range built {
@@ -216,6 +242,52 @@ func NewEngine(rt *model.SessionCache, n *model.Network, specs []Spec, opts Engi
 		}
 	}
 	return e, nil
+}
+
+// Keys returns the result keys Run returns (before --keep), in order: "planes" when saved, then each
+// lens's keys, prefixed by the lens's name where two lenses share a key. It is nil when a lens does not
+// declare its keys before running.
+func (e *Engine) Keys() []string {
+	count := map[string]int{}
+	for _, p := range e.preps {
+		if p.Keys == nil {
+			return nil
+		}
+		for _, k := range p.Keys {
+			count[k]++
+		}
+	}
+	var out []string
+	if e.savePlanes {
+		out = append(out, "planes")
+	}
+	for i, p := range e.preps {
+		for _, k := range p.Keys {
+			if count[k] > 1 {
+				k = e.specs[i].Lens.Name + "." + k
+			}
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// checkKeep refuses kept keys that are not among keys.
+func (e *Engine) checkKeep(keys []string) error {
+	valid := map[string]bool{}
+	for _, k := range keys {
+		valid[k] = true
+	}
+	var unknown []string
+	for _, k := range e.keepList {
+		if !valid[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		return &KeepError{Unknown: unknown, Valid: keys}
+	}
+	return nil
 }
 
 // Lenses returns the engine's lens specs.
@@ -366,7 +438,23 @@ func (e *Engine) Run(b *Batch) (*Outputs, []BatchResult, error) {
 			results = append(results, r)
 		}
 	}
-	return out, results, nil
+	if e.keep == nil {
+		return out, results, nil
+	}
+	keys := make([]string, len(results))
+	for i, r := range results {
+		keys[i] = r.Key
+	}
+	if err := e.checkKeep(keys); err != nil { // a lens that did not declare its keys
+		return nil, nil, err
+	}
+	kept := results[:0]
+	for _, r := range results {
+		if e.keep[r.Key] {
+			kept = append(kept, r)
+		}
+	}
+	return out, kept, nil
 }
 
 // moduleKey is a module's name as used in result keys (the tensor name without its leading '/').

@@ -15,7 +15,7 @@ var Gradient = &Lens{
 	Doc:  "Gradient of --target w.r.t. the input planes (input_grad) and modules matched by --pattern (<module>_output_grad).",
 	Options: []Option{
 		targetOption,
-		{Name: "pattern", Kind: Regexp, Default: "", Help: "Go regexp over module names whose output gradients to return; default none"},
+		{Name: "pattern", Kind: Regexp, Default: "", DefaultDoc: "none", Help: "Go regexp over module names whose output gradients to return"},
 	},
 	Compatible: compatibleGradient,
 	Prepare:    prepareGradient,
@@ -52,6 +52,7 @@ func prepareGradient(n *model.Network, v Values) (*Prep, error) {
 		return nil, err
 	}
 	wrt := []string{n.Input}
+	keys := []string{"input_grad"}
 	var mods []model.Module
 	if p := v.GetString("pattern"); p != "" {
 		if mods, err = n.Select(p); err != nil {
@@ -59,10 +60,12 @@ func prepareGradient(n *model.Network, v Values) (*Prep, error) {
 		}
 		for _, m := range mods {
 			wrt = append(wrt, m.Tensor)
+			keys = append(keys, moduleKey(m.Tensor)+"_output_grad")
 		}
 	}
 	return &Prep{
 		Gradient: &GradientNeed{Target: t, Wrt: wrt},
+		Keys:     keys,
 		Produce: func(b *Batch, out *Outputs) ([]BatchResult, error) {
 			g := out.Grads[n.Input]
 			rs := []BatchResult{{Key: "input_grad", Shape: []int{board.NumPlanes, 8, 8}, Data: g.Data}}
@@ -83,6 +86,7 @@ func prepareSaliency(n *model.Network, v Values) (*Prep, error) {
 	attribution, planes, normalize := v.GetString("attribution"), v.GetString("planes"), v.GetString("normalize")
 	return &Prep{
 		Gradient: &GradientNeed{Target: t, Wrt: []string{n.Input}},
+		Keys:     []string{"saliency", "input_grad"},
 		Produce: func(b *Batch, out *Outputs) ([]BatchResult, error) {
 			g := out.Grads[n.Input].Data
 			heat := make([]float32, b.Len()*64)

@@ -35,8 +35,11 @@ type Option struct {
 	Name    string
 	Kind    OptionKind
 	Default string // as the user would type it; "" for none
-	Help    string
-	Choices []string // Enum only
+	// DefaultDoc says what an empty Default stands for when it is more than nothing (the modules a pattern
+	// selects when none is given), so that help shows the real default.
+	DefaultDoc string
+	Help       string
+	Choices    []string // Enum only
 	// Check, when set, refuses a parsed value the kind alone allows (an unknown target, a negative epsilon),
 	// so that a bad option is reported as the option's error before any network is looked at.
 	Check func(v any) error
@@ -64,6 +67,9 @@ type Prep struct {
 	Relevance *RelevanceNeed
 	// Produce turns a run's outputs into this lens's results for the whole batch.
 	Produce func(b *Batch, out *Outputs) ([]BatchResult, error)
+	// Keys are the result keys Produce returns, in its order, known before any run so that --keep can be
+	// checked at once; nil means not declared (the keys are known only after the first run).
+	Keys []string
 	// Corrupt says the lens compares each position with its corrupted counterpart (Batch.Corrupt*).
 	Corrupt bool
 	// Meta is what a reader needs to interpret the results beyond their keys (e.g. the order of the

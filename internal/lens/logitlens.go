@@ -15,7 +15,7 @@ var LogitLens = &Lens{
 	Name: "logit-lens",
 	Doc:  "Logit lens: the heads read after every residual block or encoder layer: per layer the top move, p(final top move), value and KL to the final policy.",
 	Options: []Option{
-		{Name: "pattern", Kind: Regexp, Default: "", Help: "Go regexp over module names to decode; default " + DefaultActivationPattern + "; the last match is the one the heads read"},
+		{Name: "pattern", Kind: Regexp, Default: "", DefaultDoc: DefaultActivationPattern, Help: "Go regexp over module names to decode; the last match is the one the heads read"},
 	},
 	Compatible: func(n *model.Network, v Values) error {
 		_, err := logitLensModules(n, v)
@@ -117,7 +117,7 @@ func prepareLogitLens(n *model.Network, v Values) (*Prep, error) {
 			{Key: "layers", JSON: layers},
 		}, nil
 	}
-	return &Prep{Hooks: hooks, Produce: produce, Meta: map[string]any{"modules": names}}, nil
+	return &Prep{Hooks: hooks, Produce: produce, Keys: []string{"layer_final_move_p", "layer_value", "layer_kl", "layers"}, Meta: map[string]any{"modules": names}}, nil
 }
 
 // argmax is the index of the largest value, -1 for none.

@@ -82,6 +82,7 @@ func prepareLRP(n *model.Network, v Values) (*Prep, error) {
 	planes, normalize := v.GetString("planes"), v.GetString("normalize")
 	return &Prep{
 		Relevance: need,
+		Keys:      []string{"relevance", "heatmap"},
 		Produce: func(b *Batch, out *Outputs) ([]BatchResult, error) {
 			r, ok := out.Relevance[n.Input]
 			if !ok {

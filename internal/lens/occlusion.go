@@ -56,6 +56,43 @@ type OccludedVariant struct {
 	Target *float64 `json:"target"` // null when the target's move is illegal in the variant
 }
 
+// UneditedSquares marks the occupied squares of pos that occlusion did not edit, given its variants for
+// that position (a row of its "variants" result): kings, and pieces whose edit is no legal position. Their
+// heatmap entries are 0 by definition, which a picture must not show as "no effect". It returns nil when
+// variants is not occlusion's.
+func UneditedSquares(pos *board.Position, variants any) []bool {
+	vs, ok := variants.([]OccludedVariant)
+	if !ok || pos == nil {
+		return nil
+	}
+	edited := map[string]bool{}
+	for _, v := range vs {
+		edited[v.Square] = true
+	}
+	out := make([]bool, 64)
+	for sq := range 64 {
+		if _, _, occupied := pos.PieceAt(board.Square(sq)); occupied && !edited[board.Square(sq).String()] {
+			out[sq] = true
+		}
+	}
+	return out
+}
+
+// OcclusionKings marks the kings' squares of pos, which occlusion never edits: what a picture of a heatmap
+// read back without its variants (NPY output) can still tell of its squares without a value.
+func OcclusionKings(pos *board.Position) []bool {
+	if pos == nil {
+		return nil
+	}
+	out := make([]bool, 64)
+	for sq := range 64 {
+		if _, pt, ok := pos.PieceAt(board.Square(sq)); ok && pt == board.King {
+			out[sq] = true
+		}
+	}
+	return out
+}
+
 var replaceTypes = map[string]board.PieceType{"none": board.NoPieceType, "pawn": board.Pawn, "knight": board.Knight,
 	"bishop": board.Bishop, "rook": board.Rook, "queen": board.Queen}
 
@@ -70,7 +107,7 @@ func prepareOcclusion(n *model.Network, v Values) (*Prep, error) {
 	}
 	return &Prep{Produce: func(b *Batch, out *Outputs) ([]BatchResult, error) {
 		return occlude(b, out.Runner, t, with)
-	}, Check: t.Defined}, nil
+	}, Check: t.Defined, Keys: []string{"heatmap", "target", "variants"}}, nil
 }
 
 // occRow is one encoded position of an occlusion run: a batch position (sq < 0) or one of its variants.

@@ -16,9 +16,9 @@ var Patching = &Lens{
 	Doc:  "Activation patching: effect on --target of replacing each module's clean activation by the corrupted position's (--corrupt-fen/--corrupt-moves, or corrupt_fen/corrupt_moves in JSONL).",
 	Options: []Option{
 		{Name: "target", Kind: String, Default: "value", Help: "what the effect is measured on: " + PatchTargetHelp, Check: checkTarget},
-		{Name: "pattern", Kind: Regexp, Default: "", Help: "Go regexp over module names to patch; default " + DefaultActivationPattern},
+		{Name: "pattern", Kind: Regexp, Default: "", DefaultDoc: DefaultActivationPattern, Help: "Go regexp over module names to patch"},
 		{Name: "per-square", Kind: Bool, Default: "false", Help: "patch one square's activation vector at a time: effects [modules,64], squares a1=0..h8=63 in the absolute frame (modules shaped [C,8,8], [64,C] or [batch*64,C]; the query square of attention modules [heads,64,X])"},
-		{Name: "heads", Kind: String, Default: "", Help: "attention heads to patch or ablate, in modules shaped [heads,64,X] (encoder0/mha/QK/softmax), e.g. 0,2 (default all)", Check: checkIndexList},
+		{Name: "heads", Kind: String, Default: "", DefaultDoc: "all", Help: "attention heads to patch or ablate, in modules shaped [heads,64,X] (encoder0/mha/QK/softmax), e.g. 0,2", Check: checkIndexList},
 	},
 	Compatible: compatiblePatching,
 	Prepare:    preparePatching,
@@ -79,6 +79,7 @@ func preparePatching(n *model.Network, v Values) (*Prep, error) {
 		Corrupt: true,
 		Meta:    meta,
 		Produce: pt.produce,
+		Keys:    []string{"effects", "target_clean", "target_corrupted"},
 	}, nil
 }
 

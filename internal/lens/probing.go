@@ -21,7 +21,7 @@ func WithProbes(v Values, f *probe.File) { v[probesKey] = f }
 var Probing = &Lens{
 	Name:    "probing",
 	Doc:     "Apply linear probes trained by `lczerolens probe train` (--probe probe.json): the concept's predicted value (or probability) per module, <module>_probe.",
-	Options: []Option{{Name: "probe", Kind: String, Default: "", Help: "probe file written by `lczerolens probe train`"}},
+	Options: []Option{{Name: "probe", Kind: String, Default: "", Help: `probe file written by "lczerolens probe train"`}},
 	Compatible: func(n *model.Network, v Values) error {
 		_, err := probesFor(n, v)
 		return err
@@ -71,12 +71,14 @@ func prepareProbing(n *model.Network, v Values) (*Prep, error) {
 	}
 	hooks := make([]string, len(f.Probes))
 	modules := make([]string, len(f.Probes))
+	keys := make([]string, len(f.Probes))
 	for i, p := range f.Probes {
 		m, _ := n.Module(p.Module)
-		hooks[i], modules[i] = m.Tensor, p.Module
+		hooks[i], modules[i], keys[i] = m.Tensor, p.Module, moduleKey(p.Module)+"_probe"
 	}
 	return &Prep{
 		Hooks: hooks,
+		Keys:  keys,
 		Meta:  map[string]any{"concept": f.Concept, "kind": f.Kind, "modules": modules},
 		Produce: func(b *Batch, out *Outputs) ([]BatchResult, error) {
 			rs := make([]BatchResult, len(f.Probes))

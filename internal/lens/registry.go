@@ -13,5 +13,7 @@ var Lenses = Registry{
 	Ablation,
 	Steering,
 	Attention,
+	IntegratedGradients,
+	GradCAM,
 	SAE,
 }

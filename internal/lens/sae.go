@@ -74,8 +74,13 @@ func prepareSAE(n *model.Network, v Values) (*Prep, error) {
 	}
 	s := f.SAE
 	key := moduleKey(m.Tensor)
+	keys := []string{key + "_sae_index", key + "_sae_value", key + "_sae_fvu"}
+	if v.GetBool("fidelity") {
+		keys = append(keys, key+"_sae_kl", key+"_sae_dvalue")
+	}
 	return &Prep{
 		Hooks: []string{m.Tensor},
+		Keys:  keys,
 		Meta:  map[string]any{"module": f.Module, "features": s.F, "k": s.K, "activation": s.Activation, "squares": "absolute frame, a1=0..h8=63"},
 		Produce: func(b *Batch, out *Outputs) ([]BatchResult, error) {
 			t, ok := out.Tensors[m.Tensor]

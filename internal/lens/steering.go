@@ -37,10 +37,10 @@ var Steering = &Lens{
 	Name: "steering",
 	Doc:  "Steering: add --alpha times a direction (--direction dir.npy or a probe file) to --module's activation (all squares or --squares); policy and value before and after.",
 	Options: []Option{
-		{Name: "module", Kind: String, Default: "", Help: "module to steer (see `lczerolens model modules`)"},
-		{Name: "direction", Kind: String, Default: "", Help: "direction: a .npy of the module's per-position shape or of its channels (from `lczerolens direction`), or a probe .json (its weights for --module)"},
+		{Name: "module", Kind: String, Default: "", Help: `module to steer (see "lczerolens model modules")`},
+		{Name: "direction", Kind: String, Default: "", Help: `direction: a .npy of the module's per-position shape or of its channels (from "lczerolens direction"), or a probe .json (its weights for --module)`},
 		{Name: "alpha", Kind: Float, Default: "1", Help: "multiple of the direction added"},
-		{Name: "squares", Kind: String, Default: "", Help: "absolute squares to ablate or steer, e.g. e4,d5 (default all)", Check: checkSquareList},
+		{Name: "squares", Kind: String, Default: "", DefaultDoc: "all", Help: "absolute squares to ablate or steer, e.g. e4,d5", Check: checkSquareList},
 	},
 	Compatible: func(n *model.Network, v Values) error {
 		_, _, err := steeringSetup(n, v)
@@ -146,6 +146,7 @@ func prepareSteering(n *model.Network, v Values) (*Prep, error) {
 	return &Prep{
 		Hooks:   []string{m.Tensor},
 		Produce: produce,
+		Keys:    []string{"value_before", "value_after", "delta_value", "kl", "moves_before", "moves_after"},
 		Meta:    map[string]any{"module": m.Name, "alpha": v.GetFloat("alpha"), "direction": v.GetString("direction")},
 	}, nil
 }

@@ -51,7 +51,27 @@ const (
 type Rule struct {
 	Kind    RuleKind
 	Epsilon float64 // the LRP stabiliser, > 0 (LRP rules only)
+	// Composite assigns other rules to Conv, dense and first layers (RuleLRPEpsilon only).
+	Composite Composite
 }
+
+// Composite, LinearRule and LinearKind are autograd's LRP composites (see autograd.LinearKind for what each
+// rule conserves), named here so that callers of model need not import autograd.
+type (
+	Composite  = autograd.Composite
+	LinearRule = autograd.LinearRule
+	LinearKind = autograd.LinearKind
+)
+
+// The linear rules of composites.
+const (
+	LinearEpsilon   = autograd.LinearEpsilon
+	LinearZPlus     = autograd.LinearZPlus
+	LinearGamma     = autograd.LinearGamma
+	LinearAlphaBeta = autograd.LinearAlphaBeta
+	LinearFlat      = autograd.LinearFlat
+	LinearWSquare   = autograd.LinearWSquare
+)
 
 // String names the rule as flags and keys do ("gradient", "lrp-epsilon(1e-06)").
 func (r Rule) String() string {
@@ -59,7 +79,11 @@ func (r Rule) String() string {
 	if r.Kind == RuleGradient {
 		return m.String()
 	}
-	return m.String() + "(" + strconv.FormatFloat(r.Epsilon, 'g', -1, 64) + ")"
+	s := m.String() + "(" + strconv.FormatFloat(r.Epsilon, 'g', -1, 64) + ")"
+	if c := r.Composite.String(); c != "" {
+		s += "[" + c + "]"
+	}
+	return s
 }
 
 func (r Rule) mode() autograd.Mode {
@@ -92,7 +116,7 @@ func (p Backward) spec(n *Network) (autograd.Spec, error) {
 	if p.Rule.Kind == RuleGradient {
 		eps = 0
 	}
-	return autograd.Spec{Seeds: p.Seeds, Wrt: w, Mode: p.Rule.mode(), Epsilon: eps}, nil
+	return autograd.Spec{Seeds: p.Seeds, Wrt: w, Mode: p.Rule.mode(), Epsilon: eps, Composite: p.Rule.Composite}, nil
 }
 
 // CheckGradient reports whether gradients of seeds w.r.t. wrt can be built for n, naming the first op on

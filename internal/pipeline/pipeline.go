@@ -37,16 +37,32 @@ type Sink interface {
 	Close(sum Summary, err error) error
 }
 
-// Input says where positions come from.
+// Input says where positions come from: R, or the Parts read one after the other as one input (records
+// numbered across them, each position and bad record naming its part).
 type Input struct {
-	R    io.Reader
-	Name string // the input's name in records and messages
-	Type source.Type
+	R     io.Reader
+	Name  string // the input's name in records and messages
+	Parts []Part // when set, R and Name are not used
+	Type  source.Type
 	// Select picks the positions of each record and the records of a shard.
 	Select source.Options
 	// SkipRecords is how many records a resumed run already has: their positions and bad records are read
 	// (to number the rest) but not reported.
 	SkipRecords int
+}
+
+// Part is one input file of several.
+type Part struct {
+	Name string
+	R    io.Reader
+}
+
+// parts returns the input's parts, R alone when none are given.
+func (in Input) parts() []Part {
+	if len(in.Parts) > 0 {
+		return in.Parts
+	}
+	return []Part{{Name: in.Name, R: in.R}}
 }
 
 // Options tune a run.
@@ -81,6 +97,8 @@ type Position struct {
 	Pos    *board.Position
 	Next   *board.Move // the move played from the position, nil if none
 	Label  any         // what Options.Accept returned
+	// Puzzle is the lichess puzzle the position belongs to (puzzle input), nil otherwise.
+	Puzzle *source.Puzzle
 }
 
 // BadRecord is an input record that could not be analysed.
@@ -141,18 +159,6 @@ func Run(ctx context.Context, in Input, eng Engine, sink Sink, opts Options) (su
 	run, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 
-	// Only the pump blocks in the input's Read. A stop closes the pipe, which frees the reader at once even
-	// when the input stalls (a producer that hangs on stdin); the pump is left to end at its next Read.
-	pr, pw := io.Pipe()
-	go func() {
-		_, err := io.CopyBuffer(pw, in.R, make([]byte, 64<<10))
-		pw.CloseWithError(err) // nil: EOF
-	}()
-	go func() {
-		<-run.Done()
-		pr.CloseWithError(context.Cause(run))
-	}()
-
 	var wg sync.WaitGroup
 	read := make(chan *Batch, 1)
 	var readErr error
@@ -161,7 +167,7 @@ func Run(ctx context.Context, in Input, eng Engine, sink Sink, opts Options) (su
 	go func() {
 		defer wg.Done()
 		defer close(read)
-		r := &reader{ctx: run, in: in, opts: opts, out: read, cr: &countingReader{r: pr}}
+		r := &reader{ctx: run, in: in, opts: opts, out: read, cr: &countingReader{}}
 		r.check, _ = eng.(PositionChecker)
 		readErr = r.read()
 		skipped = r.skipped
@@ -322,13 +328,13 @@ func (r *reader) item(it *source.Item) error {
 	}
 	if r.check != nil {
 		if err := r.check.Check(it.Pos); err != nil {
-			return r.bad(BadRecord{Source: r.in.Name, Record: it.Record, Game: it.Game, Reason: fmt.Sprintf("ply %d: %v", it.Ply, err)})
+			return r.bad(BadRecord{Source: it.Source, Record: it.Record, Game: it.Game, Reason: fmt.Sprintf("ply %d: %v", it.Ply, err)})
 		}
 	}
 	b := &r.cur.Input
 	if r.opts.Corrupt {
 		if it.Corrupt == nil {
-			return r.bad(BadRecord{Source: r.in.Name, Record: it.Record, Game: it.Game, Reason: "no corrupt_fen or corrupt_moves: the patching lens needs a corrupted position"})
+			return r.bad(BadRecord{Source: it.Source, Record: it.Record, Game: it.Game, Reason: "no corrupt_fen or corrupt_moves: the patching lens needs a corrupted position"})
 		}
 		// The corrupted position is encoded like the clean one; patching works in the clean one's frame.
 		b.Encode(it.Corrupt, r.planes)
@@ -339,7 +345,7 @@ func (r *reader) item(it *source.Item) error {
 	b.Planes = append(b.Planes, r.planes...)
 	b.Transforms = append(b.Transforms, transform)
 	b.Positions = append(b.Positions, it.Pos)
-	r.cur.Items = append(r.cur.Items, Position{Source: it.Source, Record: it.Record, Game: it.Game, Ply: it.Ply, Pos: it.Pos, Next: it.Next, Label: label})
+	r.cur.Items = append(r.cur.Items, Position{Source: it.Source, Record: it.Record, Game: it.Game, Ply: it.Ply, Pos: it.Pos, Next: it.Next, Label: label, Puzzle: it.Puzzle})
 	r.accepted++
 	if b.Len() == r.opts.BatchSize {
 		if err := r.flush(it.Record); err != nil { // records before this one are complete
@@ -352,32 +358,55 @@ func (r *reader) item(it *source.Item) error {
 	return nil
 }
 
-// read walks the whole input. A normal end reads the input to its last byte (so that a caller hashing it
-// sees every byte) and hands on the last batch, which completes every record.
+// read walks the whole input, part after part. A normal end reads each part to its last byte (so that a
+// caller hashing it sees every byte) and hands on the last batch, which completes every record.
 func (r *reader) read() error {
 	r.cur = r.newBatch()
 	r.planes = make([]float32, board.NumPlanes*64)
-	records, err := source.Walk(r.cr, r.in.Name, r.in.Type, r.in.Select, r.item, func(b *source.Bad) error {
+	records := 0
+	for _, part := range r.in.parts() {
+		var err error
+		if records, err = r.walk(part, records); err != nil {
+			if errors.Is(err, errLimit) {
+				// The positions accepted so far form the whole run; their records may be incomplete.
+				if ferr := r.flush(records); ferr != nil {
+					return ferr
+				}
+			}
+			return err
+		}
+	}
+	return r.flush(max(records, r.in.SkipRecords))
+}
+
+// walk reads one part whose first record is number first, and returns the number of the next part's.
+func (r *reader) walk(part Part, first int) (int, error) {
+	// Only the pump blocks in the input's Read. A stop closes the pipe, which frees the reader at once even
+	// when the input stalls (a producer that hangs on stdin); the pump is left to end at its next Read.
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := io.CopyBuffer(pw, part.R, make([]byte, 64<<10))
+		pw.CloseWithError(err) // nil: EOF
+	}()
+	defer context.AfterFunc(r.ctx, func() { pr.CloseWithError(context.Cause(r.ctx)) })()
+	defer pr.Close() // the pump of a part left early ends at its next write
+	r.cr.r = pr
+	sel := r.in.Select
+	sel.Offset = first
+	records, err := source.Walk(r.cr, part.Name, r.in.Type, sel, r.item, func(b *source.Bad) error {
 		if err := r.ctx.Err(); err != nil {
 			return context.Cause(r.ctx)
 		}
 		if b.Record < r.in.SkipRecords {
 			return nil
 		}
-		return r.bad(BadRecord{Source: r.in.Name, Record: b.Record, Game: b.Game, Line: b.Line, Reason: b.Reason})
+		return r.bad(BadRecord{Source: part.Name, Record: b.Record, Game: b.Game, Line: b.Line, Reason: b.Reason})
 	})
-	switch {
-	case errors.Is(err, errLimit):
-		// The positions accepted so far form the whole run; their records may be incomplete.
-		if ferr := r.flush(records); ferr != nil {
-			return ferr
-		}
-		return errLimit
-	case err != nil:
-		return err
+	if err != nil {
+		return records, err
 	}
 	if _, err := io.Copy(io.Discard, r.cr); err != nil {
-		return fmt.Errorf("pipeline: read %s: %w", r.in.Name, err)
+		return records, fmt.Errorf("pipeline: read %s: %w", part.Name, err)
 	}
-	return r.flush(max(records, r.in.SkipRecords))
+	return records, nil
 }

@@ -1,6 +1,8 @@
-// Package source turns batch inputs (PGN streams, FEN/EPD lists, JSONL of {"fen","moves"}) into a stream of
-// positions with their history and provenance, reporting bad records without stopping. It knows input formats
-// and record numbering; the chess itself is internal/board's.
+// Package source turns batch inputs (PGN streams, FEN/EPD lists, JSONL of {"fen","moves"}, lichess puzzle
+// CSV) into a stream of positions with their history and provenance, reporting bad records without stopping.
+// Inputs may be compressed (gzip, bzip2, zstd: told by their first bytes) and a run may read several, one
+// after the other, numbering their records as one input. It knows input formats and record numbering; the
+// chess itself is internal/board's.
 //
 // Memory is bounded by one record, whatever the input: a PGN game beyond board.MaxPlies plies and a FEN or
 // JSONL line beyond MaxLineBytes are bad records, read through without being held, and a game's positions
@@ -29,30 +31,43 @@ const (
 	PGN   Type = "pgn"
 	FEN   Type = "fen"
 	JSONL Type = "jsonl"
+	// Puzzles is the lichess puzzle CSV (PuzzleId,FEN,Moves,Rating,...; see Puzzle).
+	Puzzles Type = "puzzles"
 )
+
+// TypeNames lists the input types for flag help and messages.
+const TypeNames = "pgn, fen, jsonl or puzzles"
 
 // DetectType picks the input type from an explicit --input-type or the file extension; stdin ("-") needs
 // the explicit type.
 func DetectType(path, explicit string) (Type, error) {
 	switch explicit {
-	case "pgn", "fen", "jsonl":
+	case "pgn", "fen", "jsonl", "puzzles":
 		return Type(explicit), nil
 	case "":
 	default:
-		return "", fmt.Errorf("source: input type %q: want pgn, fen or jsonl", explicit)
+		return "", fmt.Errorf("source: input type %q: want %s", explicit, TypeNames)
 	}
 	if path == "-" {
-		return "", errors.New("source: reading stdin needs --input-type pgn|fen|jsonl")
+		return "", errors.New("source: reading stdin needs --input-type pgn|fen|jsonl|puzzles")
 	}
-	switch strings.ToLower(filepath.Ext(path)) {
+	// A compressed file is named after what it holds: games.pgn.zst is a PGN.
+	base := strings.ToLower(path)
+	if c := filepath.Ext(base); c == ".gz" || c == ".bz2" || c == ".zst" {
+		base = strings.TrimSuffix(base, c)
+	}
+	switch filepath.Ext(base) {
 	case ".pgn":
 		return PGN, nil
 	case ".fen", ".epd", ".txt":
 		return FEN, nil
 	case ".jsonl", ".ndjson":
 		return JSONL, nil
+	case ".csv":
+		// The only CSV read is lichess's puzzle file; Walk checks its header.
+		return Puzzles, nil
 	}
-	return "", fmt.Errorf("source: cannot tell the type of %s from its extension: pass --input-type pgn|fen|jsonl", path)
+	return "", fmt.Errorf("source: cannot tell the type of %s from its extension: pass --input-type pgn|fen|jsonl|puzzles", path)
 }
 
 // Plies selects which positions of a game are analysed.
@@ -123,6 +138,8 @@ type Item struct {
 	Corrupt *board.Game
 	// Fields are a JSONL record's top-level fields as given (for labels read from a column); nil otherwise.
 	Fields map[string]json.RawMessage
+	// Puzzle is the lichess puzzle the position belongs to (puzzle input); nil otherwise.
+	Puzzle *Puzzle
 }
 
 // Bad is a record that could not be read.
@@ -199,20 +216,35 @@ func (s Shard) Records(total int) int {
 type Options struct {
 	Plies Plies
 	Shard Shard
+	// Offset is the number of the input's first record: the records of the inputs before it in a run of
+	// several, so that numbering (and the shard a record falls in) is the run's, not the file's.
+	Offset int
+	// Solution makes a puzzle record yield every position of its line from the puzzle position (ply 1, after
+	// the opponent's first move) to the last solution move, each with Next set to the solution's move there;
+	// without it a puzzle yields only the puzzle position.
+	Solution bool
 }
 
 // Walk reads every record of r, calling item for each selected position and bad for each record that fails
 // to parse (the walk continues); records outside opts.Shard are read, so that numbering stays global, but
-// not reported. It returns the number of records in the input, and the first error either callback returns
-// or a read error.
+// not reported. A compressed input (gzip, bzip2, zstd) is decompressed on the way. It returns the number
+// of records in the input plus opts.Offset (the next input's offset), and the first error either callback
+// returns or a read error.
 func Walk(r io.Reader, name string, typ Type, opts Options, item func(*Item) error, bad func(*Bad) error) (records int, err error) {
 	switch typ {
-	case PGN:
-		return walkPGN(r, name, opts, item, bad)
-	case FEN, JSONL:
-		return walkLines(r, name, typ, opts.Shard, item, bad)
+	case PGN, FEN, JSONL, Puzzles:
+	default:
+		return opts.Offset, fmt.Errorf("source: unknown input type %q", typ)
 	}
-	return 0, fmt.Errorf("source: unknown input type %q", typ)
+	dr, err := decompress(r)
+	if err != nil {
+		return opts.Offset, fmt.Errorf("source: %s: %w", name, err)
+	}
+	defer dr.Close()
+	if typ == PGN {
+		return walkPGN(dr, name, opts, item, bad)
+	}
+	return walkLines(dr, name, typ, opts, item, bad)
 }
 
 // errSelected stops a game's walk after the last selected ply.
@@ -220,7 +252,7 @@ var errSelected = errors.New("source: selected plies done")
 
 func walkPGN(r io.Reader, name string, opts Options, item func(*Item) error, bad func(*Bad) error) (int, error) {
 	pr := board.NewPGNReader(r)
-	record := 0
+	record := opts.Offset
 	for ; ; record++ {
 		// Every game is parsed, even outside the shard: only parsing finds where a game ends.
 		g, err := pr.Next()
@@ -270,9 +302,10 @@ type lineRecord struct {
 	CorruptMoves json.RawMessage `json:"corrupt_moves"`
 }
 
-func walkLines(r io.Reader, name string, typ Type, shard Shard, item func(*Item) error, bad func(*Bad) error) (int, error) {
+func walkLines(r io.Reader, name string, typ Type, opts Options, item func(*Item) error, bad func(*Bad) error) (int, error) {
 	br := bufio.NewReaderSize(r, 1<<16)
-	line, record := 0, 0
+	line, record, shard := 0, opts.Offset, opts.Shard
+	first := true
 	var buf []byte
 	for {
 		var long bool
@@ -289,12 +322,29 @@ func walkLines(r io.Reader, name string, typ Type, shard Shard, item func(*Item)
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
+		if typ == Puzzles {
+			// A header is no record; it may come again where files were concatenated.
+			hdr, err := puzzleHeader(text, first)
+			first = false
+			if err != nil {
+				return record, fmt.Errorf("source: %s: %w", name, err)
+			}
+			if hdr {
+				continue
+			}
+		}
 		record++
 		if !shard.Holds(record - 1) {
 			continue
 		}
 		if long {
 			if err := bad(&Bad{Record: record - 1, Game: -1, Line: line, Reason: fmt.Sprintf("source: line longer than %d bytes: skipped", MaxLineBytes)}); err != nil {
+				return record, err
+			}
+			continue
+		}
+		if typ == Puzzles {
+			if err := walkPuzzle(text, line, record-1, name, opts.Solution, item, bad); err != nil {
 				return record, err
 			}
 			continue

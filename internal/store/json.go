@@ -126,7 +126,29 @@ func appendMeta(b []byte, m PositionMeta) []byte {
 	} else {
 		b = appendString(b, *m.Move)
 	}
+	if p := m.Puzzle; p != nil {
+		b = append(b, `,"puzzle_id":`...)
+		b = appendString(b, p.ID)
+		b = append(b, `,"rating":`...)
+		b = strconv.AppendInt(b, int64(p.Rating), 10)
+		b = append(b, `,"themes":`...)
+		b = appendStrings(b, p.Themes)
+		b = append(b, `,"solution":`...)
+		b = appendStrings(b, p.Solution)
+	}
 	return append(b, '}')
+}
+
+// appendStrings appends a JSON array of strings.
+func appendStrings(b []byte, list []string) []byte {
+	b = append(b, '[')
+	for i, s := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, s)
+	}
+	return append(b, ']')
 }
 
 // appendError appends the errors.jsonl object for one bad record.

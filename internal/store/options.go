@@ -88,6 +88,16 @@ type PositionMeta struct {
 	Ply    int
 	FEN    string
 	Move   *string // the move played from the position, nil if none
+	// Puzzle, for a position from a lichess puzzle, adds puzzle_id, rating, themes and solution to the row.
+	Puzzle *PuzzleMeta
+}
+
+// PuzzleMeta is what positions.jsonl keeps of a lichess puzzle.
+type PuzzleMeta struct {
+	ID       string
+	Rating   int
+	Themes   []string
+	Solution []string // UCI, the moves after the opponent's first
 }
 
 // Result is one named tensor of a position's analysis; Shape excludes the

@@ -23,6 +23,9 @@ type Spec struct {
 	Mode Mode
 	// Epsilon is the LRP stabiliser (LRP modes only; must be > 0).
 	Epsilon float64
+	// Composite assigns other rules to linear layers by type (ModeLRPEpsilon only; the zero value: the
+	// epsilon rule everywhere), as zennit's composites do.
+	Composite Composite
 }
 
 // Mode is what a backward graph propagates.
@@ -237,6 +240,11 @@ func (p *plan) checkSpec(spec Spec) error {
 		return fmt.Errorf("%w: %s needs a finite epsilon > 0, got %g", ErrSpec, spec.Mode, spec.Epsilon)
 	case spec.Mode != ModeGradient && !spec.Mode.lrp():
 		return fmt.Errorf("%w: unknown mode %d", ErrSpec, int(spec.Mode))
+	case spec.Composite != (Composite{}) && spec.Mode != ModeLRPEpsilon:
+		return fmt.Errorf("%w: a composite (%s) needs %s, not %s", ErrSpec, spec.Composite, ModeLRPEpsilon, spec.Mode)
+	}
+	if err := spec.Composite.check(); err != nil {
+		return fmt.Errorf("%w: %v", ErrSpec, err)
 	}
 	inputs := p.inputs
 	check := func(kind, name string, seen map[string]bool) error {

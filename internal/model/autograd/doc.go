@@ -65,6 +65,11 @@
 //	               LogSoftmax, LayerNormalization (input): an element-wise function keeps its unit's relevance.
 //	shape:         the gradient rules, which sum or permute entries and so conserve relevance.
 //
+// Spec.Composite (ModeLRPEpsilon only) replaces the epsilon rule of linear nodes with constant weights by
+// layer type, as zennit's composites do: Conv nodes, dense nodes (MatMul, Gemm) and the first layer (reached
+// from a Wrt tensor through shape ops only) can each take z+, gamma, alpha-beta, flat or w-square; sums,
+// products and activations keep the epsilon mode's rules. LinearKind documents what each rule conserves.
+//
 // With every bias zero the epsilon rule conserves relevance to float32 rounding (within 2e-5 on the lc0 nets
 // of ../shared/models); with real biases the sum differs from L by what the biases absorb, which on those
 // nets is several times L itself (see internal/model's TestRelevanceConservation). BatchNormalization and

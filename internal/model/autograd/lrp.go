@@ -121,6 +121,18 @@ func lrpLinear(b *builder, n *pb.NodeProto, gy []string) ([]contrib, error) {
 	if len(vary) == 0 {
 		return cs, nil
 	}
+	if len(vary) == 1 {
+		if r := b.compositeRule(n, vary[0]); r.Kind != LinearDefault && r.Kind != LinearEpsilon {
+			rx, ok, err := b.applyLinear(n, gy[0], vary[0], r)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				cs[vary[0]] = full(rx)
+				return cs, nil
+			}
+		}
+	}
 	if len(vary) == 1 && b.p.spec.Mode == ModeLRPZPlus {
 		r, ok, err := b.zplus(n, gy[0], vary[0])
 		if err != nil {
