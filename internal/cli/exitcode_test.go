@@ -255,6 +255,16 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "compare", args: []string{"compare", "--model", "", pzl, "-o", out("c1")}, code: 2, want: "give it twice"},
 		{cmd: "compare", args: []string{"compare", "--model", "", "--model", "", missing, "-o", out("c2")}, code: 2, want: missing},
 		{cmd: "compare", args: []string{"compare", "--model", "", "--model", "", pzl, "-o", out("c3")}, env: map[string]string{"LCZEROLENS_ORT_LIB": missing}, code: 1, want: "make ort"},
+		{cmd: "sae", args: []string{"sae", "frob"}, code: 2, want: `unknown command "frob"`},
+		{cmd: "sae train", args: []string{"sae", "train", fx.pgn, "-o", out("s1")}, code: 2, want: "module"},
+		{cmd: "sae train", args: []string{"sae", "train", fx.pgn, "--module", "nosuch", "-o", out("s2")}, code: 2, want: "model modules"},
+		{cmd: "sae train", args: []string{"sae", "train", fx.pgn, "--module", "block0/conv2/relu", "--activation", "relu", "-o", out("s3")}, code: 2, want: "--l1"},
+		{cmd: "sae train", args: []string{"sae", "train", "--module", "block0/conv2/relu", "-o", out("s4")}, code: 2, want: "--from-npy"},
+		{cmd: "sae train", args: []string{"sae", "train", fx.pgn, "--module", "block0/conv2/relu", "-o", out("s5")}, env: map[string]string{"LCZEROLENS_ORT_LIB": missing}, code: 1, want: "make ort"},
+		{cmd: "sae features", args: []string{"sae", "features", missing, fx.pgn, "-o", out("sf1")}, code: 2, want: "sae.json"},
+		{cmd: "sae features", args: []string{"sae", "features", saeExitFixture(t, fx.dir), fx.pgn, "-o", out("sf2")}, env: map[string]string{"LCZEROLENS_ORT_LIB": missing}, code: 1, want: "make ort"},
+		{cmd: "sae eval", args: []string{"sae", "eval", missing, fx.pgn}, code: 2, want: "sae.json"},
+		{cmd: "sae eval", args: []string{"sae", "eval", saeExitFixture(t, fx.dir), fx.pgn}, env: map[string]string{"LCZEROLENS_ORT_LIB": missing}, code: 1, want: "make ort"},
 	}
 	if err := os.MkdirAll(filepath.Join(fx.dir, "out"), 0o755); err != nil {
 		t.Fatal(err)
