@@ -210,7 +210,7 @@ func (f *Factory) analyse(opts *AnalyseOptions, cfg *Config, engines engineSourc
 	if err != nil {
 		return nil, err
 	}
-	sess, err := f.sessionWith(cfg, opts.Pos.InputFormat)
+	sess, err := f.sessionWith(cfg, cfg.Model, opts.Pos.InputFormat)
 	if err != nil {
 		return nil, err
 	}

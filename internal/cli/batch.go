@@ -53,13 +53,14 @@ write the results to OUTDIR: with --format npy (default) one file per result key
 on axis 0, plus positions.jsonl (row i = position i), errors.jsonl (bad records) and manifest.json; with
 --format json, results.jsonl instead of the NPY files.
 
-INPUT is a PGN (every position of every game: the start position and the position after each move), a FEN
-or EPD list (one position per line), a JSONL file of {"fen","moves"} objects (moves as a string or an
-array), a lichess puzzle CSV (the puzzle position, after the opponent's first move, with puzzle_id, rating,
-themes and solution in positions.jsonl), or - for stdin (with --input-type). Inputs may be compressed
-(.gz, .bz2, .zst) and several are read one after the other as one input, records numbered across them. Bad records are logged to errors.jsonl and skipped. A JSONL
-record may also give a corrupted position, corrupt_fen and/or corrupt_moves (from corrupt_fen, else from
-the record's own start), which lens patching compares the position with.
+INPUT is a PGN (every position of every game: the start position and the position after each move),
+a FEN or EPD list (one position per line), a JSONL file of {"fen","moves"} objects (moves as a
+string or an array), a lichess puzzle CSV (the puzzle position, after the opponent's first move,
+with puzzle_id, rating, themes and solution in positions.jsonl), or - for stdin (with --input-type).
+Inputs may be compressed (.gz, .bz2, .zst) and several are read one after the other as one input,
+records numbered across them. Bad records are logged to errors.jsonl and skipped. A JSONL record may
+also give a corrupted position, corrupt_fen and/or corrupt_moves (from corrupt_fen, else from the
+record's own start), which lens patching compares the position with.
 
 Results are committed after every batch: a run that is killed can be finished with --resume.
 

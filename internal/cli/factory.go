@@ -127,7 +127,11 @@ func (f *Factory) Sessions() (*model.SessionCache, error) {
 
 // Network loads the configured model (or the embedded demo network, with a notice) once per path.
 func (f *Factory) Network() (*model.Network, error) {
-	path := f.Config().Model
+	return f.NetworkAt(f.Config().Model)
+}
+
+// NetworkAt loads the network at path ("" = the demo network) once, for commands that run more than one.
+func (f *Factory) NetworkAt(path string) (*model.Network, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if n, ok := f.nets[path]; ok {
@@ -158,13 +162,19 @@ type netSession struct {
 // Session loads the configured network, resolves its input encoding (--input-format against the network's
 // own) and starts ONNX Runtime, in that order so input errors come before the runtime is loaded.
 func (f *Factory) Session(inputFormat string) (*netSession, error) {
-	return f.sessionWith(f.Config(), inputFormat)
+	return f.SessionFor(f.Config().Model, inputFormat)
 }
 
-// sessionWith is Session with the encoding settings of cfg rather than the command's configuration (serve
-// takes them per request).
-func (f *Factory) sessionWith(cfg *Config, inputFormat string) (*netSession, error) {
-	net, err := f.Network()
+// SessionFor is Session for the network at path rather than the configured one (commands that compare
+// several networks).
+func (f *Factory) SessionFor(path, inputFormat string) (*netSession, error) {
+	return f.sessionWith(f.Config(), path, inputFormat)
+}
+
+// sessionWith is SessionFor with the encoding settings of cfg rather than the command's configuration
+// (serve takes them per request).
+func (f *Factory) sessionWith(cfg *Config, path, inputFormat string) (*netSession, error) {
+	net, err := f.NetworkAt(path)
 	if err != nil {
 		return nil, err
 	}

@@ -47,11 +47,11 @@ func fitHelp(root *cobra.Command) {
 func fitLines(text string, width int) string {
 	var b strings.Builder
 	section := ""
-	lines := strings.SplitAfter(text, "\n")
+	lines := reflowProse(strings.SplitAfter(text, "\n"), width)
 	for _, l := range lines {
 		body := strings.TrimRight(l, "\n")
 		nl := l[len(body):]
-		if body != "" && body[0] != ' ' && strings.HasSuffix(body, ":") {
+		if isHeader(body) {
 			section = body
 		}
 		switch {
@@ -65,6 +65,58 @@ func fitLines(text string, width int) string {
 		b.WriteString(nl)
 	}
 	return b.String()
+}
+
+// reflowProse re-wraps each paragraph of prose (consecutive unindented lines that are neither section
+// headers nor two-column rows such as model info's "nodes     112 (...)") that has a line wider than width, so that a hard-wrapped text a little too wide does not come
+// out ragged, every other line a stub; paragraphs that fit keep their line breaks.
+func reflowProse(lines []string, width int) []string {
+	prose := func(l string) bool {
+		body := strings.TrimRight(l, "\n")
+		return body != "" && body[0] != ' ' && !isHeader(body) && !strings.Contains(body, "  ")
+	}
+	var out []string
+	for i := 0; i < len(lines); {
+		if !prose(lines[i]) {
+			out = append(out, lines[i])
+			i++
+			continue
+		}
+		j, wide := i, false
+		for j < len(lines) && prose(lines[j]) {
+			wide = wide || textWidth(strings.TrimRight(lines[j], "\n")) > width
+			j++
+		}
+		if !wide {
+			out = append(out, lines[i:j]...)
+			i = j
+			continue
+		}
+		var words []string
+		for _, l := range lines[i:j] {
+			words = append(words, strings.Fields(l)...)
+		}
+		end := "\n"
+		if !strings.HasSuffix(lines[j-1], "\n") {
+			end = ""
+		}
+		wrapped := wrapWords(strings.Join(words, " "), width, 0)
+		for k, w := range wrapped {
+			if k < len(wrapped)-1 {
+				out = append(out, w+"\n")
+			} else {
+				out = append(out, w+end)
+			}
+		}
+		i = j
+	}
+	return out
+}
+
+// isHeader reports whether a line is a section header of help ("Flags:", "Global Flags:"): short,
+// unindented, ending in a colon; a sentence ending in a colon ("With --json, one line:") is prose.
+func isHeader(line string) bool {
+	return line != "" && line[0] != ' ' && strings.HasSuffix(line, ":") && len(strings.Fields(line)) <= 3
 }
 
 // textWidth is the number of columns s takes (one per rune: help text has no wide characters).

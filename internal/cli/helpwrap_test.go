@@ -80,6 +80,15 @@ func TestHelpFitsTerminal(t *testing.T) {
 		}
 	}
 
+	// Every lens option's help may become its flag's usage (the first lens with the option lends it).
+	for _, l := range lens.Lenses {
+		for _, o := range l.Options {
+			if strings.Contains(o.Help, "`") {
+				t.Errorf("lens %s option %s: help has a backtick, which pflag would show as the flag's value name: use quotes", l.Name, o.Name)
+			}
+		}
+	}
+
 	tables := [][]string{{"lenses", "list"}, {"lenses", "list", "--model", ""}, {"model", "info"}}
 	for _, l := range lens.Lenses {
 		tables = append(tables, []string{"lenses", "describe", l.Name})
@@ -112,8 +121,17 @@ func TestFitLinesKeepsWords(t *testing.T) {
 	long := "  lczerolens analyse --model maia-1100.onnx --lens activation --pattern '^block5/conv2/relu$' " +
 		`--fen "8/8/8/4k3/8/8/4P3/4K3 w - - 0 1" --format npy -o out/ --force`
 	row := "      --input-format string   lc0 input format: " + strings.Repeat("1|classical, 2|castling-plane, ", 6)
-	text := "Some text:\n" + row + "\n\nExamples:\n" + long + "\n\nFlags:\n" + row + "\n"
+	prose := strings.Repeat("word ", 13) + "end\n" + strings.Repeat("next ", 11) + "last\nA sentence ending with a colon:\nx y"
+	table := "path      /a/b.onnx\nnodes     112 (" + strings.Repeat("Add 26, ", 12) + "Softmax 1)\nparams    867,437"
+	text := prose + "\n\n" + table + "\n\nSome text:\n" + row + "\n\nExamples:\n" + long + "\n\nFlags:\n" + row + "\n"
 	got := fitLines(text, 60)
+	// The prose paragraph is reflowed, not left ragged: every line but its last is filled.
+	para := strings.Split(got[:strings.Index(got, "\n\n")], "\n")
+	for _, l := range para[:len(para)-1] {
+		if textWidth(l) < 50 {
+			t.Errorf("ragged prose line of %d columns: %q", textWidth(l), l)
+		}
+	}
 	for _, l := range strings.Split(got, "\n") {
 		if textWidth(l) > 60 {
 			t.Errorf("line of %d columns: %q", textWidth(l), l)
@@ -131,6 +149,14 @@ func TestFitLinesKeepsWords(t *testing.T) {
 	for _, l := range strings.Split(ex, "\n") {
 		if strings.Count(l, `"`)%2 != 0 || strings.Count(l, "'")%2 != 0 {
 			t.Errorf("a quoted word is broken across lines: %q", l)
+		}
+	}
+	// Rows of a two-column table are wrapped under their second column, never run together.
+	tab := got[strings.Index(got, "path "):]
+	tab = tab[:strings.Index(tab, "\n\n")]
+	for i, l := range strings.Split(tab, "\n") {
+		if !strings.HasPrefix(l, "path      ") && !strings.HasPrefix(l, "nodes     ") && !strings.HasPrefix(l, "params    ") && indentOf(l) != 10 {
+			t.Errorf("table line %d %q: neither a row nor a continuation under the second column", i, l)
 		}
 	}
 	// Continuation lines of a flag row start under its description.

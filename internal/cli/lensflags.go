@@ -10,6 +10,7 @@ import (
 	"github.com/lczerolens/lczerolens/internal/lens"
 	"github.com/lczerolens/lczerolens/internal/npy"
 	"github.com/lczerolens/lczerolens/internal/probe"
+	"github.com/lczerolens/lczerolens/internal/sae"
 )
 
 // lensFlags are the flags that choose lenses (--lens, or the config's list) and set their options: every
@@ -142,6 +143,14 @@ func (lf *lensFlags) specs(cfg *Config) ([]lens.Spec, error) {
 func loadLensFiles(l *lens.Lens, v lens.Values) error {
 	if l == lens.Steering {
 		return loadDirection(v)
+	}
+	if l == lens.SAE && v.GetString("sae") != "" {
+		f, err := sae.Load(v.GetString("sae"))
+		if err != nil {
+			return inputError(err)
+		}
+		lens.WithSAE(v, f)
+		return nil
 	}
 	if l != lens.Probing || v.GetString("probe") == "" {
 		return nil

@@ -72,6 +72,7 @@ func TestMergeShardsEqualUnsharded(t *testing.T) {
 		{"json", []string{"--lens", "activation", "--format", "json", "--plies", "every:3"}},
 		{"json-logit-lens-ablation", []string{"--lens", "logit-lens,ablation", "--channels", "0-1", "--format", "json", "--plies", "every:3"}},
 		{"ig-keep", []string{"--lens", "integrated-gradients", "--steps", "4", "--keep", "heatmap,ig_gap", "--plies", "every:4"}},
+		{"npy-sae", []string{"--lens", "sae", "--sae", saeExitFixture(t, t.TempDir()), "--plies", "every:3"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()

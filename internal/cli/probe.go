@@ -46,6 +46,7 @@ type ProbeTrainOptions struct {
 	MinClass     int
 	Force        bool
 	Quiet        bool
+	PerSquare    bool
 }
 
 // NewCmdProbe builds `lczerolens probe` with its train subcommand.
@@ -70,10 +71,15 @@ module: R^2 for a regression concept, accuracy for a binary one. Whole records (
 Concepts (seen from the side to move):
 ` + conceptHelp() + `  column:NAME            the field NAME of each JSONL record (a number: regression; true/false: binary)
 
+Per-square concepts (with --per-square: one linear map shared by the 64 squares of a [C,8,8] module
+or of a [64,E] attention body's tokens, from a square's activations to its label, fitted by ridge
+regression on the label's one-hot code):
+` + squareConceptHelp() + `A record's solution is its JSONL "solution" field: UCI moves from the position, separated by spaces.
+
 Activations are standardised (each of the d values scaled to unit variance over the training positions).
---l2 auto (the default) chooses each module's penalty from 1e-3, 1e-2, ..., 1e3 by 5-fold cross-validation
-over whole records (a game's positions share a fold) on a sample of up to 1,500 training positions, and
-reports it; on larger training sets this errs towards the stronger penalty.
+--l2 auto (the default) chooses each module's penalty from 1e-3, 1e-2, ..., 1e3 by 5-fold
+cross-validation over whole records (a game's positions share a fold) on a sample of up to 1,500
+training positions, and reports it; on larger training sets this errs towards the stronger penalty.
 Regression concepts use ridge regression, minimising the mean squared error + --l2 * |w|^2, solved
 exactly by a Cholesky factorisation of the normal equations: up to --max-rows training positions are kept
 in memory (4*d bytes each), and the smaller of the d x d and n x n systems is solved (8*min(n,d)^2 bytes
@@ -84,14 +90,16 @@ training positions. Held-out scores use a uniform sample of up to --max-rows/2 h
 Positions where the concept is undefined are skipped. The probe file stores weights and bias over the raw
 activations.
 
-The report gives each held-out score next to its baseline, the best constant: for binary concepts the rate
-of the training majority label (MAJORITY), balanced accuracy and ROC AUC; for regression the R^2 of
-predicting the training mean. VS BASELINE says "above" (better by more than 2 standard errors; for binary
-concepts, ROC AUC above 0.5), "chance" or "below"; a training score above the held-out one by more than
---max-gap is a warning. A concept whose label never varies, or a binary one with fewer than --min-class
-training positions of a label, is refused (exit 2).`,
+The report gives each held-out score next to its baseline, the best constant: for binary concepts
+the rate of the training majority label (MAJORITY), balanced accuracy and ROC AUC; for regression
+the R^2 of predicting the training mean. VS BASELINE says "above" (better by more than 2 standard
+errors; for binary concepts, ROC AUC above 0.5), "chance" or "below"; a training score above the
+held-out one by more than --max-gap is a warning. A concept whose label never varies, or a binary
+one with fewer than --min-class training positions of a label, is refused (exit 2).`,
 		Example: `  lczerolens probe train games.pgn --model maia-1100.onnx --concept material-balance -o material.json
   lczerolens probe train puzzles.jsonl --model maia-1100.onnx --concept column:rating --pattern '^block3/' -o rating.json
+  lczerolens probe train games.pgn --model maia-1100.onnx --concept square-piece --per-square -o pieces.json
+  lczerolens probe train puzzles.jsonl --model maia-1100.onnx --concept move-target:1 --per-square -o target.json
   lczerolens analyse --model maia-1100.onnx --lens probing --probe material.json --fen "..."`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -106,6 +114,7 @@ training positions of a label, is refused (exit 2).`,
 	fl.StringVarP(&opts.Output, "output", "o", "", "probe file to write (required)")
 	fl.BoolVar(&opts.Force, "force", false, "replace an existing probe file")
 	fl.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress output")
+	fl.BoolVar(&opts.PerSquare, "per-square", false, "train per-square probes of a per-square concept (see above)")
 	fl.StringVar(&opts.Concept, "concept", "", "concept to probe (see above; required)")
 	fl.StringVar(&opts.Pattern, "pattern", "", "Go regexp over module names; default "+lens.DefaultActivationPattern)
 	fl.StringVar(&opts.Task, "task", "auto", "auto (the concept's kind), regression or binary")
@@ -127,6 +136,14 @@ training positions of a label, is refused (exit 2).`,
 	_ = train.MarkFlagRequired("concept")
 	cmd.AddCommand(train)
 	return cmd
+}
+
+func squareConceptHelp() string {
+	var b strings.Builder
+	for _, c := range concepts.SquareList() {
+		fmt.Fprintf(&b, "  %-27s %s (%s)\n", c.Syntax, c.Doc, c.Kind) // one line each, as conceptHelp
+	}
+	return b.String()
 }
 
 func conceptHelp() string {
@@ -189,6 +206,9 @@ func (l *labeler) label(it *source.Item) (float64, bool, error) {
 		return v, ok, nil
 	}
 	raw, ok := it.Fields[l.column]
+	if it.Puzzle != nil {
+		raw, ok = puzzleColumn(it.Puzzle, l.column)
+	}
 	if !ok || string(raw) == "null" {
 		return 0, false, nil
 	}
@@ -244,8 +264,16 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 	if err := checkOutputFile("probe train", opts.Output, opts.Force); err != nil {
 		return err
 	}
-	lab, err := newLabeler(opts.Concept, opts.Task)
-	if err != nil {
+	var lab *labeler
+	var sq *concepts.SquareConcept
+	if opts.PerSquare {
+		if sq, err = concepts.ParseSquare(opts.Concept); err != nil {
+			return inputError(fmt.Errorf("probe train: --per-square: %w", err))
+		}
+	} else if lab, err = newLabeler(opts.Concept, opts.Task); err != nil {
+		if _, serr := concepts.ParseSquare(opts.Concept); serr == nil {
+			return usageErrorf("probe train: --concept %s has a label per square: add --per-square", opts.Concept)
+		}
 		return err
 	}
 	names := opts.Inputs
@@ -258,8 +286,8 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 	}
 	defer inputs.Close()
 	typ, size := inputs.typ, inputs.size
-	if lab.concept == nil && typ != source.JSONL {
-		return usageErrorf("probe train: --concept %s reads a JSONL field, but the input is %s", lab.name(), typ)
+	if lab != nil && lab.concept == nil && typ != source.JSONL && typ != source.Puzzles {
+		return usageErrorf("probe train: --concept %s reads a JSONL field or puzzle column, but the input is %s", lab.name(), typ)
 	}
 	plies, err := source.ParsePlies(opts.Plies)
 	if err != nil {
@@ -282,6 +310,11 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 	if err != nil {
 		return inputError(err)
 	}
+	if sq != nil {
+		if err := squareModules(mods); err != nil {
+			return err
+		}
+	}
 	eng, err := sess.engine([]lens.Spec{{Lens: lens.Activation, Values: actValues}}, false)
 	if err != nil {
 		return err
@@ -289,13 +322,15 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 
 	ctx, stop := signalContext()
 	defer stop()
-	sink := &probeSink{mods: mods, lab: lab, fit: fit}
-	accept := func(it *source.Item) (any, bool, error) {
-		y, ok, err := lab.label(it)
-		if err != nil {
-			return nil, false, inputError(fmt.Errorf("probe train: record %d: %w", it.Record, err))
-		}
-		return probeLabel{y: y, holdout: probe.InHoldout(opts.Seed, opts.Holdout, it.Record)}, ok, nil
+	var sink pipeline.Sink
+	var accept func(it *source.Item) (any, bool, error)
+	var squares *squareSink
+	if sq != nil {
+		squares = &squareSink{mods: mods, concept: sq, fit: fit}
+		sink, accept = squares, squares.accept(opts)
+	} else {
+		ps := &probeSink{mods: mods, lab: lab, fit: fit}
+		sink, accept = ps, lab.accept(opts)
 	}
 	popts := pipeline.Options{BatchSize: cfg.BatchSize, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy, Limit: opts.MaxPositions, Accept: accept}
 	progress := io.Discard
@@ -313,10 +348,30 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 		}
 		return err
 	}
-	positions, skips, bad, fitters := sum.Positions, sum.Skipped, sum.Bad, sink.fitters
-	if positions == 0 {
-		return inputError(fmt.Errorf("probe train: no labelled position in %s (%d skipped, %d bad records)", opts.Input, skips, bad))
+	if sum.Positions == 0 {
+		return inputError(fmt.Errorf("probe train: no labelled position in %s (%d skipped, %d bad records)", opts.Input, sum.Skipped, sum.Bad))
 	}
+	if squares != nil {
+		return finishSquares(ctx, opts, net, squares, sum, progress)
+	}
+	return finishProbes(ctx, opts, net, lab, sink.(*probeSink), sum, progress)
+}
+
+// accept labels a stream item and assigns its record to a split.
+func (lab *labeler) accept(opts *ProbeTrainOptions) func(it *source.Item) (any, bool, error) {
+	return func(it *source.Item) (any, bool, error) {
+		y, ok, err := lab.label(it)
+		if err != nil {
+			return nil, false, inputError(fmt.Errorf("probe train: record %d: %w", it.Record, err))
+		}
+		return probeLabel{y: y, holdout: probe.InHoldout(opts.Seed, opts.Holdout, it.Record)}, ok, nil
+	}
+}
+
+// finishProbes fits the whole-position probes, writes the probe file and prints the report.
+func finishProbes(ctx context.Context, opts *ProbeTrainOptions, net *model.Network, lab *labeler, sink *probeSink, sum pipeline.Summary, progress io.Writer) error {
+	f, fit := opts.Factory, sink.fit
+	positions, skips, bad, fitters := sum.Positions, sum.Skipped, sum.Bad, sink.fitters
 
 	labels := fitters[0].Labels() // every fitter saw the same labels
 	if err := labels.Check(lab.binary, opts.MinClass); err != nil {
@@ -482,4 +537,21 @@ func printProbes(w io.Writer, pf *probe.File) error {
 		fmt.Fprintf(w, "warning: %d of %d probes score below the baseline by more than 2 standard errors: a constant does better (compare the training score to tell overfitting from a poor fit)\n", n, len(pf.Probes))
 	}
 	return nil
+}
+
+// puzzleColumn is a puzzle CSV column (named as in its header, any case) as a JSON value: a number when it
+// reads as one, else a string.
+func puzzleColumn(p *source.Puzzle, name string) (json.RawMessage, bool) {
+	for i, c := range source.PuzzleColumns {
+		if !strings.EqualFold(c, name) || i >= len(p.Columns) {
+			continue
+		}
+		v := p.Columns[i]
+		if _, err := strconv.ParseFloat(v, 64); err == nil {
+			return json.RawMessage(v), true
+		}
+		b, _ := json.Marshal(v)
+		return b, true
+	}
+	return nil, false
 }

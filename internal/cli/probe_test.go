@@ -520,3 +520,91 @@ func TestProbeTrainRatingAuto(t *testing.T) {
 		}
 	}
 }
+
+// TestProbeTrainPerSquare is issue 21's acceptance 4 on maia-1100: per-square square-piece probes read the
+// board back near perfectly at block 0 (the board is in the input), and move-target:1 probes on the puzzles
+// find the solution's first target square well above the most common target square.
+func TestProbeTrainPerSquare(t *testing.T) {
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
+	maia := testutil.Shared(t, "models/maia-1100.onnx")
+	pgn := testutil.Shared(t, "data/pgn/educhess-Morphy.pgn")
+	dir := t.TempDir()
+	read := func(path string) *probe.SquareFile {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sf probe.SquareFile
+		if err := json.Unmarshal(raw, &sf); err != nil {
+			t.Fatal(err)
+		}
+		return &sf
+	}
+	out := filepath.Join(dir, "pieces.json")
+	code, stdout, stderr := runCLI(t, env, "probe", "train", pgn, "--model", maia, "--concept", "square-piece", "--per-square",
+		"--pattern", `^block[05]/conv2/relu$`, "--plies", "every:3", "--max-positions", "1500", "-q", "-o", out)
+	if code != 0 {
+		t.Fatalf("square-piece: exit %d: %s", code, stderr)
+	}
+	t.Logf("\n%s", stdout)
+	sf := read(out)
+	if len(sf.Curve) != 2 || sf.Curve[0].Module != "block0/conv2/relu" || *sf.Curve[0].Score < 0.99 || *sf.Curve[0].Baseline > 0.8 || sf.Classes != 13 {
+		t.Errorf("square-piece curve %+v", sf.Curve)
+	}
+	// move-target:1 from the puzzle CSV, move-target:3 from the same puzzles as JSONL with a solution field.
+	for _, tc := range []struct {
+		input, concept string
+		min            float64
+	}{
+		{testutil.Shared(t, "data/puzzles/lichess_db_puzzle_sample.csv"), "move-target:1", 0.3},
+		{puzzlesJSONL(t, dir), "move-target:3", 0.12},
+	} {
+		out = filepath.Join(dir, "target.json")
+		code, stdout, stderr = runCLI(t, env, "probe", "train", tc.input, "--model", maia, "--concept", tc.concept, "--per-square",
+			"--pattern", `^block4/conv2/relu$`, "-q", "--force", "-o", out)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", tc.concept, code, stderr)
+		}
+		t.Logf("\n%s", stdout)
+		sf = read(out)
+		if c := sf.Curve[0]; !sf.Top1 || c.Metric != "top1" || *c.Score < tc.min || *c.Score < *c.Baseline+0.1 || c.Verdict != probe.Above {
+			t.Errorf("%s curve %+v", tc.concept, sf.Curve)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--concept", "square-piece"}, "add --per-square"},
+		{[]string{"--concept", "in-check", "--per-square"}, "unknown per-square concept"},
+		{[]string{"--concept", "square-piece", "--per-square", "--pattern", "^policy/flatten$"}, "not [batch,C,8,8]"},
+	} {
+		code, _, stderr := runCLI(t, env, append([]string{"probe", "train", pgn, "--model", maia, "-o", filepath.Join(dir, "x.json")}, tc.args...)...)
+		if code != ExitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d: %s", tc.args, code, stderr)
+		}
+	}
+}
+
+// TestNetSquare maps board squares into the network's frame by hand: ranks mirrored for black, then lc0's
+// canonical flip (files), mirror (ranks) and transpose (a1-h8 diagonal), in that order.
+func TestNetSquare(t *testing.T) {
+	sq := func(s string) int { return int(s[1]-'1')*8 + int(s[0]-'a') }
+	for _, c := range []struct {
+		from      string
+		black     bool
+		transform int
+		to        string
+	}{
+		{"e2", false, 0, "e2"},
+		{"e2", true, 0, "e7"},
+		{"b1", false, board.TransformFlip, "g1"},
+		{"b1", false, board.TransformTranspose, "a2"},
+		{"b1", true, board.TransformFlip | board.TransformMirror, "g1"},
+		{"c2", false, board.TransformFlip | board.TransformTranspose, "b6"},
+	} {
+		if got := netSquare(sq(c.from), c.black, c.transform); got != sq(c.to) {
+			t.Errorf("%s (black %v, transform %d): %d, want %s (%d)", c.from, c.black, c.transform, got, c.to, sq(c.to))
+		}
+	}
+}

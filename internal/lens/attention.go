@@ -20,7 +20,7 @@ var Attention = &Lens{
 		{Name: "pattern", Kind: Regexp, Default: "", DefaultDoc: DefaultAttentionPattern, Help: "Go regexp over module names, shaped [heads,64,64] or [64,64] (an attention policy's policy/scale: logits)"},
 		{Name: "attribution", Kind: Enum, Default: "none", Choices: []string{"none", "grad"}, Help: "none, or grad: also <module>_attribution, attention times d target / d attention"},
 		{Name: "target", Kind: String, Default: "value", Help: "what --attribution grad differentiates: " + PatchTargetHelp, Check: checkTarget},
-		{Name: "top-pairs", Kind: Int, Default: "0", Help: "list the K strongest (query, key) pairs per head in JSON as <module>_top (by attribution when asked, else attention)", Check: checkNonNegative},
+		{Name: "top-pairs", Kind: Int, Default: "0", Help: "list the K strongest (query, key) pairs per head in JSON as <module>_top (by attribution when asked, else attention)", Check: checkNonNegativeInt},
 	},
 	Compatible: func(n *model.Network, v Values) error {
 		_, err := attentionModules(n, v)
@@ -29,7 +29,7 @@ var Attention = &Lens{
 	Prepare: prepareAttention,
 }
 
-func checkNonNegative(v any) error {
+func checkNonNegativeInt(v any) error {
 	if v.(int) < 0 {
 		return fmt.Errorf("%d: want 0 or more", v.(int))
 	}

@@ -15,7 +15,7 @@ var GradCAM = &Lens{
 	Doc:  "Grad-CAM of --target for each module matched by --pattern (shaped [C,8,8], [64,C] or [batch*64,C]): <module>_gradcam ([8,8], absolute frame).",
 	Options: []Option{
 		targetOption,
-		{Name: "pattern", Kind: Regexp, Default: "", Help: "Go regexp over module names (see `lczerolens model modules`); default " + DefaultActivationPattern},
+		{Name: "pattern", Kind: Regexp, Default: "", DefaultDoc: DefaultActivationPattern, Help: `Go regexp over module names (see "lczerolens model modules")`},
 	},
 	Compatible: compatibleGradCAM,
 	Prepare:    prepareGradCAM,

@@ -78,6 +78,7 @@ func TestGradCAMEqualsFormula(t *testing.T) {
 				if worst > 1e-5*scale {
 					t.Errorf("%s: differs from the formula by %.3g (max %.3g)", key, worst, scale)
 				}
+				t.Logf("%s: max |gradcam - formula| %.2g, max map %.2g", key, worst, scale)
 			}
 			if maps == 0 {
 				t.Fatal("no gradcam result")

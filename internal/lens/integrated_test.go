@@ -133,6 +133,7 @@ func TestIGEqualsGradientQuadrature(t *testing.T) {
 				if worst > 1e-5*scale+1e-7 {
 					t.Errorf("position %d: ig differs from the quadrature of gradients by %.3g (max |ig| %.3g)", i, worst, scale)
 				}
+				t.Logf("position %d: max |ig - quadrature of gradients| %.2g, max |ig| %.2g", i, worst, scale)
 			}
 		})
 	}

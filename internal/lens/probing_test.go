@@ -34,6 +34,13 @@ func demoLensValues(t *testing.T, l *Lens) (Values, error) {
 		}
 		return v, err
 	}
+	if l == SAE {
+		v, err := l.Resolve(map[string]string{"sae": "demo-sae"})
+		if err == nil {
+			WithSAE(v, demoSAE(t))
+		}
+		return v, err
+	}
 	if l != Probing {
 		return l.Resolve(nil)
 	}

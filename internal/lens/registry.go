@@ -15,4 +15,5 @@ var Lenses = Registry{
 	Attention,
 	IntegratedGradients,
 	GradCAM,
+	SAE,
 }

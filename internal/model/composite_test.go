@@ -10,7 +10,7 @@ import (
 
 // TestCompositeConservation runs LRP composites end to end on the SE-ResNets with the biases zeroed and
 // checks what they conserve. Composites whose every rule passes on all of its relevance (epsilon on dense
-// layers, gamma on convolutions, flat or w-square on the first layer) must sum to the target within
+// layers, gamma on convolutions, flat, w-square or box on the first layer) must sum to the target within
 // 1e-4 * max(1, |target|) (float32 rounding over ~20 layers; measured max |target - sum| 1e-5 on maia-1100,
 // 6e-6 on tinygyal-8, as plain epsilon). z+ and alpha-beta on convolutions need not conserve end to end (a
 // unit with only negative contributions passes nothing under z+, -beta R under alpha-beta): their residual
@@ -28,11 +28,10 @@ func TestCompositeConservation(t *testing.T) {
 		c         Composite
 		conserves bool
 	}{
-		{"epsilon", Composite{}, true},
 		{"epsilon-gamma", conv(gamma), true},
 		{"epsilon-gamma-flat", Composite{Conv: gamma, First: flat}, true},
 		{"epsilon-gamma-wsquare", Composite{Conv: gamma, First: wsq}, true},
-		{"epsilon-wsquare", Composite{First: wsq}, true},
+		{"epsilon-gamma-box", Composite{Conv: gamma, First: LinearRule{Kind: LinearBox}}, true},
 		{"epsilon-plus-flat", Composite{Conv: LinearRule{Kind: LinearZPlus}, First: flat}, false},
 		{"epsilon-alpha2-beta1", conv(LinearRule{Kind: LinearAlphaBeta, Alpha: 2, Beta: 1}), false},
 	}
@@ -52,7 +51,7 @@ func TestCompositeConservation(t *testing.T) {
 					continue
 				}
 				planes = append(planes, testutil.DecodePlanes(t, rec)...)
-				if batch++; batch == conservationPositions {
+				if batch++; batch == conservationPositions/2 { // half, to keep the test short
 					break
 				}
 			}

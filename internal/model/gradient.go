@@ -71,6 +71,7 @@ const (
 	LinearAlphaBeta = autograd.LinearAlphaBeta
 	LinearFlat      = autograd.LinearFlat
 	LinearWSquare   = autograd.LinearWSquare
+	LinearBox       = autograd.LinearBox
 )
 
 // String names the rule as flags and keys do ("gradient", "lrp-epsilon(1e-06)").

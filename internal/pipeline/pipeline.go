@@ -116,6 +116,8 @@ type Batch struct {
 	Input   lens.Batch // the encoded positions the engine ran on
 	Items   []Position // row i of Input and Results
 	Results []lens.BatchResult
+	// Outputs is what the engine's pass returned (the heads, for sinks that score moves).
+	Outputs *lens.Outputs
 	// Bad are the bad records met while reading this batch's positions, and the positions set aside
 	// because the engine cannot analyse them (see PositionChecker; Reason names the ply).
 	Bad []BadRecord
@@ -183,12 +185,12 @@ func Run(ctx context.Context, in Input, eng Engine, sink Sink, opts Options) (su
 		for b := range recv(run, read) {
 			if b.Input.Len() > 0 {
 				runs++
-				_, res, err := eng.Run(&b.Input)
+				out, res, err := eng.Run(&b.Input)
 				if err != nil {
 					stop(err)
 					return
 				}
-				b.Results = res
+				b.Outputs, b.Results = out, res
 			}
 			select {
 			case analysed <- b:

@@ -67,9 +67,11 @@ func (f *Fitter) crossValidate() (float64, []CVPoint, error) {
 		return 0, nil, err
 	}
 	best := 0
-	curve := make([]CVPoint, len(grid))
+	var curve []CVPoint
 	for i, a := range grid {
-		curve[i] = CVPoint{L2: a, Loss: loss[i] / float64(r.n)}
+		if !math.IsInf(loss[i], 0) { // a system that could not be solved is left out
+			curve = append(curve, CVPoint{L2: a, Loss: loss[i] / float64(r.n)})
+		}
 		if loss[i] <= loss[best] {
 			best = i
 		}

@@ -2,8 +2,10 @@ package probe
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -23,6 +25,7 @@ type SquareFitter struct {
 	classes  int // label values
 	outputs  int // 1 for two classes, else classes
 	top1     bool
+	sqMajor  bool // activations laid out [square][channel] (attention bodies' tokens), else [channel][square]
 	opts     FitOptions
 	folds    []*squareSums
 	test     *posReservoir
@@ -85,6 +88,12 @@ func (r *posReservoir) add(x []float32, y [64]int) {
 // NewSquareFitter starts a per-square probe with the given number of label classes (2 for yes/no); top1 marks
 // a concept with one square labelled 1 per position. opts.Grid, when set, is the penalties cross-validated.
 func NewSquareFitter(module string, channels, classes int, top1 bool, opts FitOptions) *SquareFitter {
+	return NewSquareFitterLayout(module, channels, classes, top1, false, opts)
+}
+
+// NewSquareFitterLayout is NewSquareFitter for activations laid out [square][channel] when squareMajor (the
+// [64,E] token outputs of attention bodies), else [channel][square] ([C,8,8] convolution outputs).
+func NewSquareFitterLayout(module string, channels, classes int, top1, squareMajor bool, opts FitOptions) *SquareFitter {
 	if opts.Folds < 2 {
 		opts.Folds = DefaultFolds
 	}
@@ -95,7 +104,7 @@ func NewSquareFitter(module string, channels, classes int, top1 bool, opts FitOp
 	if classes == 2 {
 		k = 1
 	}
-	f := &SquareFitter{module: module, channels: channels, classes: classes, outputs: k, top1: top1, opts: opts, ctx: context.Background(),
+	f := &SquareFitter{module: module, channels: channels, classes: classes, outputs: k, top1: top1, sqMajor: squareMajor, opts: opts, ctx: context.Background(),
 		test:  &posReservoir{cap: max(opts.MaxRows/8, 1), rng: rand.New(rand.NewPCG(opts.Seed, 0x7e57))},
 		train: &posReservoir{cap: max(opts.MaxRows/16, 1), rng: rand.New(rand.NewPCG(opts.Seed, 0x7a1))},
 	}
@@ -110,8 +119,8 @@ func NewSquareFitter(module string, channels, classes int, top1 bool, opts FitOp
 	return f
 }
 
-// Add records one position: x its activations laid out [channel][square] (square = the activation's own
-// index, 0..63), labels its per-square labels in the same order, group its record (a game), and whether it
+// Add records one position: x its activations laid out [channel][square] (or [square][channel], see
+// NewSquareFitterLayout; square = the activation's own index, 0..63), labels its per-square labels in the same order, group its record (a game), and whether it
 // is held out.
 func (f *SquareFitter) Add(x []float32, labels [64]int, group int, holdout bool) error {
 	if len(x) != 64*f.channels {
@@ -138,7 +147,7 @@ func (f *SquareFitter) Add(x []float32, labels [64]int, group int, holdout bool)
 	for sq := range 64 {
 		row := rows.RawRowView(sq)
 		for c := range f.channels {
-			v := float64(x[c*64+sq])
+			v := float64(x[at(f.sqMajor, f.channels, c, sq)])
 			row[c] = v
 			s.sumX[c] += v
 		}
@@ -181,20 +190,22 @@ func (f *SquareFitter) fold(group int) int {
 
 // SquareProbe is a fitted per-square probe: outputs = Bias + x . Weights[c][k] for a square's activations x.
 type SquareProbe struct {
-	Module   string      `json:"module"`
-	Channels int         `json:"channels"`
-	Train    int         `json:"train"` // training positions
-	Test     int         `json:"test"`  // held-out positions scored
-	L2       float64     `json:"l2"`
-	CV       []CVPoint   `json:"cv,omitempty"`
-	Metric   string      `json:"metric"`   // accuracy (per square) or top1 (over the 64 squares)
-	Score    float64     `json:"score"`    // held-out
-	Baseline float64     `json:"baseline"` // held-out score of the best constant (see SquareFitter.Fit)
-	AUC      float64     `json:"auc"`      // two classes: ROC AUC over held-out squares; NaN otherwise
-	Train1   float64     `json:"train_score"`
-	Verdict  string      `json:"verdict,omitempty"`
-	Weights  [][]float64 `json:"weights"` // [channel][output]
-	Bias     []float64   `json:"bias"`
+	Module   string `json:"module"`
+	Channels int    `json:"channels"`
+	// SquareMajor: activations are laid out [square][channel], else [channel][square].
+	SquareMajor bool        `json:"square_major,omitempty"`
+	Train       int         `json:"train"` // training positions
+	Test        int         `json:"test"`  // held-out positions scored
+	L2          float64     `json:"l2"`
+	CV          []CVPoint   `json:"cv,omitempty"`
+	Metric      string      `json:"metric"`   // accuracy (per square) or top1 (over the 64 squares)
+	Score       float64     `json:"score"`    // held-out
+	Baseline    float64     `json:"baseline"` // held-out score of the best constant (see SquareFitter.Fit)
+	AUC         float64     `json:"auc"`      // two classes: ROC AUC over held-out squares; NaN otherwise
+	Train1      float64     `json:"train_score"`
+	Verdict     string      `json:"verdict,omitempty"`
+	Weights     [][]float64 `json:"weights"` // [channel][output]
+	Bias        []float64   `json:"bias"`
 }
 
 // Fit chooses the penalty (when opts.Grid is set), solves on every training position, and scores on the
@@ -221,7 +232,7 @@ func (f *SquareFitter) Fit(ctx context.Context) (*SquareProbe, error) {
 	if err != nil {
 		return nil, fmt.Errorf("probe %s: %w", f.module, err)
 	}
-	p := &SquareProbe{Module: f.module, Channels: f.channels, Train: int(total.n / 64), Test: len(f.test.x), L2: alpha, CV: curve, Bias: b, AUC: math.NaN()}
+	p := &SquareProbe{Module: f.module, Channels: f.channels, SquareMajor: f.sqMajor, Train: int(total.n / 64), Test: len(f.test.x), L2: alpha, CV: curve, Bias: b, AUC: math.NaN()}
 	p.Weights = make([][]float64, f.channels)
 	for c := range p.Weights {
 		p.Weights[c] = slices.Clone(w.RawRowView(c))
@@ -252,11 +263,19 @@ func (f *SquareFitter) Fit(ctx context.Context) (*SquareProbe, error) {
 	return p, nil
 }
 
+// at is the index of channel c of square sq in a position's activations.
+func at(squareMajor bool, channels, c, sq int) int {
+	if squareMajor {
+		return sq*channels + c
+	}
+	return c*64 + sq
+}
+
 // outputs are the probe's outputs on square sq of activations x.
 func (p *SquareProbe) outputs(x []float32, sq int) []float64 {
 	out := slices.Clone(p.Bias)
 	for c, wc := range p.Weights {
-		v := float64(x[c*64+sq])
+		v := float64(x[at(p.SquareMajor, p.Channels, c, sq)])
 		for k, w := range wc {
 			out[k] += v * w
 		}
@@ -507,12 +526,81 @@ func (f *SquareFitter) crossValidate(total *squareSums, inv []float64) (float64,
 		return 0, nil, fmt.Errorf("probe %s: --l2 auto cross-validates over records (games), and the training positions fill %d of %d folds: pass --l2 VALUE", f.module, used, len(f.folds))
 	}
 	best := 0
-	curve := make([]CVPoint, len(grid))
+	var curve []CVPoint
 	for g, a := range grid {
-		curve[g] = CVPoint{L2: a, Loss: loss[g] / total.n}
+		if !math.IsInf(loss[g], 0) { // a system that could not be solved is left out
+			curve = append(curve, CVPoint{L2: a, Loss: loss[g] / total.n})
+		}
 		if loss[g] <= loss[best] {
 			best = g
 		}
 	}
 	return grid[best], curve, nil
+}
+
+// SquareFormat names per-square probe files.
+const SquareFormat = "lczerolens-square-probe"
+
+// SquareFile is what `probe train --per-square` writes: the per-layer curve (plot-ready: one entry per
+// module, in the network's order) and the probes with their weights.
+type SquareFile struct {
+	Format        string         `json:"format"`
+	FormatVersion int            `json:"format_version"`
+	ToolVersion   string         `json:"tool_version,omitempty"`
+	Model         ModelID        `json:"model"`
+	Concept       string         `json:"concept"`
+	Classes       int            `json:"classes"`
+	Top1          bool           `json:"top1"`
+	Input         string         `json:"input,omitempty"`
+	Holdout       float64        `json:"holdout"`
+	Seed          uint64         `json:"seed"`
+	L2            float64        `json:"l2"` // 0 under --l2 auto
+	L2Grid        []float64      `json:"l2_grid,omitempty"`
+	Skipped       int            `json:"skipped"`
+	Labels        [2][]int       `json:"labels"` // [train, held out][class], summed over squares
+	Curve         []CurveRow     `json:"curve"`
+	Probes        []*SquareProbe `json:"probes"`
+}
+
+// CurveRow is one module's held-out score next to its baseline.
+type CurveRow struct {
+	Layer    int      `json:"layer"` // position in the curve, 0 first
+	Module   string   `json:"module"`
+	Metric   string   `json:"metric"`
+	Score    *float64 `json:"score"`
+	Baseline *float64 `json:"baseline"`
+	AUC      *float64 `json:"auc,omitempty"`
+	Train    *float64 `json:"train_score"`
+	L2       float64  `json:"l2"`
+	Verdict  string   `json:"verdict,omitempty"`
+}
+
+// WriteSquare writes f as indented JSON, its curve filled from the probes; NaN scores become null.
+func WriteSquare(w io.Writer, f *SquareFile) error {
+	finite := func(x float64) *float64 {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil
+		}
+		return &x
+	}
+	f.Curve = nil
+	type probeJSON struct {
+		*SquareProbe
+		Score    *float64 `json:"score"`
+		Baseline *float64 `json:"baseline"`
+		AUC      *float64 `json:"auc,omitempty"`
+		Train1   *float64 `json:"train_score"`
+	}
+	out := struct {
+		*SquareFile
+		Probes []probeJSON `json:"probes"`
+	}{SquareFile: f}
+	for i, p := range f.Probes {
+		f.Curve = append(f.Curve, CurveRow{Layer: i, Module: p.Module, Metric: p.Metric, Score: finite(p.Score), Baseline: finite(p.Baseline),
+			AUC: finite(p.AUC), Train: finite(p.Train1), L2: p.L2, Verdict: p.Verdict})
+		out.Probes = append(out.Probes, probeJSON{SquareProbe: p, Score: finite(p.Score), Baseline: finite(p.Baseline), AUC: finite(p.AUC), Train1: finite(p.Train1)})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", " ")
+	return enc.Encode(out)
 }

@@ -35,11 +35,22 @@ func TestSquareFitterClasses(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 11))
 	const c, classes = 16, 5
 	f := NewSquareFitter("m", c, classes, false, FitOptions{Grid: DefaultGrid(), MaxRows: 4000, Seed: 1})
+	// The same activations laid out [square][channel], as attention bodies give them, fit the same probe.
+	tf := NewSquareFitterLayout("m", c, classes, false, true, FitOptions{Grid: DefaultGrid(), MaxRows: 4000, Seed: 1})
 	var rows [][]float32
 	var labels [][64]int
 	for i := range 300 {
 		x, y := squareData(rng, c, classes)
 		if err := f.Add(x, y, i/3, i%5 == 0); err != nil {
+			t.Fatal(err)
+		}
+		xt := make([]float32, len(x))
+		for ch := range c {
+			for sq := range 64 {
+				xt[sq*c+ch] = x[ch*64+sq]
+			}
+		}
+		if err := tf.Add(xt, y, i/3, i%5 == 0); err != nil {
 			t.Fatal(err)
 		}
 		if i%5 != 0 && f.fold(i/3) == 0 {
@@ -49,6 +60,13 @@ func TestSquareFitterClasses(t *testing.T) {
 	p, err := f.Fit(context.Background())
 	if err != nil {
 		t.Fatal(err)
+	}
+	pt, err := tf.Fit(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pt.Score != p.Score || pt.L2 != p.L2 || math.Abs(pt.Weights[3][2]-p.Weights[3][2]) > 1e-9 {
+		t.Errorf("square-major layout: accuracy %g at %g, channel-major %g at %g", pt.Score, pt.L2, p.Score, p.L2)
 	}
 	if p.Score < 0.99 || p.Baseline > 0.4 || p.Verdict != Above || p.Test != 60 || p.Train != 240 {
 		t.Errorf("accuracy %g, baseline %g, verdict %s, %d/%d positions", p.Score, p.Baseline, p.Verdict, p.Train, p.Test)

@@ -28,6 +28,9 @@ import (
 //	            (alpha R_j where only positive, -beta R_j where only negative contributions exist).
 //	flat:       R_i = sum_j R_j / n_j, n_j the inputs in j's receptive field: all of R_j, whatever x is.
 //	wsquare:    R_i = sum_j w_ij^2 / (sum_i' w_i'j^2 + eps) R_j: all of R_j up to eps, whatever x is.
+//	box:        z^B (Montavon et al. 2017) with bounds l_i = min(x_i, 0), h_i = max(x_i, 1) (the planes'
+//	            usual range, widened to hold x): c_ij = x_i w_ij - l_i w+_ij - h_i w-_ij >= 0,
+//	            R_i = sum_j c_ij / (sum_i' c_i'j + eps) R_j: all of R_j up to eps.
 type LinearKind int
 
 // The linear rules. LinearDefault is the mode's own (epsilon, or z+ in ModeLRPZPlus).
@@ -39,9 +42,10 @@ const (
 	LinearAlphaBeta
 	LinearFlat
 	LinearWSquare
+	LinearBox
 )
 
-var linearNames = [...]string{"default", "epsilon", "zplus", "gamma", "alpha-beta", "flat", "wsquare"}
+var linearNames = [...]string{"default", "epsilon", "zplus", "gamma", "alpha-beta", "flat", "wsquare", "box"}
 
 // LinearRule is a rule with its parameters (Gamma for gamma, Alpha and Beta for alpha-beta).
 type LinearRule struct {
@@ -352,6 +356,42 @@ func (b *builder) applyLinear(n *pb.NodeProto, R string, v int, r LinearRule) (s
 			rk, err := b.transpose(nd, v, terms[k].x, s)
 			if err != nil {
 				return "", false, err
+			}
+			rs = append(rs, rk)
+		}
+		return b.sumOf(rs), true, nil
+	case LinearBox:
+		el := b.elem(x)
+		lo := b.op("Min", []string{x, b.scalar(el, 0)})
+		hi := b.op("Max", []string{x, b.scalar(el, 1)})
+		b.like(lo, x)
+		b.like(hi, x)
+		wa, err := init("alpha", func(w float64) float64 { return w }) // Gemm's alpha folded in
+		if err != nil {
+			return "", false, err
+		}
+		wp, err := init("pos", func(w float64) float64 { return math.Max(w, 0) })
+		if err != nil {
+			return "", false, err
+		}
+		wn, err := init("neg", func(w float64) float64 { return math.Min(w, 0) })
+		if err != nil {
+			return "", false, err
+		}
+		terms := []term{{x, wa}, {lo, wp}, {hi, wn}}
+		nodes, zs := b.linearCopies(n, v, terms)
+		cleanup = nodes
+		z := b.op("Sub", []string{b.op("Sub", []string{zs[0], zs[1]}), zs[2]})
+		b.like(z, y)
+		s := b.op("Div", []string{R, b.plusEps(z, y)})
+		var rs []string
+		for k, nd := range nodes {
+			rk, err := b.transpose(nd, v, terms[k].x, s)
+			if err != nil {
+				return "", false, err
+			}
+			if k > 0 {
+				rk = b.op("Neg", []string{rk})
 			}
 			rs = append(rs, rk)
 		}

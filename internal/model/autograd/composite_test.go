@@ -44,6 +44,18 @@ func (d dense) ruleRef(r LinearRule, x, rOut []float64, eps float64) []float64 {
 			for i, w := range row {
 				out[i] += r.Alpha*math.Max(x[i]*w, 0)*rOut[j]/(zp+eps) - r.Beta*math.Min(x[i]*w, 0)*rOut[j]/(zn-eps)
 			}
+		case LinearBox:
+			c := func(i int, w float64) float64 {
+				lo, hi := math.Min(x[i], 0), math.Max(x[i], 1)
+				return x[i]*w - lo*math.Max(w, 0) - hi*math.Min(w, 0)
+			}
+			var z float64
+			for i, w := range row {
+				z += c(i, w)
+			}
+			for i, w := range row {
+				out[i] += c(i, w) * rOut[j] / (z + eps)
+			}
 		case LinearFlat, LinearWSquare:
 			v := func(w float64) float64 {
 				if r.Kind == LinearWSquare {
@@ -76,8 +88,8 @@ func sum(v []float64) float64 {
 
 // TestLRPCompositeRules checks each composite rule on a Conv (float32, with a bias, signed inputs) and a
 // Gemm (float64, alpha and transB, with a bias) against its textbook formula, the Conv as the first layer
-// (First) or not (Conv, Dense), and conservation as the rules' documentation states it: flat, wsquare and
-// gamma pass on all of the output relevance (up to eps terms), alpha-beta (alpha - beta) times it. The
+// (First) or not (Conv, Dense), and conservation as the rules' documentation states it: flat, wsquare, box
+// and gamma pass on all of the output relevance (up to eps terms), alpha-beta (alpha - beta) times it. The
 // tolerances are float32 rounding through the sums (1e-5 of the largest |R|; 1e-9 in float64).
 func TestLRPCompositeRules(t *testing.T) {
 	needORT(t)
@@ -131,7 +143,7 @@ func TestLRPCompositeRules(t *testing.T) {
 			func(c *Composite, r LinearRule) { c.First, c.Conv = r, LinearRule{Kind: LinearZPlus} }},
 		{"gemm", gemm, pb.TensorProto_DOUBLE, dense{m: scaled, b: bg}, nx, 1e-9, func(c *Composite, r LinearRule) { c.Dense = r }},
 	}
-	rules := []LinearRule{{Kind: LinearGamma, Gamma: 0.25}, {Kind: LinearAlphaBeta, Alpha: 2, Beta: 1}, {Kind: LinearFlat}, {Kind: LinearWSquare}}
+	rules := []LinearRule{{Kind: LinearGamma, Gamma: 0.25}, {Kind: LinearAlphaBeta, Alpha: 2, Beta: 1}, {Kind: LinearFlat}, {Kind: LinearWSquare}, {Kind: LinearBox}}
 	const eps = 1e-6
 	for _, l := range layers {
 		m := onnxgraph.NewModel(l.g, 17)

@@ -67,7 +67,7 @@
 //
 // Spec.Composite (ModeLRPEpsilon only) replaces the epsilon rule of linear nodes with constant weights by
 // layer type, as zennit's composites do: Conv nodes, dense nodes (MatMul, Gemm) and the first layer (reached
-// from a Wrt tensor through shape ops only) can each take z+, gamma, alpha-beta, flat or w-square; sums,
+// from a Wrt tensor through shape ops only) can each take z+, gamma, alpha-beta, flat, w-square or box; sums,
 // products and activations keep the epsilon mode's rules. LinearKind documents what each rule conserves.
 //
 // With every bias zero the epsilon rule conserves relevance to float32 rounding (within 2e-5 on the lc0 nets

@@ -1,0 +1,614 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lczerolens/lczerolens/internal/atomicfile"
+	"github.com/lczerolens/lczerolens/internal/pipeline"
+	"github.com/lczerolens/lczerolens/internal/puzzle"
+	"github.com/lczerolens/lczerolens/internal/source"
+	"github.com/lczerolens/lczerolens/internal/store"
+)
+
+// PuzzlesOptions are the inputs of `lczerolens puzzles`.
+type PuzzlesOptions struct {
+	Factory     *Factory
+	Inputs      []string
+	InputType   string
+	InputFormat string
+	Models      []string // --model, repeated; empty: the configured model
+	Sparring    string
+	SparringSet bool // --sparring given ("" names the demo network)
+	Filter      bool
+	Select      puzzle.FilterOptions
+	Output      string
+	Resume      bool
+	Force       bool
+	Quiet       bool
+	// Interrupt, when set, replaces SIGINT/SIGTERM handling (tests).
+	Interrupt context.Context
+}
+
+// NewCmdPuzzles builds `lczerolens puzzles`.
+func NewCmdPuzzles(f *Factory, runF ...func(*PuzzlesOptions) error) *cobra.Command {
+	opts := &PuzzlesOptions{Factory: f}
+	cmd := &cobra.Command{
+		Use:   "puzzles INPUT... --model M [--model M2 ...] -o OUTDIR",
+		Short: "Grade networks on lichess puzzles: solve rate by rating and theme, or select puzzles",
+		Long: `Play every lichess puzzle of INPUT (the puzzle CSV: PuzzleId,FEN,Moves,Rating,...; plain or
+.gz/.bz2/.zst, one file or several) through each --model, position by position along the solution
+with the game's history, and write OUTDIR/puzzles.jsonl, one line per puzzle and model:
+  id, model, rating, themes,
+  score                  fraction of the solver's moves where the net's top legal move is the
+                         solution's,
+  perplexity             product over the solver's n moves of p(solution move)^(-1/n),
+  normalized_perplexity  product of (legal-move count * p)^(-1/n): 1 is a uniform guess,
+  solved                 every solver move is the net's top move,
+  pv_probs               p of every solution move, both sides, in order,
+  wdl                    the net's W/D/L at the puzzle position (null without a WDL head).
+Then OUTDIR/summary.json and a table on stdout: per model the solve rate and mean score overall,
+by rating bucket (<1000, 1000-1499, ..., >=2500) and by theme, with counts.
+
+With --filter, leela-interp's selection with a big net (--model) and a weak one (--sparring):
+puzzles that are no mate in 1 and longer than 2 plies, that the sparring net finds hard (p of the
+first solution move below --hard-p), that the big net gets right (p of each of the solver's moves
+above --correct-p) and that are forcing (sparring p of the opponent's first reply above
+--forcing-p); the kept rows go unchanged to OUTDIR/filtered.csv, a puzzle CSV usable as input
+everywhere.
+
+Grading commits after every batch: --resume finishes an interrupted run.`,
+		Example: `  lczerolens puzzles lichess_db_puzzle.csv.zst --model maia-1100.onnx --model maia-1900.onnx -o lb/
+  lczerolens puzzles puzzles.csv --model big.pb.gz --sparring small.onnx --filter -o sel/
+  lczerolens batch sel/filtered.csv --lens activation -o acts/   # the selection is an input
+  lczerolens puzzles puzzles.csv --model maia-1100.onnx -o lb/ --resume   # finish a stopped run`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Inputs, opts.SparringSet = args, cmd.Flags().Changed("sparring")
+			if len(runF) > 0 {
+				return runF[0](opts)
+			}
+			return runPuzzles(opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVar(&opts.Models, "model", nil, "lc0 network to grade, repeatable (default: the configured model)")
+	_ = fl.SetAnnotation("model", annNotConfig, []string{"true"})
+	fl.StringVar(&opts.Sparring, "sparring", "", "with --filter: the weak network that must find the puzzles hard")
+	fl.BoolVar(&opts.Filter, "filter", false, "select puzzles with --model (big) and --sparring (small)")
+	fl.Float64Var(&opts.Select.HardP, "hard-p", 0.05, "--filter: max sparring p of the first solution move")
+	fl.Float64Var(&opts.Select.CorrectP, "correct-p", 0.5, "--filter: min big-net p of the solver's moves")
+	fl.Float64Var(&opts.Select.ForcingP, "forcing-p", 0.7, "--filter: min sparring p of the opponent's reply")
+	fl.StringVarP(&opts.Output, "output", "o", "", "output directory (required)")
+	fl.Int("batch-size", 256, "positions per model run")
+	fl.StringVar(&opts.InputType, "input-type", "", inputTypeHelp)
+	fl.String("history-fill", "fen-only", "history planes for games starting from a FEN: fen-only, always, no, current")
+	fl.StringVar(&opts.InputFormat, "input-format", "", inputFormatHelp)
+	fl.String("policy-transpose", "planes", policyTransposeHelp)
+	fl.BoolVar(&opts.Resume, "resume", false, "continue an interrupted run in OUTDIR")
+	fl.BoolVar(&opts.Force, "force", false, "overwrite the outputs of an earlier run in OUTDIR")
+	fl.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress output")
+	_ = cmd.MarkFlagRequired("output")
+	mutuallyExclusive(cmd, "resume", "force")
+	return cmd
+}
+
+// puzzleState is OUTDIR/puzzles.state.json, rewritten after every commit: what a resume may keep.
+type puzzleState struct {
+	Inputs  []string `json:"inputs"`
+	Models  []string `json:"models"`
+	Model   int      `json:"model"`   // models before this one are complete
+	Records int      `json:"records"` // input records of Model complete in puzzles.jsonl
+	Bytes   int64    `json:"bytes"`   // length of puzzles.jsonl at that point
+	Errors  int64    `json:"errors"`  // length of errors.jsonl at that point
+	Done    bool     `json:"done"`
+}
+
+const (
+	puzzlesFile = "puzzles.jsonl"
+	stateFile   = "puzzles.state.json"
+	summaryFile = "summary.json"
+	errorsFile  = "errors.jsonl"
+	filterFile  = "filtered.csv"
+)
+
+func runPuzzles(opts *PuzzlesOptions) (err error) {
+	f := opts.Factory
+	cfg := f.Config()
+	models := opts.Models
+	if len(models) == 0 {
+		models = []string{cfg.Model}
+	}
+	if opts.Filter {
+		if !opts.SparringSet || len(models) != 1 {
+			return usageErrorf("puzzles: --filter needs one --model (the big net) and --sparring (the small one)")
+		}
+	} else if opts.SparringSet {
+		return usageErrorf("puzzles: --sparring is for --filter: add --filter, or grade it with another --model")
+	}
+	inputs, err := openInputs("puzzles", opts.Inputs, opts.InputType, f.IO.In)
+	if err != nil {
+		return err
+	}
+	defer inputs.Close()
+	if inputs.typ != source.Puzzles {
+		return usageErrorf("puzzles: %s is %s, not a lichess puzzle CSV: give a .csv (or --input-type puzzles)", inputs.name(), inputs.typ)
+	}
+	if inputs.size < 0 && (len(models) > 1 || opts.Filter) {
+		return usageErrorf("puzzles: stdin can be read only once, and several networks read the input once each: give a file")
+	}
+	lock, err := store.LockDir(opts.Output)
+	if err != nil {
+		return storeError(err)
+	}
+	defer lock.Release()
+	ctx := opts.Interrupt
+	if ctx == nil {
+		var stop func()
+		ctx, stop = signalContext()
+		defer stop()
+	}
+	if opts.Filter {
+		return runPuzzleFilter(ctx, opts, inputs, models[0])
+	}
+	return runPuzzleGrades(ctx, opts, inputs, models)
+}
+
+// runPuzzleGrades grades every model in turn, committing after each batch, then writes the summary.
+func runPuzzleGrades(ctx context.Context, opts *PuzzlesOptions, inputs *inputFiles, models []string) error {
+	f := opts.Factory
+	dir := opts.Output
+	state := puzzleState{Inputs: inputs.names, Models: models}
+	if opts.Resume {
+		var old puzzleState
+		raw, err := os.ReadFile(filepath.Join(dir, stateFile))
+		if err != nil {
+			return pathError(fmt.Errorf("puzzles: --resume: %w (no run to resume in %s)", err, dir))
+		}
+		if err := json.Unmarshal(raw, &old); err != nil {
+			return fmt.Errorf("puzzles: --resume: read %s: %w", stateFile, err)
+		}
+		if !slices.Equal(old.Inputs, state.Inputs) || !slices.Equal(old.Models, state.Models) {
+			return usageErrorf("puzzles: --resume: %s was made from %v with %v: give the same inputs and models", dir, old.Inputs, old.Models)
+		}
+		state = old
+	} else if err := checkPuzzleDir(dir, opts.Force, puzzlesFile, stateFile, summaryFile, errorsFile); err != nil {
+		return err
+	}
+	out, err := openAt(filepath.Join(dir, puzzlesFile), state.Bytes)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	errs, err := openAt(filepath.Join(dir, errorsFile), state.Errors)
+	if err != nil {
+		return err
+	}
+	defer errs.Close()
+	saveState := func() error {
+		raw, _ := json.Marshal(state)
+		return atomicfile.WriteFile(filepath.Join(dir, stateFile), append(raw, '\n'), true)
+	}
+	for mi := state.Model; mi < len(models) && !state.Done; mi++ {
+		if mi > 0 || state.Records > 0 {
+			if err := inputs.rewind(); err != nil {
+				return err
+			}
+		}
+		sess, err := f.SessionFor(models[mi], opts.InputFormat)
+		if err != nil {
+			return err
+		}
+		if sess.net.Heads.Policy == "" {
+			return usageErrorf("puzzles: %s has no policy head: puzzles grade moves", sess.net.Path)
+		}
+		name := sess.net.Path
+		w := bufio.NewWriter(out)
+		ew := bufio.NewWriter(errs)
+		sink := &gradeSink{model: name, write: func(r puzzle.Result) error {
+			raw, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			_, err = w.Write(append(raw, '\n'))
+			return err
+		}, bad: func(b pipeline.BadRecord) error {
+			if mi > 0 { // every network meets the same bad records: log them once
+				return nil
+			}
+			raw, _ := json.Marshal(map[string]any{"source": b.Source, "record": b.Record, "line": b.Line, "reason": b.Reason})
+			_, err := ew.Write(append(raw, '\n'))
+			return err
+		}, commit: func(records int) error {
+			for _, bw := range []*bufio.Writer{w, ew} {
+				if err := bw.Flush(); err != nil {
+					return err
+				}
+			}
+			for _, fl := range []*os.File{out, errs} {
+				if err := fl.Sync(); err != nil {
+					return err
+				}
+			}
+			pos, err := out.Seek(0, io.SeekCurrent)
+			if err != nil {
+				return err
+			}
+			epos, err := errs.Seek(0, io.SeekCurrent)
+			if err != nil {
+				return err
+			}
+			state.Model, state.Records, state.Bytes, state.Errors = mi, records, pos, epos
+			return saveState()
+		}}
+		var prog *pipeline.Progress
+		if !opts.Quiet {
+			prog = pipeline.NewProgress(f.IO.ErrOut, f.IO.StderrTTY, "puzzles "+filepath.Base(name), inputs.size, 0)
+			prog.Start()
+		}
+		start := time.Now()
+		enc := sess.enc
+		sum, err := pipeline.Run(ctx,
+			pipeline.Input{Parts: inputs.parts, Name: inputs.name(), Type: source.Puzzles, Select: source.Options{Solution: true}, SkipRecords: state.Records},
+			pipeline.Forward{Net: sess.net, RT: sess.rt}, sink,
+			pipeline.Options{BatchSize: f.Config().BatchSize, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy,
+				Progress: func(s pipeline.Summary) {
+					if prog != nil {
+						prog.Update(s)
+					}
+				}})
+		if prog != nil {
+			prog.Stop()
+		}
+		if err != nil {
+			if ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
+				return &interruptedError{cmd: "puzzles", positions: sum.Positions, hint: "rerun with --resume", cause: err}
+			}
+			return err
+		}
+		if !opts.Quiet {
+			el := time.Since(start).Seconds()
+			fmt.Fprintf(f.IO.ErrOut, "puzzles: %s: %d puzzles, %d positions, %d bad records, %.1f s (%.0f positions/s)\n",
+				name, sink.graded, sum.Positions, sum.Bad, el, float64(sum.Positions)/max(el, 1e-9))
+		}
+		state.Records = 0
+		if mi == len(models)-1 {
+			state.Done = true
+		} else {
+			state.Model = mi + 1
+		}
+		if err := saveState(); err != nil {
+			return err
+		}
+	}
+	results, err := readResults(filepath.Join(dir, puzzlesFile))
+	if err != nil {
+		return err
+	}
+	if len(results) == 0 {
+		return usageErrorf("puzzles: no usable puzzle in %s (see %s)", inputs.name(), filepath.Join(dir, errorsFile))
+	}
+	sums := puzzle.Summarize(results)
+	raw, err := json.MarshalIndent(map[string]any{"inputs": inputs.names, "buckets": bucketNames(), "models": sums}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(dir, summaryFile), append(raw, '\n'), true); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(f.IO.Out, puzzleTable(sums, 10)); err != nil {
+		return fmt.Errorf("puzzles: write: %w", err)
+	}
+	return nil
+}
+
+func bucketNames() []string {
+	var out []string
+	for _, b := range puzzle.Buckets {
+		out = append(out, b.Name)
+	}
+	return out
+}
+
+// checkPuzzleDir refuses to overwrite an earlier run's files without force; with force it removes them.
+func checkPuzzleDir(dir string, force bool, names ...string) error {
+	for _, n := range names {
+		p := filepath.Join(dir, n)
+		if _, err := os.Lstat(p); err != nil {
+			continue
+		}
+		if !force {
+			return usageErrorf("puzzles: %s exists: pass --force to overwrite, or --resume to finish that run", p)
+		}
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("puzzles: %w", err)
+		}
+	}
+	return nil
+}
+
+// openAt opens path for appending after its first n bytes (a resume drops what was written after the last
+// commit); n 0 starts it empty.
+func openAt(path string, n int64) (*os.File, error) {
+	fl, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("puzzles: %w", err)
+	}
+	if err := fl.Truncate(n); err != nil {
+		fl.Close()
+		return nil, fmt.Errorf("puzzles: %w", err)
+	}
+	if _, err := fl.Seek(n, io.SeekStart); err != nil {
+		fl.Close()
+		return nil, fmt.Errorf("puzzles: %w", err)
+	}
+	return fl, nil
+}
+
+func readResults(path string) ([]puzzle.Result, error) {
+	fl, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("puzzles: %w", err)
+	}
+	defer fl.Close()
+	var out []puzzle.Result
+	sc := bufio.NewScanner(fl)
+	sc.Buffer(make([]byte, 1<<16), 1<<24)
+	for sc.Scan() {
+		var r puzzle.Result
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return nil, fmt.Errorf("puzzles: read %s: %w", path, err)
+		}
+		out = append(out, r)
+	}
+	return out, sc.Err()
+}
+
+// puzzleTable is the leaderboard: solve rate (count) per model by rating bucket, overall with the mean
+// score, then the themes most puzzles have.
+func puzzleTable(sums []*puzzle.ModelSummary, themes int) string {
+	var b strings.Builder
+	cell := func(t *puzzle.Tally) string {
+		if t == nil || t.Count == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.3f (%d)", t.SolveRate, t.Count)
+	}
+	width := 5
+	for _, m := range sums {
+		width = max(width, len(filepath.Base(m.Model)))
+	}
+	fmt.Fprintf(&b, "%-*s", width+2, "solve rate (n)")
+	for _, bk := range puzzle.Buckets {
+		fmt.Fprintf(&b, " %14s", bk.Name)
+	}
+	fmt.Fprintf(&b, " %14s %10s\n", "all", "mean score")
+	for _, m := range sums {
+		fmt.Fprintf(&b, "%-*s", width+2, filepath.Base(m.Model))
+		for _, bk := range puzzle.Buckets {
+			fmt.Fprintf(&b, " %14s", cell(m.ByRating[bk.Name]))
+		}
+		fmt.Fprintf(&b, " %14s %10.3f\n", cell(&m.Overall), m.Overall.MeanScore)
+	}
+	names := puzzle.Themes(sums)
+	if len(names) > themes {
+		names = names[:themes]
+	}
+	if len(names) > 0 {
+		fmt.Fprintf(&b, "\n%-20s", fmt.Sprintf("theme (top %d)", len(names)))
+		for _, m := range sums {
+			fmt.Fprintf(&b, " %16s", clipLeft(filepath.Base(m.Model), 16))
+		}
+		b.WriteString("\n")
+		for _, th := range names {
+			fmt.Fprintf(&b, "%-20s", th)
+			for _, m := range sums {
+				fmt.Fprintf(&b, " %16s", cell(m.ByTheme[th]))
+			}
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
+}
+
+func clipLeft(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
+}
+
+// gradeSink collects each puzzle's line as the network saw it and grades it once its record is complete.
+type gradeSink struct {
+	model  string
+	write  func(puzzle.Result) error
+	bad    func(pipeline.BadRecord) error
+	commit func(records int) error // after each batch: the records complete in the output
+	// each, when set, takes each complete puzzle instead of grading it.
+	each   func(*pendingPuzzle) error
+	cur    *pendingPuzzle
+	graded int
+}
+
+type pendingPuzzle struct {
+	record int
+	p      *source.Puzzle
+	steps  []puzzle.Step
+	wdl    []float64
+}
+
+func (s *gradeSink) Consume(_ context.Context, b *pipeline.Batch) error {
+	for _, r := range b.Bad {
+		if err := s.bad(r); err != nil {
+			return err
+		}
+	}
+	for i, it := range b.Items {
+		if s.cur != nil && s.cur.record != it.Record {
+			if err := s.finish(); err != nil {
+				return err
+			}
+		}
+		if s.cur == nil {
+			s.cur = &pendingPuzzle{record: it.Record, p: it.Puzzle}
+		}
+		step, err := lineStep(b, i)
+		if err != nil {
+			return err
+		}
+		s.cur.steps = append(s.cur.steps, step)
+		if it.Ply == 1 {
+			s.cur.wdl = wdlAt(b, i)
+		}
+	}
+	// A puzzle is complete once the batch completes its record; the last one may go on in the next batch.
+	if s.cur != nil && s.cur.record < b.Records {
+		if err := s.finish(); err != nil {
+			return err
+		}
+	}
+	done := b.Records
+	if s.cur != nil {
+		done = s.cur.record
+	}
+	return s.commit(done)
+}
+
+func (s *gradeSink) finish() error {
+	c := s.cur
+	s.cur = nil
+	if s.each != nil {
+		return s.each(c)
+	}
+	r, err := puzzle.Grade(c.p.ID, s.model, c.p.Rating, c.p.Themes, c.steps, c.wdl)
+	if err != nil {
+		return err
+	}
+	s.graded++
+	return s.write(r)
+}
+
+func (s *gradeSink) Close(pipeline.Summary, error) error { return nil }
+
+// lineStep is row i of b as a step of its puzzle's line.
+func lineStep(b *pipeline.Batch, i int) (puzzle.Step, error) {
+	it := b.Items[i]
+	pol, ok := b.Policy(i)
+	if !ok {
+		return puzzle.Step{}, errors.New("puzzles: the network has no policy head")
+	}
+	move := it.Next.UCI()
+	p, _ := pol.Of(move)
+	st := puzzle.Step{Ply: it.Ply, Move: move, P: float64(p), Legal: len(pol.Moves)}
+	if k := pol.Top(); k >= 0 {
+		st.Top = pol.Moves[k].UCI()
+	}
+	return st, nil
+}
+
+// wdlAt is row i's W/D/L, nil when the network has no WDL head.
+func wdlAt(b *pipeline.Batch, i int) []float64 {
+	h := b.Outputs.Heads
+	if h == nil || h.WDL == nil {
+		return nil
+	}
+	return []float64{float64(h.WDL[3*i]), float64(h.WDL[3*i+1]), float64(h.WDL[3*i+2])}
+}
+
+// runPuzzleFilter runs the sparring net on the eligible puzzles, then the big net on those it finds hard and
+// forcing, and writes the puzzles the big net gets right to OUTDIR/filtered.csv, unchanged.
+func runPuzzleFilter(ctx context.Context, opts *PuzzlesOptions, inputs *inputFiles, big string) error {
+	f := opts.Factory
+	sel := opts.Select
+	path := filepath.Join(opts.Output, filterFile)
+	if err := checkOutputFile("puzzles", path, opts.Force); err != nil {
+		return err
+	}
+	eligible := func(it *source.Item) (any, bool, error) {
+		return nil, puzzle.Eligible(it.Puzzle.Themes, len(it.Puzzle.Solution())), nil
+	}
+	hard := map[int]bool{}
+	var read, kept int
+	pass := func(model string, accept func(*source.Item) (any, bool, error), each func(*pendingPuzzle) error) error {
+		if err := inputs.rewind(); err != nil {
+			return err
+		}
+		sess, err := f.SessionFor(model, opts.InputFormat)
+		if err != nil {
+			return err
+		}
+		if sess.net.Heads.Policy == "" {
+			return usageErrorf("puzzles: %s has no policy head: puzzles grade moves", sess.net.Path)
+		}
+		sink := &gradeSink{each: each, bad: func(pipeline.BadRecord) error { return nil }, commit: func(int) error { return nil }}
+		var prog *pipeline.Progress
+		if !opts.Quiet {
+			prog = pipeline.NewProgress(f.IO.ErrOut, f.IO.StderrTTY, "puzzles --filter "+filepath.Base(sess.net.Path), inputs.size, 0)
+			prog.Start()
+		}
+		enc := sess.enc
+		_, err = pipeline.Run(ctx,
+			pipeline.Input{Parts: inputs.parts, Name: inputs.name(), Type: source.Puzzles, Select: source.Options{Solution: true}},
+			pipeline.Forward{Net: sess.net, RT: sess.rt}, sink,
+			pipeline.Options{BatchSize: f.Config().BatchSize, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy, Accept: accept,
+				Progress: func(s pipeline.Summary) {
+					if prog != nil {
+						prog.Update(s)
+					}
+				}})
+		if prog != nil {
+			prog.Stop()
+		}
+		if err != nil && ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
+			return &interruptedError{cmd: "puzzles --filter", hint: "nothing written; rerun", cause: err}
+		}
+		return err
+	}
+	err := pass(opts.Sparring, eligible, func(c *pendingPuzzle) error {
+		read++
+		if sel.SparringKeeps(c.steps) {
+			hard[c.record] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = atomicfile.Write(path, opts.Force, func(w io.Writer) error {
+		cw := csv.NewWriter(w)
+		if err := cw.Write(source.PuzzleColumns); err != nil {
+			return err
+		}
+		err := pass(big, func(it *source.Item) (any, bool, error) { return nil, hard[it.Record], nil }, func(c *pendingPuzzle) error {
+			if !sel.BigKeeps(c.steps) {
+				return nil
+			}
+			kept++
+			return cw.Write(c.p.Columns)
+		})
+		if err != nil {
+			return err
+		}
+		cw.Flush()
+		return cw.Error()
+	})
+	if err != nil {
+		return err
+	}
+	if !opts.Quiet {
+		fmt.Fprintf(f.IO.ErrOut, "puzzles --filter: %d eligible puzzles, %d hard and forcing for the sparring net, %d kept -> %s\n", read, len(hard), kept, path)
+	}
+	return nil
+}
