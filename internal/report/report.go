@@ -756,6 +756,27 @@ func cell(v any) string {
 		return fmt.Sprintf("%.6g", x)
 	case bool:
 		return fmt.Sprint(x)
+	case []any:
+		// Short lists of numbers or words read better without quotes and digits beyond the third.
+		parts := make([]string, len(x))
+		for i, e := range x {
+			switch y := e.(type) {
+			case float64:
+				parts[i] = fmt.Sprintf("%.3g", y)
+			case string:
+				parts[i] = y
+			default:
+				parts = nil
+			}
+			if parts == nil {
+				break
+			}
+		}
+		if parts != nil {
+			if s := strings.Join(parts, ", "); len(s) <= 80 {
+				return s
+			}
+		}
 	}
 	b, _ := json.Marshal(v)
 	if len(b) > 80 {
@@ -905,7 +926,8 @@ func jsonlTables(path string, limit int) ([]*Table, error) {
 	if total == 0 {
 		return nil, nil
 	}
-	out := []*Table{objectsTable(path, "rows", objs, total, limit)}
+	rows := objectsTable(path, "rows", objs, total, limit)
+	var out []*Table
 	if len(bands) > 0 {
 		t := &Table{Path: path, Caption: outcome + " by rating", Columns: []string{"rating", "positions", outcome, "rate"}}
 		keys := make([]int, 0, len(bands))
@@ -919,7 +941,7 @@ func jsonlTables(path string, limit int) ([]*Table, error) {
 		}
 		out = append(out, t)
 	}
-	return out, nil
+	return append(out, rows), nil
 }
 
 func csvTable(path string, limit int) (*Table, error) {
