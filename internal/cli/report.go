@@ -37,6 +37,7 @@ npy, an analyse JSON file, a probe file of probe train, or a directory holding a
                    switchable; arrows: the record's move (batch) or the network's top 3 (analyse
                    JSON); vectors (logit lens per layer, ...) as a chart of their mean
   probe train      held-out and training score per module: a bar chart and a table
+  sae features     per feature (the first --limit) its density and top examples' boards
   .json .jsonl     tables of their first rows; JSONL rows with a rating and a boolean outcome
   .csv             (solved, correct, ...) also summarised by rating band, rows with a "fen" drawn
                    (move, best_move or moves as the arrow); subdirectories one level down too
@@ -98,8 +99,12 @@ func runReport(opts *ReportOptions) error {
 		for _, b := range r.Batches {
 			shown += len(b.Positions)
 		}
-		fmt.Fprintf(opts.IO.ErrOut, "report: %s: %.1f MB, %d positions drawn, %d probe files, %d tables\n",
-			opts.Output, float64(buf.Len())/(1<<20), shown, len(r.Probes), len(r.Tables))
+		features := 0
+		for _, fs := range r.Features {
+			features += len(fs.Features)
+		}
+		fmt.Fprintf(opts.IO.ErrOut, "report: %s: %.1f MB, %d positions drawn, %d SAE features, %d probe files, %d tables\n",
+			opts.Output, float64(buf.Len())/(1<<20), shown, features, len(r.Probes), len(r.Tables))
 	}
 	return nil
 }

@@ -8,6 +8,7 @@
 //     arrow; vector results (per layer or module, as the logit lens's) as a bar chart of their mean;
 //     results of other shapes are listed; an analyse --format json file likewise, with the
 //     network's top moves as arrows;
+//   - a features.jsonl of sae features: per feature its density and its top examples' boards;
 //   - a probe file (format lczerolens-probe, from probe train): the held-out and training score per module
 //     as a bar chart and a table;
 //   - any other .json, .jsonl or .csv file: its scalar fields as a table (JSONL rows with a rating and a
@@ -60,6 +61,7 @@ type Report struct {
 	Batches  []*Batch
 	Probes   []*Probe
 	Tables   []*Table
+	Features []*FeatureSet
 	Notes    []string
 	MaxBytes int
 	bytes    int
@@ -133,7 +135,7 @@ func Build(path string, o Options) (*Report, error) {
 	} else if err := r.addDir(path, o, 0); err != nil {
 		return nil, err
 	}
-	if len(r.Batches)+len(r.Probes)+len(r.Tables) == 0 {
+	if len(r.Batches)+len(r.Probes)+len(r.Tables)+len(r.Features) == 0 {
 		return nil, fmt.Errorf("report: %s: %w", path, ErrNothing)
 	}
 	return r, nil
@@ -211,6 +213,12 @@ func (r *Report) addFile(p string, o Options) error {
 			r.Tables = append(r.Tables, t)
 		}
 	case ".jsonl":
+		if fs, err := r.saeFeatures(p, o); err != nil || fs != nil {
+			if fs != nil {
+				r.Features = append(r.Features, fs)
+			}
+			return err
+		}
 		ts, err := jsonlTables(p, o.TableRows)
 		if err != nil {
 			return err
@@ -743,6 +751,92 @@ func (r *Report) jsonlBoards(path string, n, maxBytes int) (*Batch, error) {
 	}
 	b.Omitted = b.Count - len(b.Positions)
 	return b, sc.Err()
+}
+
+// FeatureSet is a features.jsonl of "sae features": per feature its density and top examples.
+type FeatureSet struct {
+	Path     string
+	Total    int
+	Features []*Feature
+}
+
+// Feature is one SAE feature with its examples' boards.
+type Feature struct {
+	Index    int
+	Density  float64
+	Examples []Example
+}
+
+// Example is a position where a feature is large.
+type Example struct {
+	Value  float64
+	Square string
+	FEN    string
+	SVG    template.HTML
+}
+
+// saeFeatures reads a features.jsonl written by "sae features" (rows with a feature number and its
+// examples), drawing each example with the SVG that command wrote beside it, else the bare position; nil
+// when path is no such file. The first --limit features are shown.
+func (r *Report) saeFeatures(path string, o Options) (*FeatureSet, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<30)
+	type row struct {
+		Feature  *int    `json:"feature"`
+		Density  float64 `json:"density"`
+		Examples []struct {
+			Value  float64 `json:"value"`
+			Square string  `json:"square"`
+			FEN    string  `json:"fen"`
+			SVG    string  `json:"svg"`
+		} `json:"examples"`
+	}
+	fs := &FeatureSet{Path: path}
+	for sc.Scan() {
+		var rw row
+		if json.Unmarshal(sc.Bytes(), &rw) != nil || rw.Feature == nil || rw.Examples == nil {
+			if fs.Total == 0 {
+				return nil, nil // not a features file
+			}
+			continue
+		}
+		fs.Total++
+		if len(fs.Features) >= o.Limit || r.bytes > o.MaxBytes {
+			continue
+		}
+		ft := &Feature{Index: *rw.Feature, Density: rw.Density}
+		for _, e := range rw.Examples {
+			ex := Example{Value: e.Value, Square: e.Square, FEN: e.FEN}
+			svg, err := os.ReadFile(filepath.Join(filepath.Dir(path), filepath.FromSlash(e.SVG)))
+			if e.SVG == "" || err != nil || !bytes.Contains(svg, []byte("<svg")) {
+				pos, perr := board.ParseFEN(e.FEN)
+				if perr != nil {
+					continue
+				}
+				p, _, perr := r.position(len(ft.Examples), pos, nil, nil, nil)
+				if perr != nil {
+					return nil, perr
+				}
+				ex.SVG = p.SVG[""]
+			} else {
+				svg = svg[bytes.Index(svg, []byte("<svg")):]
+				r.svgs++
+				ex.SVG = template.HTML(uniqueIDs(svg, r.svgs)) //nolint:gosec // written by sae features with internal/render
+			}
+			r.bytes += len(ex.SVG)
+			ft.Examples = append(ft.Examples, ex)
+		}
+		fs.Features = append(fs.Features, ft)
+	}
+	if fs.Total == 0 {
+		return nil, sc.Err()
+	}
+	return fs, sc.Err()
 }
 
 // cell shows a JSON value in a table cell: scalars as they are, the rest as (shortened) JSON.

@@ -221,3 +221,39 @@ func TestAnalysisEnvelope(t *testing.T) {
 		t.Errorf("saliency board does not show the data's values")
 	}
 }
+
+// TestSAEFeatures: a features.jsonl shows each feature with its examples, the SVG written beside it when
+// there is one (its ids made unique), else the bare position; --limit bounds the features shown.
+func TestSAEFeatures(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "svg"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	svg := `<?xml version="1.0"?>` + "\n" + `<svg xmlns="http://www.w3.org/2000/svg"><defs><linearGradient id="colorbar"/></defs><rect fill="url(#colorbar)"/><title>mark</title></svg>`
+	if err := os.WriteFile(filepath.Join(dir, "svg", "0_0.svg"), []byte(svg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fen := "8/8/8/4k3/8/8/4P3/4K3 w - - 0 1"
+	var lines []string
+	for f := range 3 {
+		lines = append(lines, `{"feature":`+strconv.Itoa(f)+`,"density":0.25,"examples":[{"value":2,"square":"e2","fen":"`+fen+`","svg":"svg/`+strconv.Itoa(f)+`_0.svg"}]}`)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "features.jsonl"), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Build(dir, Options{Limit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Features) != 1 || r.Features[0].Total != 3 || len(r.Features[0].Features) != 2 || len(r.Tables) != 0 {
+		t.Fatalf("features: %+v, tables %d", r.Features, len(r.Tables))
+	}
+	first := string(r.Features[0].Features[0].Examples[0].SVG)
+	second := string(r.Features[0].Features[1].Examples[0].SVG)
+	if !strings.Contains(first, "<title>mark</title>") || strings.Contains(first, "<?xml") || !strings.Contains(first, `url(#colorbar-`) {
+		t.Errorf("the written SVG is not inlined with its own ids: %s", first)
+	}
+	if !strings.Contains(second, `data-square="e2"`) {
+		t.Errorf("a missing SVG is not replaced by the position's board")
+	}
+}
