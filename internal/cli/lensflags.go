@@ -30,7 +30,11 @@ func (lf *lensFlags) register(cmd *cobra.Command) {
 	for _, o := range lens.Lenses.Options() {
 		help := fmt.Sprintf("%s [lens %s]", o.Help, strings.Join(lensesWith(o.Name), ", "))
 		if o.Kind == lens.Enum {
-			help += " (" + strings.Join(o.Choices, "|") + ")"
+			sep := "|"
+			if len(o.Choices) > 6 { // a long list must be breakable between choices to fit 100 columns
+				sep = " | "
+			}
+			help += " (" + strings.Join(o.Choices, sep) + ")"
 		}
 		if o.Kind == lens.Bool {
 			fl.Bool(o.Name, false, help)
