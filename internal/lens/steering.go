@@ -35,12 +35,12 @@ const steeringTop = 5
 // through the module's patch plan (model.PatchPlan), the clean activation plus alpha times the direction.
 var Steering = &Lens{
 	Name: "steering",
-	Doc:  "Steering: add --alpha times a direction (--direction dir.npy, a probe file, or --sae SAEDIR --feature i) to --module's activation (all squares or --squares); policy and value before and after.",
+	Doc:  "Steering: add --alpha times a direction (--direction dir.npy, a probe file, or --sae SAEDIR --feature i, alpha then in units of the feature's activation) to --module's activation (all squares or --squares); policy and value before and after.",
 	Options: []Option{
-		{Name: "module", Kind: String, Default: "", Help: `module to steer (see "lczerolens model modules")`},
+		{Name: "module", Kind: String, Default: "", Help: `module to steer (see "lczerolens model modules"); with --sae, the SAE's by default`},
 		{Name: "direction", Kind: String, Default: "", Help: `direction: a .npy of the module's per-position shape or of its channels (from "lczerolens direction"), or a probe .json (its weights for --module)`},
 		{Name: "sae", Kind: String, Default: "", Help: "SAE directory written by \"lczerolens sae train\" (steering: with --feature, instead of --direction)"},
-		{Name: "feature", Kind: Int, Default: "-1", DefaultDoc: "none", Help: "SAE feature whose decoder row (divided by the SAE's input scale) is the direction"},
+		{Name: "feature", Kind: Int, Default: "-1", Help: "SAE feature (0 to F-1; -1: none) whose decoder row W_dec[i] divided by the SAE's input scale is the direction"},
 		{Name: "alpha", Kind: Float, Default: "1", Help: "multiple of the direction added; with --sae, in units of the feature's activation"},
 		{Name: "squares", Kind: String, Default: "", DefaultDoc: "all", Help: "absolute squares to ablate or steer, e.g. e4,d5", Check: checkSquareList},
 	},
@@ -67,13 +67,16 @@ func steeringSetup(n *model.Network, v Values) (model.Module, []float32, error) 
 		}
 		name = f.Module
 		j := v.GetInt("feature")
-		if j < 0 {
+		switch {
+		case j < 0:
 			return model.Module{}, nil, fmt.Errorf("steering: no feature: pass --feature i with --sae (0 to %d)", f.SAE.F-1)
+		case j >= f.SAE.F:
+			return model.Module{}, nil, fmt.Errorf("steering: --feature %d: %s has %d features (0 to %d)", j, v.GetString("sae"), f.SAE.F, f.SAE.F-1)
 		}
 		// The decoder row over the input scale: alpha is then in units of the feature's activation z, as
 		// x_hat = (z W_dec + b_dec)/scale adds alpha*W_dec[i]/scale when z_i grows by alpha.
 		if dir, err = f.SAE.Direction(j); err != nil {
-			return model.Module{}, nil, fmt.Errorf("steering: --feature: %w (%s has %d features)", err, v.GetString("sae"), f.SAE.F)
+			return model.Module{}, nil, fmt.Errorf("steering: %w", err)
 		}
 		what = fmt.Sprintf("feature %d of %s", j, v.GetString("sae"))
 	case v.GetInt("feature") >= 0:

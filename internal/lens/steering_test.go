@@ -136,7 +136,7 @@ func TestSteeringSAEFeatureIsItsScaledDecoderRow(t *testing.T) {
 		opts map[string]string
 		want string
 	}{
-		"feature out of range": {f, map[string]string{"feature": "12"}, "want 0 to 11"},
+		"feature out of range": {f, map[string]string{"feature": "12"}, "has 12 features (0 to 11)"},
 		"no feature":           {f, map[string]string{}, "no feature"},
 		"other module":         {f, map[string]string{"feature": "1", "module": "block1/conv2/relu"}, "trained on module"},
 		"other network":        {&other, map[string]string{"feature": "1"}, "trained on"},
