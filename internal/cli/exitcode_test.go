@@ -265,6 +265,10 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "sae features", args: []string{"sae", "features", saeExitFixture(t, fx.dir), fx.pgn, "-o", out("sf2")}, env: map[string]string{"LCZEROLENS_ORT_LIB": missing}, code: 1, want: "make ort"},
 		{cmd: "sae eval", args: []string{"sae", "eval", missing, fx.pgn}, code: 2, want: "sae.json"},
 		{cmd: "sae eval", args: []string{"sae", "eval", saeExitFixture(t, fx.dir), fx.pgn}, env: map[string]string{"LCZEROLENS_ORT_LIB": missing}, code: 1, want: "make ort"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "steering", "--sae", steeringSAEFixture(t, fx.dir, "steer-sae", ""), "--feature", "8"}, code: 2, want: "has 8 features (0 to 7)"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "steering", "--sae", steeringSAEFixture(t, fx.dir, "steer-sae", ""), "--feature", "1", "--module", "block0/conv1/relu"}, code: 2, want: "trained on module block0/conv2/relu"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "steering", "--sae", steeringSAEFixture(t, fx.dir, "steer-sae-other", strings.Repeat("0", 64)), "--feature", "1"}, code: 2, want: "trained on"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "steering", "--module", "block0/conv2/relu", "--feature", "1"}, code: 2, want: "--feature needs --sae"},
 	}
 	if err := os.MkdirAll(filepath.Join(fx.dir, "out"), 0o755); err != nil {
 		t.Fatal(err)

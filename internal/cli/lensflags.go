@@ -145,10 +145,10 @@ func (lf *lensFlags) specs(cfg *Config) ([]lens.Spec, error) {
 
 // loadLensFiles reads the files a lens's options name, once, here: lenses do no file I/O.
 func loadLensFiles(l *lens.Lens, v lens.Values) error {
-	if l == lens.Steering {
+	if l == lens.Steering && v.GetString("sae") == "" {
 		return loadDirection(v)
 	}
-	if l == lens.SAE && v.GetString("sae") != "" {
+	if (l == lens.SAE || l == lens.Steering) && v.GetString("sae") != "" {
 		f, err := sae.Load(v.GetString("sae"))
 		if err != nil {
 			return inputError(err)
