@@ -30,7 +30,11 @@ func (lf *lensFlags) register(cmd *cobra.Command) {
 	for _, o := range lens.Lenses.Options() {
 		help := fmt.Sprintf("%s [lens %s]", o.Help, strings.Join(lensesWith(o.Name), ", "))
 		if o.Kind == lens.Enum {
-			help += " (" + strings.Join(o.Choices, "|") + ")"
+			sep := "|"
+			if len(o.Choices) > 6 { // a long list must be breakable between choices to fit 100 columns
+				sep = " | "
+			}
+			help += " (" + strings.Join(o.Choices, sep) + ")"
 		}
 		if o.Kind == lens.Bool {
 			fl.Bool(o.Name, false, help)
@@ -141,10 +145,10 @@ func (lf *lensFlags) specs(cfg *Config) ([]lens.Spec, error) {
 
 // loadLensFiles reads the files a lens's options name, once, here: lenses do no file I/O.
 func loadLensFiles(l *lens.Lens, v lens.Values) error {
-	if l == lens.Steering {
+	if l == lens.Steering && v.GetString("sae") == "" {
 		return loadDirection(v)
 	}
-	if l == lens.SAE && v.GetString("sae") != "" {
+	if (l == lens.SAE || l == lens.Steering) && v.GetString("sae") != "" {
 		f, err := sae.Load(v.GetString("sae"))
 		if err != nil {
 			return inputError(err)

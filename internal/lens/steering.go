@@ -35,11 +35,13 @@ const steeringTop = 5
 // through the module's patch plan (model.PatchPlan), the clean activation plus alpha times the direction.
 var Steering = &Lens{
 	Name: "steering",
-	Doc:  "Steering: add --alpha times a direction (--direction dir.npy or a probe file) to --module's activation (all squares or --squares); policy and value before and after.",
+	Doc:  "Steering: add --alpha times a direction (--direction dir.npy, a probe file, or --sae SAEDIR --feature i, alpha then in units of the feature's activation) to --module's activation (all squares or --squares); policy and value before and after.",
 	Options: []Option{
-		{Name: "module", Kind: String, Default: "", Help: `module to steer (see "lczerolens model modules")`},
+		{Name: "module", Kind: String, Default: "", Help: `module to steer (see "lczerolens model modules"); with --sae, the SAE's by default`},
 		{Name: "direction", Kind: String, Default: "", Help: `direction: a .npy of the module's per-position shape or of its channels (from "lczerolens direction"), or a probe .json (its weights for --module)`},
-		{Name: "alpha", Kind: Float, Default: "1", Help: "multiple of the direction added"},
+		{Name: "sae", Kind: String, Default: "", Help: "SAE directory written by \"lczerolens sae train\" (steering: with --feature, instead of --direction)"},
+		{Name: "feature", Kind: Int, Default: "-1", Help: "SAE feature (0 to F-1; -1: none) whose decoder row W_dec[i] divided by the SAE's input scale is the direction"},
+		{Name: "alpha", Kind: Float, Default: "1", Help: "multiple of the direction added; with --sae, in units of the feature's activation"},
 		{Name: "squares", Kind: String, Default: "", DefaultDoc: "all", Help: "absolute squares to ablate or steer, e.g. e4,d5", Check: checkSquareList},
 	},
 	Compatible: func(n *model.Network, v Values) error {
@@ -50,7 +52,36 @@ var Steering = &Lens{
 }
 
 func steeringSetup(n *model.Network, v Values) (model.Module, []float32, error) {
-	name := v.GetString("module")
+	name, what := v.GetString("module"), v.GetString("direction")
+	var dir []float32
+	switch {
+	case v.GetString("sae") != "" && what != "":
+		return model.Module{}, nil, errors.New("steering: both --direction and --sae: pass one direction")
+	case v.GetString("sae") != "":
+		f, _, err := saeFor(n, v)
+		if err != nil {
+			return model.Module{}, nil, err
+		}
+		if name != "" && name != f.Module {
+			return model.Module{}, nil, fmt.Errorf("sae: %s was trained on module %s, not %s: pass --module %s or leave it out", v.GetString("sae"), f.Module, name, f.Module)
+		}
+		name = f.Module
+		j := v.GetInt("feature")
+		switch {
+		case j < 0:
+			return model.Module{}, nil, fmt.Errorf("steering: no feature: pass --feature i with --sae (0 to %d)", f.SAE.F-1)
+		case j >= f.SAE.F:
+			return model.Module{}, nil, fmt.Errorf("steering: --feature %d: %s has %d features (0 to %d)", j, v.GetString("sae"), f.SAE.F, f.SAE.F-1)
+		}
+		// The decoder row over the input scale: alpha is then in units of the feature's activation z, as
+		// x_hat = (z W_dec + b_dec)/scale adds alpha*W_dec[i]/scale when z_i grows by alpha.
+		if dir, err = f.SAE.Direction(j); err != nil {
+			return model.Module{}, nil, fmt.Errorf("steering: %w", err)
+		}
+		what = fmt.Sprintf("feature %d of %s", j, v.GetString("sae"))
+	case v.GetInt("feature") >= 0:
+		return model.Module{}, nil, errors.New("steering: --feature needs --sae SAEDIR (train one with `lczerolens sae train`)")
+	}
 	if name == "" {
 		return model.Module{}, nil, errors.New("no module: pass --module NAME (see `lczerolens model modules`)")
 	}
@@ -61,12 +92,14 @@ func steeringSetup(n *model.Network, v Values) (model.Module, []float32, error) 
 	if _, _, err := n.PatchPlan(m.Tensor); err != nil {
 		return m, nil, err
 	}
-	if v.GetString("direction") == "" {
-		return m, nil, errors.New("no direction: pass --direction dir.npy (make one with `lczerolens direction A B --module M -o dir.npy`) or a probe file")
+	if what == "" {
+		return m, nil, errors.New("no direction: pass --direction dir.npy (make one with `lczerolens direction A B --module M -o dir.npy`), a probe file, or --sae SAEDIR --feature i")
 	}
-	dir, _ := v[directionKey].([]float32)
 	if dir == nil {
-		return m, nil, fmt.Errorf("direction %s was not loaded: the caller must read it and pass it with WithDirection", v.GetString("direction"))
+		dir, _ = v[directionKey].([]float32)
+	}
+	if dir == nil {
+		return m, nil, fmt.Errorf("direction %s was not loaded: the caller must read it and pass it with WithDirection", what)
 	}
 	if m.Shape != nil {
 		w := viewOf(m.Shape, 1)
@@ -75,10 +108,10 @@ func steeringSetup(n *model.Network, v Values) (model.Module, []float32, error) 
 			row *= int(d)
 		}
 		if len(dir) != row && len(dir) != w.channels {
-			return m, nil, fmt.Errorf("direction %s has %d values; module %s (shape %v) wants %d (one activation) or %d (its channels)", v.GetString("direction"), len(dir), m.Name, m.Shape, row, w.channels)
+			return m, nil, fmt.Errorf("direction %s has %d values; module %s (shape %v) wants %d (one activation) or %d (its channels)", what, len(dir), m.Name, m.Shape, row, w.channels)
 		}
 		if shape, _ := v[directionShapeKey].([]int); len(shape) > 1 && fmt.Sprint(shape) != fmt.Sprint(rowShape(m.Shape, 1)) {
-			return m, nil, fmt.Errorf("direction %s has shape %v; module %s wants %v (one activation) or [%d] (its channels)", v.GetString("direction"), shape, m.Name, rowShape(m.Shape, 1), w.channels)
+			return m, nil, fmt.Errorf("direction %s has shape %v; module %s wants %v (one activation) or [%d] (its channels)", what, shape, m.Name, rowShape(m.Shape, 1), w.channels)
 		}
 		if err := w.check(m, Selection{Squares: selectionOf(v).Squares}); err != nil {
 			return m, nil, err
@@ -147,7 +180,7 @@ func prepareSteering(n *model.Network, v Values) (*Prep, error) {
 		Hooks:   []string{m.Tensor},
 		Produce: produce,
 		Keys:    []string{"value_before", "value_after", "delta_value", "kl", "moves_before", "moves_after"},
-		Meta:    map[string]any{"module": m.Name, "alpha": v.GetFloat("alpha"), "direction": v.GetString("direction")},
+		Meta:    steeringMeta(m, v),
 	}, nil
 }
 
@@ -191,4 +224,14 @@ func topMoves(moves []board.Move, p []float32, k int) []MoveP {
 		out = append(out, MoveP{UCI: moves[i].UCI(), P: p[i]})
 	}
 	return out
+}
+
+// steeringMeta records where the direction came from: a file, or an SAE feature.
+func steeringMeta(m model.Module, v Values) map[string]any {
+	meta := map[string]any{"module": m.Name, "alpha": v.GetFloat("alpha"), "direction": v.GetString("direction")}
+	if v.GetString("sae") != "" {
+		meta["direction"] = fmt.Sprintf("sae %s feature %d", v.GetString("sae"), v.GetInt("feature"))
+		meta["sae"], meta["feature"] = v.GetString("sae"), v.GetInt("feature")
+	}
+	return meta
 }

@@ -2,9 +2,12 @@ package lens
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/lczerolens/lczerolens/internal/board"
+	"github.com/lczerolens/lczerolens/internal/model"
+	"github.com/lczerolens/lczerolens/internal/sae"
 )
 
 func steeringValues(t *testing.T, raw map[string]string, dir []float32) Values {
@@ -79,6 +82,73 @@ func TestSteeringByCorruptMinusCleanIsPatching(t *testing.T) {
 			if w := want[k*64+int(sq)]; math.Abs(float64(got-w)) > 1e-5 {
 				t.Errorf("%s pair %d %s on %s: steering moved the value by %g, per-square patching %g", n.Path, i, m.Name, sq, got, w)
 			}
+		}
+	}
+}
+
+// TestSteeringSAEFeatureIsItsScaledDecoderRow steers by an SAE feature and by the vector W_dec[i]/scale
+// given as a direction: the same heads, on all squares and on one; the raw row (scale ignored) moves them
+// otherwise. A feature out of range, another module and another network are refused.
+func TestSteeringSAEFeatureIsItsScaledDecoderRow(t *testing.T) {
+	r := runtimeFor(t)
+	n := model.Demo()
+	f := demoSAE(t) // input scale 0.7
+	s := f.SAE
+	b := batchOf(t, board.FillFENOnly)
+	const j = 5
+	scaled, raw := make([]float32, s.C), make([]float32, s.C)
+	for c := range s.C {
+		raw[c] = s.WDec[j*s.C+c]
+		scaled[c] = float32(float64(raw[c]) / 0.7)
+	}
+	bySAE := func(opts map[string]string) map[string]BatchResult {
+		opts["sae"], opts["feature"] = "sae-dir", "5"
+		v, err := Steering.Resolve(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		WithSAE(v, f)
+		return runSpecs(t, r, n, b, []Spec{{Steering, v}})
+	}
+	for _, sq := range []string{"", "e4,d5"} {
+		opts := map[string]string{"module": f.Module, "alpha": "0.3", "squares": sq}
+		got := bySAE(map[string]string{"alpha": "0.3", "squares": sq})
+		want := runSpecs(t, r, n, b, []Spec{{Steering, steeringValues(t, opts, scaled)}})
+		unscaled := runSpecs(t, r, n, b, []Spec{{Steering, steeringValues(t, map[string]string{"module": f.Module, "alpha": "0.3", "squares": sq}, raw)}})
+		moved := false
+		for _, key := range []string{"value_after", "delta_value", "kl"} {
+			for i := range b.Positions {
+				g, w, u := got[key].Data[i], want[key].Data[i], unscaled[key].Data[i]
+				if math.Abs(float64(g-w)) > 1e-6 {
+					t.Errorf("squares %q position %d: %s %g by the SAE feature, %g by W_dec[%d]/scale", sq, i, key, g, w, j)
+				}
+				moved = moved || math.Abs(float64(g-u)) > 1e-4
+			}
+		}
+		if !moved {
+			t.Errorf("squares %q: the raw decoder row steers as the scaled one: the test cannot see the scale", sq)
+		}
+	}
+	other := *f
+	other.Model.Graph = strings.Repeat("0", 64)
+	for name, tc := range map[string]struct {
+		f    *sae.File
+		opts map[string]string
+		want string
+	}{
+		"feature out of range": {f, map[string]string{"feature": "12"}, "has 12 features (0 to 11)"},
+		"no feature":           {f, map[string]string{}, "no feature"},
+		"other module":         {f, map[string]string{"feature": "1", "module": "block1/conv2/relu"}, "trained on module"},
+		"other network":        {&other, map[string]string{"feature": "1"}, "trained on"},
+	} {
+		tc.opts["sae"] = "sae-dir"
+		v, err := Steering.Resolve(tc.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		WithSAE(v, tc.f)
+		if err := Steering.Compatible(n, v); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Compatible said %v, want an error with %q", name, err, tc.want)
 		}
 	}
 }

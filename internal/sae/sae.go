@@ -73,6 +73,19 @@ func (s *SAE) normalize() {
 	}
 }
 
+// Direction returns feature j's decoder row in the input space: W_dec[j]/Scale, what one unit of the
+// feature's activation adds to the reconstruction x_hat = (z WDec + BDec)/Scale (a steering direction).
+func (s *SAE) Direction(j int) ([]float32, error) {
+	if j < 0 || j >= s.F {
+		return nil, fmt.Errorf("sae: feature %d: want 0 to %d", j, s.F-1)
+	}
+	d := make([]float32, s.C)
+	for i, w := range s.WDec[j*s.C : (j+1)*s.C] {
+		d[i] = w / s.Scale
+	}
+	return d, nil
+}
+
 // Check reports an SAE whose arrays do not match its sizes (a damaged or hand-edited SAEDIR).
 func (s *SAE) Check() error {
 	switch {
