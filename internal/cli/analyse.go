@@ -132,58 +132,34 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 	if err := checkOutputFile("analyse", opts.SVG, opts.Force); err != nil {
 		return err
 	}
-	specs, err := opts.Lenses.specs(cfg)
+	a, err := f.analyse(opts, cfg, freshEngine)
 	if err != nil {
 		return err
 	}
-	g, err := opts.Pos.game()
-	if err != nil {
-		return err
-	}
-	sess, err := f.Session(opts.Pos.InputFormat)
-	if err != nil {
-		return err
-	}
-	eng, err := sess.engine(specs, opts.Lenses.savePlanes, opts.Lenses.keep...)
-	if err != nil {
-		return err
-	}
-	net, enc := sess.net, sess.enc
-	planes := make([]float32, board.NumPlanes*64)
-	transform := enc.encode(g, planes)
-	pos := g.Current()
-	batch := &lens.Batch{Positions: []*board.Position{pos}, Planes: planes, Transforms: []int{transform}, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy}
-	if err := opts.addCorrupt(batch, g, enc, eng.NeedsCorrupt()); err != nil {
-		return err
-	}
-	out, results, err := eng.Run(batch)
-	if err != nil {
-		return engineError(err)
-	}
-	name, lensOpts := opts.Lenses.info(specs)
+	env := a.env
 	if opts.SVG != "" {
-		info := dirInfo{lens: name, model: net.Path, lensOpts: lensOpts, transform: transform, format: enc.Format.String(), modules: metaModules(eng.Meta())}
-		if err := analysisSVG(f.IO, opts.SVG, opts.Force, results, pos, summarizeHeads(pos, enc.policy(transform), out.Heads, 0, 1), info); err != nil {
+		info := dirInfo{lens: env.Lens.Name, model: env.Model.Path, lensOpts: env.Lens.Options, transform: env.InputEncoding.Transform, format: env.InputEncoding.InputFormat, modules: metaModules(env.LensMeta)}
+		if err := analysisSVG(f.IO, opts.SVG, opts.Force, a.results, a.pos, a.best, info); err != nil {
 			return err
 		}
 	}
 
 	if opts.Format == "npy" {
 		// The encoding says how the planes' frame maps to the board, for render of module tensors.
-		extra := map[string]any{"input_encoding": enc.json(transform)}
-		if meta := eng.Meta(); meta != nil {
+		extra := map[string]any{"input_encoding": env.InputEncoding}
+		if meta := env.LensMeta; meta != nil {
 			extra["lens_meta"] = meta
 		}
 		w, err := store.Open(opts.Output, store.Options{
 			Format: store.FormatNPY, Force: opts.Force, ToolVersion: f.Version,
-			Model: store.ModelInfo{Path: net.Path, SHA256: net.SHA256},
-			Lens:  store.LensInfo{Name: name, Options: lensOpts},
+			Model: store.ModelInfo{Path: env.Model.Path, SHA256: env.Model.SHA256},
+			Lens:  store.LensInfo{Name: env.Lens.Name, Options: env.Lens.Options},
 			Extra: extra,
 		})
 		if err != nil {
 			return storeError(err)
 		}
-		if err := w.Add(positionMeta("analyse", -1, g.Ply(), pos, nil), storeResults(results, 0)); err != nil {
+		if err := w.Add(positionMeta("analyse", -1, a.ply, a.pos, nil), storeResults(a.results, 0)); err != nil {
 			return errors.Join(err, w.Abort()) // Abort releases the directory's lock
 		}
 		return w.Close()
@@ -193,23 +169,84 @@ func runAnalyse(opts *AnalyseOptions) (err error) {
 	// --format json or config key) get the JSON envelope, unchanged.
 	if f.IO.StdoutTTY && (opts.Output == "" || opts.Output == "-") && cfg.source("format") == "" {
 		return writeHumanView(f.IO.Out, humanView{
-			Model: net.Path, Pos: pos, Heads: summarizeHeads(pos, enc.policy(transform), out.Heads, 0, opts.Top),
-			Lens: name, LensOpts: lensOpts, Results: results, Color: f.IO.Color, Command: "analyse",
+			Model: env.Model.Path, Pos: a.pos, Heads: env.Outputs,
+			Lens: env.Lens.Name, LensOpts: env.Lens.Options, Results: a.results, Color: f.IO.Color, Command: "analyse",
 		})
 	}
-	env := analysisJSON{
-		Format: "lczerolens-analysis", FormatVersion: 1, ToolVersion: f.Version,
-		Model:         modelJSON{Path: net.Path, SHA256: net.SHA256},
-		InputEncoding: enc.json(transform),
-		Lens:          lensEnvJSON{Name: name, Options: lensOpts},
-		Position:      positionJSON{FENStart: startFEN(g), Moves: uciMoves(g), FEN: pos.FEN()},
-		Outputs:       summarizeHeads(pos, enc.policy(transform), out.Heads, 0, opts.Top),
-		LensMeta:      eng.Meta(),
-	}
-	env.Results = resultsJSON(results, 0)
+	env.Results = resultsJSON(a.results, 0)
 	return writeOutput("analyse", f.IO.Out, opts.Output, opts.Force, func(w io.Writer) error {
 		return json.NewEncoder(w).Encode(env)
 	})
+}
+
+// analysis is one analysed position: its envelope (without results), its results, and what the SVG and
+// NPY outputs need besides.
+type analysis struct {
+	env     analysisJSON
+	results []lens.BatchResult
+	pos     *board.Position
+	ply     int
+	best    headsJSON // the network's best move alone, for the SVG's arrow
+}
+
+// engineSource prepares (or finds prepared) the lenses of specs on a session; release is called when the
+// analysis no longer uses the engine.
+type engineSource func(s *netSession, specs []lens.Spec, savePlanes bool, keep []string) (eng *lens.Engine, release func(), err error)
+
+// freshEngine prepares the lenses anew: what a one-shot command wants.
+func freshEngine(s *netSession, specs []lens.Spec, savePlanes bool, keep []string) (*lens.Engine, func(), error) {
+	eng, err := s.engine(specs, savePlanes, keep...)
+	return eng, func() {}, err
+}
+
+// analyse runs the lenses and position of opts under cfg: the one code path of the analyse command and of
+// serve's POST /api/analyse, so both return the same envelope for the same inputs.
+func (f *Factory) analyse(opts *AnalyseOptions, cfg *Config, engines engineSource) (*analysis, error) {
+	specs, err := opts.Lenses.specs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g, err := opts.Pos.game()
+	if err != nil {
+		return nil, err
+	}
+	sess, err := f.sessionWith(cfg, cfg.Model, opts.Pos.InputFormat)
+	if err != nil {
+		return nil, err
+	}
+	eng, release, err := engines(sess, specs, opts.Lenses.savePlanes, opts.Lenses.keep)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	net, enc := sess.net, sess.enc
+	planes := make([]float32, board.NumPlanes*64)
+	transform := enc.encode(g, planes)
+	pos := g.Current()
+	batch := &lens.Batch{Positions: []*board.Position{pos}, Planes: planes, Transforms: []int{transform}, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy}
+	if err := opts.addCorrupt(batch, g, enc, eng.NeedsCorrupt()); err != nil {
+		return nil, err
+	}
+	out, results, err := eng.Run(batch)
+	if err != nil {
+		return nil, engineError(err)
+	}
+	name, lensOpts := opts.Lenses.info(specs)
+	return &analysis{
+		env: analysisJSON{
+			Format: "lczerolens-analysis", FormatVersion: 1, ToolVersion: f.Version,
+			Model:         modelJSON{Path: net.Path, SHA256: net.SHA256},
+			InputEncoding: enc.json(transform),
+			Lens:          lensEnvJSON{Name: name, Options: lensOpts},
+			Position:      positionJSON{FENStart: startFEN(g), Moves: uciMoves(g), FEN: pos.FEN()},
+			Outputs:       summarizeHeads(pos, enc.policy(transform), out.Heads, 0, opts.Top),
+			LensMeta:      eng.Meta(),
+		},
+		results: results,
+		pos:     pos,
+		ply:     g.Ply(),
+		best:    summarizeHeads(pos, enc.policy(transform), out.Heads, 0, 1),
+	}, nil
 }
 
 // addCorrupt encodes the corrupted position into b when a lens needs one, and refuses corruption flags

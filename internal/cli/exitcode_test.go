@@ -269,6 +269,15 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "steering", "--sae", steeringSAEFixture(t, fx.dir, "steer-sae", ""), "--feature", "1", "--module", "block0/conv1/relu"}, code: 2, want: "trained on module block0/conv2/relu"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "steering", "--sae", steeringSAEFixture(t, fx.dir, "steer-sae-other", strings.Repeat("0", 64)), "--feature", "1"}, code: 2, want: "trained on"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "steering", "--module", "block0/conv2/relu", "--feature", "1"}, code: 2, want: "--feature needs --sae"},
+		{cmd: "serve", args: []string{"serve", "--port", "70000"}, code: 2, want: "--port 70000"},
+		{cmd: "serve", args: []string{"serve", "--model", missing}, code: 2, want: missing},
+		{cmd: "serve", args: []string{"serve", "--listen", "no such host!"}, code: 2, want: "listen on"},
+		{cmd: "serve", args: []string{"serve"}, env: map[string]string{"LCZEROLENS_ORT_LIB": missing}, code: 1, want: "make ort"},
+		{cmd: "report", args: []string{"report", missing, "-o", out("r.html")}, code: 2, want: missing},
+		{cmd: "report", args: []string{"report", fx.dir, "-o", out("r2.html"), "--limit", "0"}, code: 2, want: "--limit 0"},
+		{cmd: "report", args: []string{"report", fx.dir}, code: 2, want: "pass -o"},
+		{cmd: "report", args: []string{"report", fx.badCfg, "-o", out("r3.html")}, code: 2, want: "no batch, analyse, probe"},
+		{cmd: "report", args: []string{"report", reportFixture(t, fx.dir), "-o", "-"}, einval: true, code: 1, want: "invalid argument"},
 	}
 	if err := os.MkdirAll(filepath.Join(fx.dir, "out"), 0o755); err != nil {
 		t.Fatal(err)

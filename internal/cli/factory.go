@@ -168,11 +168,17 @@ func (f *Factory) Session(inputFormat string) (*netSession, error) {
 // SessionFor is Session for the network at path rather than the configured one (commands that compare
 // several networks).
 func (f *Factory) SessionFor(path, inputFormat string) (*netSession, error) {
+	return f.sessionWith(f.Config(), path, inputFormat)
+}
+
+// sessionWith is SessionFor with the encoding settings of cfg rather than the command's configuration
+// (serve takes them per request).
+func (f *Factory) sessionWith(cfg *Config, path, inputFormat string) (*netSession, error) {
 	net, err := f.NetworkAt(path)
 	if err != nil {
 		return nil, err
 	}
-	enc, err := resolveEncoding(f.Config(), inputFormat, net)
+	enc, err := resolveEncoding(cfg, inputFormat, net)
 	if err != nil {
 		return nil, err
 	}

@@ -89,6 +89,8 @@ named tensors per position, as JSON or NPY.`,
 		NewCmdCompare(f),
 		NewCmdPlay(f),
 		NewCmdCorrupt(f),
+		NewCmdServe(f),
+		NewCmdReport(f),
 	)
 	// Cobra's usage errors become UsageErrors where cobra makes them: argument validators are wrapped, and
 	// commands that only hold subcommands refuse unknown ones (the completion command included, made here
