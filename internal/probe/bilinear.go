@@ -31,7 +31,7 @@ func BilinearGrid() []float64 { return []float64{1e-4, 1e-3, 1e-2, 1e-1, 1} }
 // of training positions cross-validation uses.
 const (
 	bilinearIters   = 300
-	bilinearCVIters = 100
+	bilinearCVIters = 60
 	bilinearCVRows  = 1000
 )
 
@@ -84,6 +84,12 @@ func (d *bilinearData) objective(theta, grad []float64, idx []int, alpha float64
 				continue
 			}
 			base := ch * d.cs
+			if d.ss == 1 { // [C][64]: a contiguous row, without bounds checks
+				for i, xv := range x[base : base+64 : base+64] {
+					s[i] += wc * float64(xv)
+				}
+				continue
+			}
 			for i := range 64 {
 				s[i] += wc * float64(x[base+i*d.ss])
 			}
@@ -109,8 +115,14 @@ func (d *bilinearData) objective(theta, grad []float64, idx []int, alpha float64
 		for ch := range c {
 			base := ch * d.cs
 			var t float64
-			for i := range 64 {
-				t += float64(x[base+i*d.ss]) * g[i]
+			if d.ss == 1 {
+				for i, xv := range x[base : base+64 : base+64] {
+					t += float64(xv) * g[i]
+				}
+			} else {
+				for i := range 64 {
+					t += float64(x[base+i*d.ss]) * g[i]
+				}
 			}
 			q[ch] = t * d.inv[ch]
 		}
@@ -228,7 +240,7 @@ func (d *bilinearData) minimise(ctx context.Context, theta []float64, idx []int,
 			}
 			ss, ys, rho = append(ss, s), append(ys, y), append(rho, 1/sy)
 		}
-		if improved <= 1e-10*math.Max(1, math.Abs(f)) {
+		if improved <= 1e-7*math.Max(1, math.Abs(f)) {
 			return nil
 		}
 	}
