@@ -265,6 +265,9 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "sae features", args: []string{"sae", "features", saeExitFixture(t, fx.dir), fx.pgn, "-o", out("sf2")}, env: map[string]string{"LCZEROLENS_ORT_LIB": missing}, code: 1, want: "make ort"},
 		{cmd: "sae eval", args: []string{"sae", "eval", missing, fx.pgn}, code: 2, want: "sae.json"},
 		{cmd: "sae eval", args: []string{"sae", "eval", saeExitFixture(t, fx.dir), fx.pgn}, env: map[string]string{"LCZEROLENS_ORT_LIB": missing}, code: 1, want: "make ort"},
+		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("pb1.json"), "--concept", "move-target:1", "--bilinear"}, code: 2, want: "add --per-square"},
+		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("pb2.json"), "--concept", "square-piece", "--per-square", "--bilinear"}, code: 2, want: "not a top-1 concept"},
+		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("pb3.json"), "--concept", "move-target:1", "--per-square", "--bilinear", "--rank", "0"}, code: 2, want: "--rank 0"},
 	}
 	if err := os.MkdirAll(filepath.Join(fx.dir, "out"), 0o755); err != nil {
 		t.Fatal(err)
