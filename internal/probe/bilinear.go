@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+
+	"gonum.org/v1/gonum/floats"
 )
 
 // A bilinear probe is the per-square probe of a top-1 concept in the form of leela-interp's probe (Jenner
@@ -57,41 +59,31 @@ func (d *bilinearData) objective(theta, grad []float64, idx []int, alpha float64
 		ga, gb = grad[:rank*c], grad[rank*c:]
 	}
 	v, w, q, r := make([]float64, rank), make([]float64, c), make([]float64, c), make([]float64, rank)
+	xs := make([]float64, 64*c) // the position's activations as float64, for the assembly kernels of floats
 	var s, g [64]float64
 	var loss float64
 	inv := 1 / float64(len(idx))
 	for _, p := range idx {
 		x, z := d.x[p], d.z[p]
-		for k := range rank {
-			v[k] = dot(b[k*e:(k+1)*e], z)
+		for i, xv := range x {
+			xs[i] = float64(xv)
 		}
 		clear(w)
 		for k := range rank {
-			ak := a[k*c : (k+1)*c]
-			for ch := range c {
-				w[ch] += ak[ch] * v[k]
-			}
+			v[k] = floats.Dot(b[k*e:(k+1)*e], z)
+			floats.AddScaled(w, v[k], a[k*c:(k+1)*c])
 		}
 		// Standardising x_i shifts every square's logit by the same amount, which the softmax ignores:
 		// only the scale 1/std enters.
-		for ch := range c {
-			w[ch] *= d.inv[ch]
-		}
+		floats.Mul(w, d.inv)
 		clear(s[:])
-		for ch := range c {
-			wc := w[ch]
-			if wc == 0 {
-				continue
+		if d.ss == 1 { // [C][64]
+			for ch, wc := range w {
+				floats.AddScaled(s[:], wc, xs[ch*64:(ch+1)*64])
 			}
-			base := ch * d.cs
-			if d.ss == 1 { // [C][64]: a contiguous row, without bounds checks
-				for i, xv := range x[base : base+64 : base+64] {
-					s[i] += wc * float64(xv)
-				}
-				continue
-			}
+		} else { // [64][C]
 			for i := range 64 {
-				s[i] += wc * float64(x[base+i*d.ss])
+				s[i] = floats.Dot(w, xs[i*c:(i+1)*c])
 			}
 		}
 		mx := s[0]
@@ -112,34 +104,21 @@ func (d *bilinearData) objective(theta, grad []float64, idx []int, alpha float64
 		}
 		g[d.y[p]] -= inv
 		// q = dL/du (u = A'v, before the scale): inv * X' g.
-		for ch := range c {
-			base := ch * d.cs
-			var t float64
-			if d.ss == 1 {
-				for i, xv := range x[base : base+64 : base+64] {
-					t += float64(xv) * g[i]
-				}
-			} else {
-				for i := range 64 {
-					t += float64(x[base+i*d.ss]) * g[i]
-				}
-			}
-			q[ch] = t * d.inv[ch]
-		}
-		for k := range rank {
-			ak, gak := a[k*c:(k+1)*c], ga[k*c:(k+1)*c]
-			var t float64
+		if d.ss == 1 {
 			for ch := range c {
-				gak[ch] += v[k] * q[ch]
-				t += ak[ch] * q[ch]
+				q[ch] = floats.Dot(xs[ch*64:(ch+1)*64], g[:])
 			}
-			r[k] = t
+		} else {
+			clear(q)
+			for i := range 64 {
+				floats.AddScaled(q, g[i], xs[i*c:(i+1)*c])
+			}
 		}
+		floats.Mul(q, d.inv)
 		for k := range rank {
-			gbk := gb[k*e : (k+1)*e]
-			for j, zj := range z {
-				gbk[j] += r[k] * zj
-			}
+			floats.AddScaled(ga[k*c:(k+1)*c], v[k], q)
+			r[k] = floats.Dot(a[k*c:(k+1)*c], q)
+			floats.AddScaled(gb[k*e:(k+1)*e], r[k], z)
 		}
 	}
 	for j, t := range theta {
