@@ -278,6 +278,9 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "report", args: []string{"report", fx.dir}, code: 2, want: "pass -o"},
 		{cmd: "report", args: []string{"report", fx.badCfg, "-o", out("r3.html")}, code: 2, want: "no batch, analyse, probe"},
 		{cmd: "report", args: []string{"report", reportFixture(t, fx.dir), "-o", "-"}, einval: true, code: 1, want: "invalid argument"},
+		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("pb1.json"), "--concept", "move-target:1", "--bilinear"}, code: 2, want: "add --per-square"},
+		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("pb2.json"), "--concept", "square-piece", "--per-square", "--bilinear"}, code: 2, want: "not a top-1 concept"},
+		{cmd: "probe train", args: []string{"probe", "train", fx.pgn, "-o", out("pb3.json"), "--concept", "move-target:1", "--per-square", "--bilinear", "--rank", "0"}, code: 2, want: "--rank 0"},
 	}
 	if err := os.MkdirAll(filepath.Join(fx.dir, "out"), 0o755); err != nil {
 		t.Fatal(err)

@@ -47,6 +47,8 @@ type ProbeTrainOptions struct {
 	Force        bool
 	Quiet        bool
 	PerSquare    bool
+	Bilinear     bool
+	Rank         int
 }
 
 // NewCmdProbe builds `lczerolens probe` with its train subcommand.
@@ -75,6 +77,14 @@ Per-square concepts (with --per-square: one linear map shared by the 64 squares 
 or of a [64,E] attention body's tokens, from a square's activations to its label, fitted by ridge
 regression on the label's one-hot code):
 ` + squareConceptHelp() + `A record's solution is its JSONL "solution" field: UCI moves from the position, separated by spaces.
+--bilinear (top-1 concepts) trains leela-interp's bilinear probe instead: square i scores
+x_i' A' B [z; 1], A and B of --rank rows (W = A'B, a low-rank bilinear map), x_i the square's
+standardised activations, z the first solution move's target square's activations for move-target:N
+with N >= 2 (leela-interp predicts the third move's target from the first's), else the mean of the 64
+squares' (the appended 1 lets W contain a linear probe); softmax over the 64 squares, mean cross-entropy
++ --l2 * (|A|^2 + |B|^2), minimised by full-batch L-BFGS from a start seeded by --seed (deterministic), on
+up to --max-rows/4 training positions (256*C bytes each). --l2 auto picks the penalty from 1e-4, ..., 1
+by 5-fold cross-validation over whole records on up to 1,000 of them.
 
 Activations are standardised (each of the d values scaled to unit variance over the training positions).
 --l2 auto (the default) chooses each module's penalty from 1e-3, 1e-2, ..., 1e3 by 5-fold
@@ -100,6 +110,7 @@ one with fewer than --min-class training positions of a label, is refused (exit 
   lczerolens probe train puzzles.jsonl --model maia-1100.onnx --concept column:rating --pattern '^block3/' -o rating.json
   lczerolens probe train games.pgn --model maia-1100.onnx --concept square-piece --per-square -o pieces.json
   lczerolens probe train puzzles.jsonl --model maia-1100.onnx --concept move-target:1 --per-square -o target.json
+  lczerolens probe train puzzles.csv --model maia-1100.onnx --concept move-target:3 --per-square --bilinear -o t3.json
   lczerolens analyse --model maia-1100.onnx --lens probing --probe material.json --fen "..."`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -115,6 +126,8 @@ one with fewer than --min-class training positions of a label, is refused (exit 
 	fl.BoolVar(&opts.Force, "force", false, "replace an existing probe file")
 	fl.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress output")
 	fl.BoolVar(&opts.PerSquare, "per-square", false, "train per-square probes of a per-square concept (see above)")
+	fl.BoolVar(&opts.Bilinear, "bilinear", false, "with --per-square and a top-1 concept: bilinear probes (see above)")
+	fl.IntVar(&opts.Rank, "rank", probe.DefaultRank, "rank of --bilinear probes (capped at the module's channels)")
 	fl.StringVar(&opts.Concept, "concept", "", "concept to probe (see above; required)")
 	fl.StringVar(&opts.Pattern, "pattern", "", "Go regexp over module names; default "+lens.DefaultActivationPattern)
 	fl.StringVar(&opts.Task, "task", "auto", "auto (the concept's kind), regression or binary")
@@ -255,9 +268,18 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 	case opts.MaxRows < 1 || opts.Epochs < 1 || opts.MaxPositions < 0 || opts.MinClass < 1:
 		return usageErrorf("probe train: --max-rows, --epochs and --min-class must be positive, --max-positions not negative")
 	}
-	fit := probe.FitOptions{MaxRows: opts.MaxRows, Seed: opts.Seed, Epochs: opts.Epochs}
+	switch {
+	case opts.Bilinear && !opts.PerSquare:
+		return usageErrorf("probe train: --bilinear probes score the squares of a per-square concept: add --per-square")
+	case opts.Rank < 1:
+		return usageErrorf("probe train: --rank %d: want a positive rank such as %d", opts.Rank, probe.DefaultRank)
+	}
+	fit := probe.FitOptions{MaxRows: opts.MaxRows, Seed: opts.Seed, Epochs: opts.Epochs, Bilinear: opts.Bilinear, Rank: opts.Rank}
 	if opts.L2 == "auto" {
 		fit.Grid = probe.DefaultGrid()
+		if opts.Bilinear {
+			fit.Grid = probe.BilinearGrid()
+		}
 	} else if fit.L2, err = strconv.ParseFloat(opts.L2, 64); err != nil || !(fit.L2 > 0) || math.IsInf(fit.L2, 0) {
 		return usageErrorf("probe train: --l2 %q: want auto or a positive penalty such as 0.1", opts.L2)
 	}
@@ -269,6 +291,9 @@ func runProbeTrain(opts *ProbeTrainOptions) (err error) {
 	if opts.PerSquare {
 		if sq, err = concepts.ParseSquare(opts.Concept); err != nil {
 			return inputError(fmt.Errorf("probe train: --per-square: %w", err))
+		}
+		if opts.Bilinear && !sq.Top1 {
+			return usageErrorf("probe train: --bilinear scores the 64 squares against each other, and %s is not a top-1 concept: use move-target:N or drop --bilinear", sq.Name)
 		}
 	} else if lab, err = newLabeler(opts.Concept, opts.Task); err != nil {
 		if _, serr := concepts.ParseSquare(opts.Concept); serr == nil {

@@ -36,6 +36,7 @@ func squareModules(mods []model.Module) error {
 // squareLabel is a position's per-square labels (board frame), side to move and split.
 type squareLabel struct {
 	labels  [64]int
+	anchor  int // board square a bilinear probe conditions on, -1 for none
 	black   bool
 	holdout bool
 }
@@ -74,7 +75,11 @@ func (s *squareSink) accept(opts *ProbeTrainOptions) func(it *source.Item) (any,
 			smp.Line = line
 		}
 		l, ok := s.concept.Label(smp)
-		return squareLabel{labels: l, black: it.Pos.SideToMove() == board.Black, holdout: probe.InHoldout(opts.Seed, opts.Holdout, it.Record)}, ok, nil
+		anchor := -1
+		if ok && s.concept.Anchor != nil {
+			anchor = int(s.concept.Anchor(smp))
+		}
+		return squareLabel{labels: l, anchor: anchor, black: it.Pos.SideToMove() == board.Black, holdout: probe.InHoldout(opts.Seed, opts.Holdout, it.Record)}, ok, nil
 	}
 }
 
@@ -134,8 +139,12 @@ func (s *squareSink) Consume(_ context.Context, b *pipeline.Batch) error {
 		for sq, v := range l.labels {
 			net[netSquare(sq, l.black, transform)] = v
 		}
+		anchor := -1
+		if l.anchor >= 0 {
+			anchor = netSquare(l.anchor, l.black, transform)
+		}
 		for k, fr := range s.fitters {
-			if err := fr.Add(b.Results[k].Row(i), net, it.Record, l.holdout); err != nil {
+			if err := fr.AddAnchored(b.Results[k].Row(i), net, anchor, it.Record, l.holdout); err != nil {
 				return err
 			}
 		}
@@ -212,6 +221,9 @@ func printSquareProbes(w io.Writer, sf *probe.SquareFile) error {
 		base = "top-1 over the 64 squares; BASELINE: always the square most often the target in training"
 	}
 	fmt.Fprintln(w, base)
+	if len(sf.Probes) > 0 && sf.Probes[0].Form == probe.FormBilinear {
+		fmt.Fprintf(w, "BILINEAR probes of rank %d, context %s: logit of square i = x_i' A'B [z; 1]\n", sf.Probes[0].Rank, sf.Probes[0].Context)
+	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MODULE\tL2\tTRAIN\tHELD OUT\tMETRIC\tHELD-OUT SCORE\tBASELINE\tAUC\tTRAIN SCORE\tVS BASELINE")
 	for _, p := range sf.Probes {

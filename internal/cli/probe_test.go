@@ -608,3 +608,43 @@ func TestNetSquare(t *testing.T) {
 		}
 	}
 }
+
+// TestProbeTrainBilinear: --bilinear per-square probes of move-target:1 on 300 of the puzzles (maia-1100,
+// block 4, a fixed --l2 to stay fast) find the first move's target well above the most common target
+// square, as the linear probe does; move-target:3 conditions on the first move's target (context anchor).
+func TestProbeTrainBilinear(t *testing.T) {
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
+	maia := testutil.Shared(t, "models/maia-1100.onnx")
+	csvPath := testutil.Shared(t, "data/puzzles/lichess_db_puzzle_sample.csv")
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		concept, context string
+		min              float64
+	}{
+		{"move-target:1", "mean", 0.3},
+		{"move-target:3", "anchor", 0},
+	} {
+		out := filepath.Join(dir, "bilinear.json")
+		code, stdout, stderr := runCLI(t, env, "probe", "train", csvPath, "--model", maia, "--concept", tc.concept, "--per-square", "--bilinear",
+			"--rank", "8", "--l2", "0.1", "--max-positions", "300", "--pattern", `^block4/conv2/relu$`, "-q", "--force", "-o", out)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", tc.concept, code, stderr)
+		}
+		t.Logf("\n%s", stdout)
+		raw, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sf probe.SquareFile
+		if err := json.Unmarshal(raw, &sf); err != nil {
+			t.Fatal(err)
+		}
+		p, c := sf.Probes[0], sf.Curve[0]
+		if p.Form != probe.FormBilinear || p.Context != tc.context || p.Rank != 8 || len(p.Left) != 8 || len(p.Left[0]) != p.Channels || !strings.Contains(stdout, "BILINEAR") {
+			t.Errorf("%s: form %q context %q rank %d", tc.concept, p.Form, p.Context, p.Rank)
+		}
+		if c.Score == nil || *c.Score < tc.min || (tc.min > 0 && (*c.Score < *c.Baseline+0.1 || c.Verdict != probe.Above)) {
+			t.Errorf("%s curve %+v", tc.concept, sf.Curve)
+		}
+	}
+}

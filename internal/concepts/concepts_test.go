@@ -234,6 +234,12 @@ func TestSquareConcepts(t *testing.T) {
 	if l, ok := mt.Label(Sample{Pos: start, Line: []board.Move{e4, e5}}); !ok || l[sq("e5")] != 1 || l[sq("e4")] != 0 {
 		t.Errorf("move-target:2: %v %v", l[sq("e5")], ok)
 	}
+	if mt.Anchor == nil || mt.Anchor(Sample{Pos: start, Line: []board.Move{e4, e5}}) != sq("e4") {
+		t.Error("move-target:2: anchor is not the first move's target e4")
+	}
+	if m1, _ := ParseSquare("move-target:1"); m1.Anchor != nil {
+		t.Error("move-target:1 has an anchor (it would be its own label)")
+	}
 	for _, bad := range []string{"move-target:0", "square-attacked-by:all", "square-nothing"} {
 		if _, err := ParseSquare(bad); err == nil {
 			t.Errorf("%s accepted", bad)

@@ -20,6 +20,10 @@ type SquareConcept struct {
 	Top1 bool
 	// Label returns the position's 64 labels; ok is false when the concept is undefined there.
 	Label func(s Sample) (labels [64]int, ok bool)
+	// Anchor, when not nil, returns the square a bilinear probe conditions on where Label is defined: for
+	// move-target:N with N >= 2, the first solution move's target (leela-interp predicts the third move's
+	// target from the first's).
+	Anchor func(s Sample) board.Square
 }
 
 // SquareList documents the per-square concepts, in the order help texts show them.
@@ -57,14 +61,18 @@ func ParseSquare(name string) (*SquareConcept, error) {
 		if err != nil || n < 1 {
 			return nil, fmt.Errorf("concepts: %s: want move-target:N with N >= 1 (1 = the first solution move)", name)
 		}
-		return &SquareConcept{Name: name, Classes: 2, Top1: true, Label: func(s Sample) ([64]int, bool) {
+		c := &SquareConcept{Name: name, Classes: 2, Top1: true, Label: func(s Sample) ([64]int, bool) {
 			var out [64]int
 			if len(s.Line) < n {
 				return out, false
 			}
 			out[s.Line[n-1].To] = 1
 			return out, true
-		}}, nil
+		}}
+		if n >= 2 {
+			c.Anchor = func(s Sample) board.Square { return s.Line[0].To }
+		}
+		return c, nil
 	}
 	var names []string
 	for _, i := range SquareList() {

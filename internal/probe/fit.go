@@ -40,6 +40,10 @@ type FitOptions struct {
 	CVRows int
 	// Folds is the number of cross-validation folds (0: DefaultFolds).
 	Folds int
+	// Bilinear makes per-square probes of top-1 concepts bilinear (see bilinear.go), of rank Rank
+	// (0: DefaultRank, capped at the channels), trained on up to MaxRows/4 training positions.
+	Bilinear bool
+	Rank     int
 }
 
 // DefaultGrid is the penalties `--l2 auto` tries: every decade from 1e-3 to 1e3.

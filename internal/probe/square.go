@@ -33,6 +33,9 @@ type SquareFitter struct {
 	counts   [2][64][]int  // label counts per split and square
 	positive [2]int        // top-1 concepts: positions per split
 	ctx      context.Context
+	// Bilinear probes (opts.Bilinear) keep training positions instead of normal equations.
+	fitSet   *posReservoir
+	anchored int // 0 unknown, 1 every position has an anchor square, -1 none has
 }
 
 // squareSums are the normal equations of a set of (square, label) rows.
@@ -65,23 +68,27 @@ func (s *squareSums) addSums(o *squareSums, sign float64) {
 	s.xy.Add(s.xy, &xy)
 }
 
-// posReservoir keeps a uniform sample of whole positions: activations [C][64] and labels.
+// posReservoir keeps a uniform sample of whole positions: activations [C][64], labels, anchor squares (-1:
+// none) and cross-validation folds.
 type posReservoir struct {
 	cap, seen int
 	x         [][]float32
 	y         [][64]int
+	anchor    []int
+	fold      []int
 	rng       *rand.Rand
 }
 
-func (r *posReservoir) add(x []float32, y [64]int) {
+func (r *posReservoir) add(x []float32, y [64]int, anchor, fold int) {
 	r.seen++
 	if len(r.x) < r.cap {
 		r.x, r.y = append(r.x, slices.Clone(x)), append(r.y, y)
+		r.anchor, r.fold = append(r.anchor, anchor), append(r.fold, fold)
 		return
 	}
 	if k := r.rng.IntN(r.seen); k < r.cap {
 		copy(r.x[k], x)
-		r.y[k] = y
+		r.y[k], r.anchor[k], r.fold[k] = y, anchor, fold
 	}
 }
 
@@ -108,8 +115,12 @@ func NewSquareFitterLayout(module string, channels, classes int, top1, squareMaj
 		test:  &posReservoir{cap: max(opts.MaxRows/8, 1), rng: rand.New(rand.NewPCG(opts.Seed, 0x7e57))},
 		train: &posReservoir{cap: max(opts.MaxRows/16, 1), rng: rand.New(rand.NewPCG(opts.Seed, 0x7a1))},
 	}
-	for range opts.Folds {
-		f.folds = append(f.folds, newSquareSums(channels, k))
+	if opts.Bilinear {
+		f.fitSet = &posReservoir{cap: max(opts.MaxRows/4, 1), rng: rand.New(rand.NewPCG(opts.Seed, 0xb111))}
+	} else {
+		for range opts.Folds {
+			f.folds = append(f.folds, newSquareSums(channels, k))
+		}
 	}
 	for s := range f.counts {
 		for sq := range 64 {
@@ -123,8 +134,29 @@ func NewSquareFitterLayout(module string, channels, classes int, top1, squareMaj
 // NewSquareFitterLayout; square = the activation's own index, 0..63), labels its per-square labels in the same order, group its record (a game), and whether it
 // is held out.
 func (f *SquareFitter) Add(x []float32, labels [64]int, group int, holdout bool) error {
+	return f.AddAnchored(x, labels, -1, group, holdout)
+}
+
+// AddAnchored is Add for a position with an anchor square (-1: none), the square whose activations a
+// bilinear probe conditions on (see BilinearFit); a linear probe ignores it. Either every position of a
+// fitter has an anchor or none has.
+func (f *SquareFitter) AddAnchored(x []float32, labels [64]int, anchor, group int, holdout bool) error {
 	if len(x) != 64*f.channels {
 		return fmt.Errorf("probe %s: %d activation values, want %d channels x 64 squares", f.module, len(x), f.channels)
+	}
+	if anchor < -1 || anchor > 63 {
+		return fmt.Errorf("probe %s: anchor square %d, want 0..63 or -1", f.module, anchor)
+	}
+	if f.opts.Bilinear {
+		has := 1
+		if anchor < 0 {
+			has = -1
+		}
+		if f.anchored == 0 {
+			f.anchored = has
+		} else if f.anchored != has {
+			return fmt.Errorf("probe %s: some positions have an anchor square and some do not", f.module)
+		}
 	}
 	split := 0
 	if holdout {
@@ -137,10 +169,14 @@ func (f *SquareFitter) Add(x []float32, labels [64]int, group int, holdout bool)
 		f.counts[split][sq][l]++
 	}
 	if holdout {
-		f.test.add(x, labels)
+		f.test.add(x, labels, anchor, -1)
 		return nil
 	}
-	f.train.add(x, labels)
+	f.train.add(x, labels, anchor, -1)
+	if f.opts.Bilinear {
+		f.fitSet.add(x, labels, anchor, f.fold(group))
+		return nil
+	}
 	s := f.folds[f.fold(group)]
 	rows := mat.NewDense(64, f.channels, nil)
 	ys := mat.NewDense(64, f.outputs, nil)
@@ -185,7 +221,7 @@ func (f *SquareFitter) fold(group int) int {
 		b[8+j] = byte(uint64(group) >> (8 * j))
 	}
 	h.Write(b[:])
-	return int(h.Sum64() % uint64(len(f.folds)))
+	return int(h.Sum64() % uint64(f.opts.Folds))
 }
 
 // SquareProbe is a fitted per-square probe: outputs = Bias + x . Weights[c][k] for a square's activations x.
@@ -204,8 +240,17 @@ type SquareProbe struct {
 	AUC         float64     `json:"auc"`      // two classes: ROC AUC over held-out squares; NaN otherwise
 	Train1      float64     `json:"train_score"`
 	Verdict     string      `json:"verdict,omitempty"`
-	Weights     [][]float64 `json:"weights"` // [channel][output]
+	Weights     [][]float64 `json:"weights"` // [channel][output]; empty for a bilinear probe
 	Bias        []float64   `json:"bias"`
+	// A bilinear probe (Form "bilinear") scores square i as sum_r (Left[r] . x_i) (Right[r] . z + RightBias[r]),
+	// z the anchor square's activations (Context "anchor") or the mean of the 64 squares' ("mean"), all raw
+	// activations; see bilinear.go.
+	Form      string      `json:"form,omitempty"`
+	Context   string      `json:"context,omitempty"`
+	Rank      int         `json:"rank,omitempty"`
+	Left      [][]float64 `json:"left,omitempty"`  // [rank][channel]
+	Right     [][]float64 `json:"right,omitempty"` // [rank][channel]
+	RightBias []float64   `json:"right_bias,omitempty"`
 }
 
 // Fit chooses the penalty (when opts.Grid is set), solves on every training position, and scores on the
@@ -213,6 +258,14 @@ type SquareProbe struct {
 // majority) for accuracy, the square most often the target in training for top-1.
 func (f *SquareFitter) Fit(ctx context.Context) (*SquareProbe, error) {
 	f.ctx = ctx
+	if f.opts.Bilinear {
+		p, err := f.fitBilinear(ctx)
+		if err != nil {
+			return nil, err
+		}
+		f.finish(p)
+		return p, nil
+	}
 	total := newSquareSums(f.channels, f.outputs)
 	for _, s := range f.folds {
 		total.addSums(s, 1)
@@ -237,6 +290,13 @@ func (f *SquareFitter) Fit(ctx context.Context) (*SquareProbe, error) {
 	for c := range p.Weights {
 		p.Weights[c] = slices.Clone(w.RawRowView(c))
 	}
+	f.finish(p)
+	return p, nil
+}
+
+// finish scores p on the training sample and the held-out positions, next to the baseline.
+func (f *SquareFitter) finish(p *SquareProbe) {
+	p.Test = len(f.test.x)
 	p.Metric = "accuracy"
 	if f.top1 {
 		p.Metric = "top1"
@@ -260,7 +320,6 @@ func (f *SquareFitter) Fit(ctx context.Context) (*SquareProbe, error) {
 			p.AUC = rocAUC(s, y)
 		}
 	}
-	return p, nil
 }
 
 // at is the index of channel c of square sq in a position's activations.
@@ -307,6 +366,24 @@ func (p *SquareProbe) Predict(x []float32, top1 bool) [64]int {
 	return out
 }
 
+// PredictAnchored is Predict for a probe of either form: a bilinear probe reads the anchor square's
+// activations (anchor -1: the mean over squares is its context).
+func (p *SquareProbe) PredictAnchored(x []float32, anchor int, top1 bool) [64]int {
+	if p.Form != FormBilinear {
+		return p.Predict(x, top1)
+	}
+	var out [64]int
+	s := p.BilinearScores(x, anchor)
+	best := 0
+	for sq, v := range s {
+		if v > s[best] {
+			best = sq
+		}
+	}
+	out[best] = 1
+	return out
+}
+
 func argmax(v []float64) int {
 	best := 0
 	for i, x := range v {
@@ -326,7 +403,7 @@ func (f *SquareFitter) score(p *SquareProbe, r *posReservoir, d *[]float64) floa
 	maj, majSq := f.majority()
 	var correct, units float64
 	for i, x := range r.x {
-		pred, y := p.Predict(x, f.top1), r.y[i]
+		pred, y := p.PredictAnchored(x, r.anchor[i], f.top1), r.y[i]
 		if f.top1 {
 			c := b2f(y[argmaxInt(pred)] == 1)
 			correct += c
