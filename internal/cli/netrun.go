@@ -6,6 +6,7 @@ import (
 
 	"github.com/lczerolens/lczerolens/internal/pipeline"
 	"github.com/lczerolens/lczerolens/internal/play"
+	"github.com/lczerolens/lczerolens/internal/source"
 )
 
 // startProgress starts the shared progress reporter on stderr unless quiet. report and stop are never nil,
@@ -44,4 +45,24 @@ func policyEvaluator(f *Factory, cmd, path, why string) (*play.NetEvaluator, err
 		return nil, err
 	}
 	return &play.NetEvaluator{Net: net, RT: rt, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy, Batch: f.Config().BatchSize}, nil
+}
+
+// commandContext is interrupt when a test sets one, else a context cancelled by SIGINT/SIGTERM; stop is
+// never nil.
+func commandContext(interrupt context.Context) (ctx context.Context, stop func()) {
+	if interrupt != nil {
+		return interrupt, func() {}
+	}
+	return signalContext()
+}
+
+// runForward streams in through eng into sink with enc's encoding, the configured batch size and the shared
+// progress reporter (stopped before it returns); accept, when set, selects positions as pipeline.Options
+// says.
+func runForward(ctx context.Context, f *Factory, quiet bool, what string, size int64, in pipeline.Input,
+	eng pipeline.Engine, sink pipeline.Sink, enc encoding, accept func(*source.Item) (any, bool, error)) (pipeline.Summary, error) {
+	report, stop := startProgress(f, quiet, what, size)
+	defer stop()
+	return pipeline.Run(ctx, in, eng, sink, pipeline.Options{BatchSize: f.Config().BatchSize,
+		Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy, Accept: accept, Progress: report})
 }
