@@ -138,13 +138,9 @@ func dirTensor(dir, key string, i int) ([]float32, []int, error) {
 	if err != nil {
 		return nil, nil, nil // no manifest: the caller falls back to [8,8] maps
 	}
-	k, ok := m.Key(key)
-	if !ok {
-		names := make([]string, len(m.Keys))
-		for j, k := range m.Keys {
-			names[j] = k.Key
-		}
-		return nil, nil, inputError(fmt.Errorf("render: %s has no result %q (it has %s)", dir, key, strings.Join(names, ", ")))
+	k, err := manifestKey(dir, m, key)
+	if err != nil {
+		return nil, nil, err
 	}
 	if i >= m.Count {
 		return nil, nil, inputError(fmt.Errorf("render: --row %d: %s has %d rows", i, dir, m.Count))
@@ -178,6 +174,11 @@ func readNPYRow(path string, i, size int) ([]float32, error) {
 	if err != nil {
 		return nil, pathError(fmt.Errorf("render: %s: %w", path, err))
 	}
+	return readRowAt(f, path, off, i, size)
+}
+
+// readRowAt reads row i of size little-endian float32 values of f (path), whose data start at off.
+func readRowAt(f *os.File, path string, off int64, i, size int) ([]float32, error) {
 	if _, err := f.Seek(off+int64(i)*int64(size)*4, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("render: %s: %w", path, err)
 	}
@@ -224,6 +225,29 @@ func npyTensor(path string, i int) ([]float32, []int, error) {
 
 // jsonValues reads row i of result key from a results.jsonl file, flattened.
 func jsonValues(jl, key string, i int) ([]float32, error) {
+	results, err := jsonLineResults(jl, i)
+	if err != nil {
+		return nil, err
+	}
+	r, ok := results[key]
+	if !ok {
+		return nil, inputError(fmt.Errorf("render: %s line %d has no result %q", jl, i+1, key))
+	}
+	var vals []float32
+	if err := flattenJSON(r.Data, &vals); err != nil {
+		return nil, inputError(fmt.Errorf("render: %s line %d, %q: %w", jl, i+1, key, err))
+	}
+	return vals, nil
+}
+
+// jsonResult is one result of a results.jsonl line.
+type jsonResult struct {
+	Shape []int `json:"shape"`
+	Data  any   `json:"data"`
+}
+
+// jsonLineResults reads line i (row i) of a results.jsonl file: its results by key.
+func jsonLineResults(jl string, i int) (map[string]jsonResult, error) {
 	f, err := os.Open(jl)
 	if err != nil {
 		return nil, inputError(fmt.Errorf("render: %w", err))
@@ -234,22 +258,26 @@ func jsonValues(jl, key string, i int) ([]float32, error) {
 		return nil, pathError(fmt.Errorf("render: %s: %w", jl, err))
 	}
 	var rec struct {
-		Results map[string]struct {
-			Data any `json:"data"`
-		} `json:"results"`
+		Results map[string]jsonResult `json:"results"`
 	}
 	if err := json.Unmarshal(line, &rec); err != nil {
 		return nil, inputError(fmt.Errorf("render: %s line %d: %w", jl, i+1, err))
 	}
-	r, ok := rec.Results[key]
+	return rec.Results, nil
+}
+
+// manifestKey is result key of the output directory dir (manifest m); an unknown key is an input error that
+// lists the keys dir has.
+func manifestKey(dir string, m *store.Manifest, key string) (store.ManifestKey, error) {
+	k, ok := m.Key(key)
 	if !ok {
-		return nil, inputError(fmt.Errorf("render: %s line %d has no result %q", jl, i+1, key))
+		names := make([]string, len(m.Keys))
+		for j, k := range m.Keys {
+			names[j] = k.Key
+		}
+		return k, inputError(fmt.Errorf("render: %s has no result %q (it has %s)", dir, key, strings.Join(names, ", ")))
 	}
-	var vals []float32
-	if err := flattenJSON(r.Data, &vals); err != nil {
-		return nil, inputError(fmt.Errorf("render: %s line %d, %q: %w", jl, i+1, key, err))
-	}
-	return vals, nil
+	return k, nil
 }
 
 // dirInfo is what an output directory's manifest says about how to read and caption its results.
