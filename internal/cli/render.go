@@ -18,7 +18,6 @@ import (
 
 	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/lens"
-	"github.com/lczerolens/lczerolens/internal/npy"
 	"github.com/lczerolens/lczerolens/internal/render"
 	"github.com/lczerolens/lczerolens/internal/store"
 )
@@ -509,15 +508,11 @@ func flattenJSON(v any, dst *[]float32) error {
 // npyRow reads map i of an NPY file: the whole file when it holds 64 values (row 0), else row i of
 // [rows, 8, 8] or [rows, 64]. Only the header and that row are read.
 func npyRow(path string, i int) ([]float32, error) {
-	f, err := os.Open(path)
+	f, shape, off, err := openNPY(path)
 	if err != nil {
-		return nil, pathError(fmt.Errorf("render: %w", err))
+		return nil, err
 	}
 	defer f.Close()
-	shape, off, err := npy.ReadHeader(f)
-	if err != nil {
-		return nil, pathError(fmt.Errorf("render: %s: %w", path, err))
-	}
 	total := 1
 	for _, d := range shape {
 		total *= d

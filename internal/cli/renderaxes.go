@@ -165,16 +165,26 @@ func dirTensor(dir, key string, i int) ([]float32, []int, error) {
 
 // readNPYRow reads row i of size values of an NPY file of float32 rows.
 func readNPYRow(path string, i, size int) ([]float32, error) {
-	f, err := os.Open(path)
+	f, _, off, err := openNPY(path)
 	if err != nil {
-		return nil, pathError(fmt.Errorf("render: %w", err))
+		return nil, err
 	}
 	defer f.Close()
-	_, off, err := npy.ReadHeader(f)
-	if err != nil {
-		return nil, pathError(fmt.Errorf("render: %s: %w", path, err))
-	}
 	return readRowAt(f, path, off, i, size)
+}
+
+// openNPY opens an NPY file and reads its header: the array's shape and where its data start.
+func openNPY(path string) (f *os.File, shape []int, off int64, err error) {
+	f, err = os.Open(path)
+	if err != nil {
+		return nil, nil, 0, pathError(fmt.Errorf("render: %w", err))
+	}
+	shape, off, err = npy.ReadHeader(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, 0, pathError(fmt.Errorf("render: %s: %w", path, err))
+	}
+	return f, shape, off, nil
 }
 
 // readRowAt reads row i of size little-endian float32 values of f (path), whose data start at off.
@@ -196,15 +206,11 @@ func readRowAt(f *os.File, path string, off int64, i, size int) ([]float32, erro
 // npyTensor reads row i of a bare NPY file: the whole file when it holds one [8,8] map, else row i of its
 // first axis, with the shape of a row.
 func npyTensor(path string, i int) ([]float32, []int, error) {
-	f, err := os.Open(path)
+	f, shape, _, err := openNPY(path)
 	if err != nil {
-		return nil, nil, pathError(fmt.Errorf("render: %w", err))
+		return nil, nil, err
 	}
-	shape, _, err := npy.ReadHeader(f)
 	f.Close()
-	if err != nil {
-		return nil, nil, pathError(fmt.Errorf("render: %s: %w", path, err))
-	}
 	total := 1
 	for _, d := range shape {
 		total *= d
