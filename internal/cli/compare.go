@@ -128,12 +128,8 @@ func runCompare(opts *CompareOptions) error {
 			return usageErrorf("compare: %s has no policy head: compare reads move distributions", s.net.Path)
 		}
 	}
-	ctx := opts.Interrupt
-	if ctx == nil {
-		var stop func()
-		ctx, stop = signalContext()
-		defer stop()
-	}
+	ctx, stop := commandContext(opts.Interrupt)
+	defer stop()
 	pair := &compare.Pair{A: pipeline.Forward{Net: sa.net, RT: sa.rt}, B: pipeline.Forward{Net: sb.net, RT: sb.rt}}
 	sum := &compare.Summary{Keep: opts.Top}
 	var positions int
@@ -142,27 +138,12 @@ func runCompare(opts *CompareOptions) error {
 	err = atomicfile.Write(path, true, func(w io.Writer) error {
 		bw := bufio.NewWriter(w)
 		sink := &compareSink{pair: pair, sum: sum, w: bw}
-		var prog *pipeline.Progress
-		if !opts.Quiet {
-			prog = pipeline.NewProgress(f.IO.ErrOut, f.IO.StderrTTY, "compare", inputs.size, 0)
-			prog.Start()
-		}
-		enc := sa.enc
-		s, err := pipeline.Run(ctx,
+		s, err := runForward(ctx, f, opts.Quiet, "compare", inputs.size,
 			pipeline.Input{Parts: inputs.parts, Name: inputs.name(), Type: inputs.typ, Select: source.Options{Plies: plies}},
-			pair, sink,
-			pipeline.Options{BatchSize: f.Config().BatchSize, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy,
-				Progress: func(s pipeline.Summary) {
-					if prog != nil {
-						prog.Update(s)
-					}
-				}})
-		if prog != nil {
-			prog.Stop()
-		}
+			pair, sink, sa.enc, nil)
 		positions = s.Positions
 		if err != nil {
-			if ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
+			if interrupted(ctx, err) {
 				return &interruptedError{cmd: "compare", positions: s.Positions, hint: "nothing written; rerun", cause: err}
 			}
 			return err

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -124,32 +123,17 @@ func runCorrupt(opts *CorruptOptions) error {
 	defer in.Close()
 	var evs [2]play.Evaluator
 	for i, path := range []string{f.Config().Model, opts.Sparring} {
-		net, err := f.NetworkAt(path)
+		ev, err := policyEvaluator(f, "corrupt", path, "")
 		if err != nil {
 			return err
 		}
-		if net.Heads.Policy == "" {
-			return usageErrorf("corrupt: %s has no policy head", path)
-		}
-		enc, err := resolveEncoding(f.Config(), "", net)
-		if err != nil {
-			return err
-		}
-		rt, err := f.Sessions()
-		if err != nil {
-			return err
-		}
-		evs[i] = &play.NetEvaluator{Net: net, RT: rt, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy, Batch: f.Config().BatchSize}
+		evs[i] = ev
 	}
 
 	ctx, stop := signalContext()
 	defer stop()
 	// Each position costs hundreds of network reads: report positions, not input bytes.
-	var prog *pipeline.Progress
-	if !opts.Quiet {
-		prog = pipeline.NewProgress(f.IO.ErrOut, f.IO.StderrTTY, "corrupt", 0, 0)
-		prog.Start()
-	}
+	report, stopProgress := startProgress(f, opts.Quiet, "corrupt", 0)
 	var out []corruptJSON
 	positions, bad := 0, 0
 	errLimit := errors.New("limit")
@@ -178,9 +162,7 @@ func runCorrupt(opts *CorruptOptions) error {
 		if err != nil {
 			return err
 		}
-		if prog != nil {
-			prog.Update(pipeline.Summary{Positions: positions, Bad: bad})
-		}
+		report(pipeline.Summary{Positions: positions, Bad: bad})
 		if res.Best == nil {
 			return nil
 		}
@@ -197,11 +179,6 @@ func runCorrupt(opts *CorruptOptions) error {
 		return nil
 	}
 	offset := 0
-	stopProgress := func() {
-		if prog != nil {
-			prog.Stop()
-		}
-	}
 	for _, part := range in.parts {
 		offset, err = source.Walk(part.R, part.Name, in.typ, source.Options{Plies: plies, Offset: offset}, item,
 			func(*source.Bad) error { bad++; return nil })
@@ -210,7 +187,7 @@ func runCorrupt(opts *CorruptOptions) error {
 		}
 		if err != nil {
 			stopProgress()
-			if ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
+			if interrupted(ctx, err) {
 				return &interruptedError{cmd: "corrupt", positions: positions, hint: "nothing written; rerun (with --max-positions for fewer)", cause: err}
 			}
 			return err

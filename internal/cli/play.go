@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -138,22 +136,10 @@ func runPlay(opts *PlayOptions) error {
 	}
 	var players [2]play.Player
 	for i, path := range []string{opts.White, opts.Black} {
-		net, err := f.NetworkAt(path)
+		ev, err := policyEvaluator(f, "play", path, ": it cannot choose moves")
 		if err != nil {
 			return err
 		}
-		if net.Heads.Policy == "" {
-			return usageErrorf("play: %s has no policy head: it cannot choose moves", path)
-		}
-		enc, err := resolveEncoding(f.Config(), "", net)
-		if err != nil {
-			return err
-		}
-		rt, err := f.Sessions()
-		if err != nil {
-			return err
-		}
-		ev := &play.NetEvaluator{Net: net, RT: rt, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy, Batch: f.Config().BatchSize}
 		players[i] = play.Player{Name: netName(path), Eval: ev, Sampler: opts.Sampler}
 	}
 	if players[0].Name == players[1].Name {
@@ -165,19 +151,12 @@ func runPlay(opts *PlayOptions) error {
 	defer stop()
 	start := time.Now()
 	// Progress counts finished games as "positions": the unit the shared reporter knows.
-	var prog *pipeline.Progress
-	var progress func(int)
-	if !opts.Quiet {
-		prog = pipeline.NewProgress(f.IO.ErrOut, f.IO.StderrTTY, "play (games)", 0, 0)
-		prog.Start()
-		progress = func(done int) { prog.Update(pipeline.Summary{Positions: done}) }
-	}
+	report, stopProgress := startProgress(f, opts.Quiet, "play (games)", 0)
+	progress := func(done int) { report(pipeline.Summary{Positions: done}) }
 	recs, err := play.Run(ctx, players, openings, play.Options{Games: opts.Games, MaxPlies: opts.MaxPlies, Seed: opts.Seed}, progress)
-	if prog != nil {
-		prog.Stop()
-	}
+	stopProgress()
 	if err != nil {
-		if ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
+		if interrupted(ctx, err) {
 			return &interruptedError{cmd: "play", hint: "no games written; rerun with fewer --games", cause: err}
 		}
 		return err

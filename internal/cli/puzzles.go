@@ -154,12 +154,8 @@ func runPuzzles(opts *PuzzlesOptions) (err error) {
 		return storeError(err)
 	}
 	defer lock.Release()
-	ctx := opts.Interrupt
-	if ctx == nil {
-		var stop func()
-		ctx, stop = signalContext()
-		defer stop()
-	}
+	ctx, stop := commandContext(opts.Interrupt)
+	defer stop()
 	if opts.Filter {
 		return runPuzzleFilter(ctx, opts, inputs, models[0])
 	}
@@ -253,27 +249,12 @@ func runPuzzleGrades(ctx context.Context, opts *PuzzlesOptions, inputs *inputFil
 			state.Model, state.Records, state.Bytes, state.Errors = mi, records, pos, epos
 			return saveState()
 		}}
-		var prog *pipeline.Progress
-		if !opts.Quiet {
-			prog = pipeline.NewProgress(f.IO.ErrOut, f.IO.StderrTTY, "puzzles "+filepath.Base(name), inputs.size, 0)
-			prog.Start()
-		}
 		start := time.Now()
-		enc := sess.enc
-		sum, err := pipeline.Run(ctx,
+		sum, err := runForward(ctx, f, opts.Quiet, "puzzles "+filepath.Base(name), inputs.size,
 			pipeline.Input{Parts: inputs.parts, Name: inputs.name(), Type: source.Puzzles, Select: source.Options{Solution: true}, SkipRecords: state.Records},
-			pipeline.Forward{Net: sess.net, RT: sess.rt}, sink,
-			pipeline.Options{BatchSize: f.Config().BatchSize, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy,
-				Progress: func(s pipeline.Summary) {
-					if prog != nil {
-						prog.Update(s)
-					}
-				}})
-		if prog != nil {
-			prog.Stop()
-		}
+			pipeline.Forward{Net: sess.net, RT: sess.rt}, sink, sess.enc, nil)
 		if err != nil {
-			if ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
+			if interrupted(ctx, err) {
 				return &interruptedError{cmd: "puzzles", positions: sum.Positions, hint: "rerun with --resume", cause: err}
 			}
 			return err
@@ -553,25 +534,10 @@ func runPuzzleFilter(ctx context.Context, opts *PuzzlesOptions, inputs *inputFil
 			return usageErrorf("puzzles: %s has no policy head: puzzles grade moves", sess.net.Path)
 		}
 		sink := &gradeSink{each: each, bad: func(pipeline.BadRecord) error { return nil }, commit: func(int) error { return nil }}
-		var prog *pipeline.Progress
-		if !opts.Quiet {
-			prog = pipeline.NewProgress(f.IO.ErrOut, f.IO.StderrTTY, "puzzles --filter "+filepath.Base(sess.net.Path), inputs.size, 0)
-			prog.Start()
-		}
-		enc := sess.enc
-		_, err = pipeline.Run(ctx,
+		_, err = runForward(ctx, f, opts.Quiet, "puzzles --filter "+filepath.Base(sess.net.Path), inputs.size,
 			pipeline.Input{Parts: inputs.parts, Name: inputs.name(), Type: source.Puzzles, Select: source.Options{Solution: true}},
-			pipeline.Forward{Net: sess.net, RT: sess.rt}, sink,
-			pipeline.Options{BatchSize: f.Config().BatchSize, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy, Accept: accept,
-				Progress: func(s pipeline.Summary) {
-					if prog != nil {
-						prog.Update(s)
-					}
-				}})
-		if prog != nil {
-			prog.Stop()
-		}
-		if err != nil && ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
+			pipeline.Forward{Net: sess.net, RT: sess.rt}, sink, sess.enc, accept)
+		if err != nil && interrupted(ctx, err) {
 			return &interruptedError{cmd: "puzzles --filter", hint: "nothing written; rerun", cause: err}
 		}
 		return err

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/lens"
-	"github.com/lczerolens/lczerolens/internal/npy"
 	"github.com/lczerolens/lczerolens/internal/render"
 	"github.com/lczerolens/lczerolens/internal/store"
 )
@@ -427,13 +425,9 @@ func dirRow(dir, key string, i int) ([]float32, error) {
 	m, err := store.ReadManifest(dir)
 	switch {
 	case err == nil:
-		k, ok := m.Key(key)
-		if !ok {
-			names := make([]string, len(m.Keys))
-			for j, k := range m.Keys {
-				names[j] = k.Key
-			}
-			return nil, inputError(fmt.Errorf("render: %s has no result %q (it has %s)", dir, key, strings.Join(names, ", ")))
+		k, err := manifestKey(dir, m, key)
+		if err != nil {
+			return nil, err
 		}
 		if len(k.Shape) != 2 || k.Shape[0] != 8 || k.Shape[1] != 8 {
 			return nil, inputError(fmt.Errorf("render: result %q has shape %v, want [8,8] (a heatmap: saliency, heatmap)", key, k.Shape))
@@ -461,28 +455,14 @@ func dirRow(dir, key string, i int) ([]float32, error) {
 
 // jsonRow reads row i of result key from a results.jsonl file.
 func jsonRow(jl, key string, i int) ([]float32, error) {
-	f, err := os.Open(jl)
+	results, err := jsonLineResults(jl, i)
 	if err != nil {
-		return nil, inputError(fmt.Errorf("render: %w", err))
+		return nil, err
 	}
-	defer f.Close()
-	line, err := nthLine(f, i)
-	if err != nil {
-		return nil, pathError(fmt.Errorf("render: %s: %w", jl, err))
-	}
-	var rec struct {
-		Results map[string]struct {
-			Shape []int `json:"shape"`
-			Data  any   `json:"data"`
-		} `json:"results"`
-	}
-	if err := json.Unmarshal(line, &rec); err != nil {
-		return nil, inputError(fmt.Errorf("render: %s line %d: %w", jl, i+1, err))
-	}
-	r, ok := rec.Results[key]
+	r, ok := results[key]
 	if !ok {
 		var keys []string
-		for k := range rec.Results {
+		for k := range results {
 			keys = append(keys, k)
 		}
 		return nil, inputError(fmt.Errorf("render: %s line %d has no result %q (it has %s)", jl, i+1, key, strings.Join(keys, ", ")))
@@ -528,15 +508,11 @@ func flattenJSON(v any, dst *[]float32) error {
 // npyRow reads map i of an NPY file: the whole file when it holds 64 values (row 0), else row i of
 // [rows, 8, 8] or [rows, 64]. Only the header and that row are read.
 func npyRow(path string, i int) ([]float32, error) {
-	f, err := os.Open(path)
+	f, shape, off, err := openNPY(path)
 	if err != nil {
-		return nil, pathError(fmt.Errorf("render: %w", err))
+		return nil, err
 	}
 	defer f.Close()
-	shape, off, err := npy.ReadHeader(f)
-	if err != nil {
-		return nil, pathError(fmt.Errorf("render: %s: %w", path, err))
-	}
 	total := 1
 	for _, d := range shape {
 		total *= d
@@ -551,18 +527,7 @@ func npyRow(path string, i int) ([]float32, error) {
 	if i >= rows {
 		return nil, inputError(fmt.Errorf("render: --row %d: %s has %d rows", i, path, rows))
 	}
-	if _, err := f.Seek(off+int64(i)*64*4, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("render: %s: %w", path, err)
-	}
-	var buf [64 * 4]byte
-	if _, err := io.ReadFull(f, buf[:]); err != nil {
-		return nil, pathError(fmt.Errorf("render: %s: row %d: %w", path, i, err))
-	}
-	out := make([]float32, 64)
-	for k := range out {
-		out[k] = math.Float32frombits(binary.LittleEndian.Uint32(buf[4*k:]))
-	}
-	return out, nil
+	return readRowAt(f, path, off, i, 64)
 }
 
 // rowFEN reads the FEN of row i of an output directory's positions.jsonl.

@@ -138,13 +138,9 @@ func dirTensor(dir, key string, i int) ([]float32, []int, error) {
 	if err != nil {
 		return nil, nil, nil // no manifest: the caller falls back to [8,8] maps
 	}
-	k, ok := m.Key(key)
-	if !ok {
-		names := make([]string, len(m.Keys))
-		for j, k := range m.Keys {
-			names[j] = k.Key
-		}
-		return nil, nil, inputError(fmt.Errorf("render: %s has no result %q (it has %s)", dir, key, strings.Join(names, ", ")))
+	k, err := manifestKey(dir, m, key)
+	if err != nil {
+		return nil, nil, err
 	}
 	if i >= m.Count {
 		return nil, nil, inputError(fmt.Errorf("render: --row %d: %s has %d rows", i, dir, m.Count))
@@ -169,15 +165,30 @@ func dirTensor(dir, key string, i int) ([]float32, []int, error) {
 
 // readNPYRow reads row i of size values of an NPY file of float32 rows.
 func readNPYRow(path string, i, size int) ([]float32, error) {
-	f, err := os.Open(path)
+	f, _, off, err := openNPY(path)
 	if err != nil {
-		return nil, pathError(fmt.Errorf("render: %w", err))
+		return nil, err
 	}
 	defer f.Close()
-	_, off, err := npy.ReadHeader(f)
+	return readRowAt(f, path, off, i, size)
+}
+
+// openNPY opens an NPY file and reads its header: the array's shape and where its data start.
+func openNPY(path string) (f *os.File, shape []int, off int64, err error) {
+	f, err = os.Open(path)
 	if err != nil {
-		return nil, pathError(fmt.Errorf("render: %s: %w", path, err))
+		return nil, nil, 0, pathError(fmt.Errorf("render: %w", err))
 	}
+	shape, off, err = npy.ReadHeader(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, 0, pathError(fmt.Errorf("render: %s: %w", path, err))
+	}
+	return f, shape, off, nil
+}
+
+// readRowAt reads row i of size little-endian float32 values of f (path), whose data start at off.
+func readRowAt(f *os.File, path string, off int64, i, size int) ([]float32, error) {
 	if _, err := f.Seek(off+int64(i)*int64(size)*4, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("render: %s: %w", path, err)
 	}
@@ -195,15 +206,11 @@ func readNPYRow(path string, i, size int) ([]float32, error) {
 // npyTensor reads row i of a bare NPY file: the whole file when it holds one [8,8] map, else row i of its
 // first axis, with the shape of a row.
 func npyTensor(path string, i int) ([]float32, []int, error) {
-	f, err := os.Open(path)
+	f, shape, _, err := openNPY(path)
 	if err != nil {
-		return nil, nil, pathError(fmt.Errorf("render: %w", err))
+		return nil, nil, err
 	}
-	shape, _, err := npy.ReadHeader(f)
 	f.Close()
-	if err != nil {
-		return nil, nil, pathError(fmt.Errorf("render: %s: %w", path, err))
-	}
 	total := 1
 	for _, d := range shape {
 		total *= d
@@ -224,6 +231,29 @@ func npyTensor(path string, i int) ([]float32, []int, error) {
 
 // jsonValues reads row i of result key from a results.jsonl file, flattened.
 func jsonValues(jl, key string, i int) ([]float32, error) {
+	results, err := jsonLineResults(jl, i)
+	if err != nil {
+		return nil, err
+	}
+	r, ok := results[key]
+	if !ok {
+		return nil, inputError(fmt.Errorf("render: %s line %d has no result %q", jl, i+1, key))
+	}
+	var vals []float32
+	if err := flattenJSON(r.Data, &vals); err != nil {
+		return nil, inputError(fmt.Errorf("render: %s line %d, %q: %w", jl, i+1, key, err))
+	}
+	return vals, nil
+}
+
+// jsonResult is one result of a results.jsonl line.
+type jsonResult struct {
+	Shape []int `json:"shape"`
+	Data  any   `json:"data"`
+}
+
+// jsonLineResults reads line i (row i) of a results.jsonl file: its results by key.
+func jsonLineResults(jl string, i int) (map[string]jsonResult, error) {
 	f, err := os.Open(jl)
 	if err != nil {
 		return nil, inputError(fmt.Errorf("render: %w", err))
@@ -234,22 +264,26 @@ func jsonValues(jl, key string, i int) ([]float32, error) {
 		return nil, pathError(fmt.Errorf("render: %s: %w", jl, err))
 	}
 	var rec struct {
-		Results map[string]struct {
-			Data any `json:"data"`
-		} `json:"results"`
+		Results map[string]jsonResult `json:"results"`
 	}
 	if err := json.Unmarshal(line, &rec); err != nil {
 		return nil, inputError(fmt.Errorf("render: %s line %d: %w", jl, i+1, err))
 	}
-	r, ok := rec.Results[key]
+	return rec.Results, nil
+}
+
+// manifestKey is result key of the output directory dir (manifest m); an unknown key is an input error that
+// lists the keys dir has.
+func manifestKey(dir string, m *store.Manifest, key string) (store.ManifestKey, error) {
+	k, ok := m.Key(key)
 	if !ok {
-		return nil, inputError(fmt.Errorf("render: %s line %d has no result %q", jl, i+1, key))
+		names := make([]string, len(m.Keys))
+		for j, k := range m.Keys {
+			names[j] = k.Key
+		}
+		return k, inputError(fmt.Errorf("render: %s has no result %q (it has %s)", dir, key, strings.Join(names, ", ")))
 	}
-	var vals []float32
-	if err := flattenJSON(r.Data, &vals); err != nil {
-		return nil, inputError(fmt.Errorf("render: %s line %d, %q: %w", jl, i+1, key, err))
-	}
-	return vals, nil
+	return k, nil
 }
 
 // dirInfo is what an output directory's manifest says about how to read and caption its results.

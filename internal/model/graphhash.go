@@ -57,12 +57,29 @@ func (e *canon) bytes(s []byte) {
 
 func (e *canon) str(s string) { e.bytes([]byte(s)) }
 
-func (e *canon) strs(ss []string) {
-	e.int(int64(len(ss)))
-	for _, s := range ss {
-		e.str(s)
+func (e *canon) strs(ss []string) { list(e, ss, e.str) }
+
+// list writes xs length-prefixed, each item by put.
+func list[T any](e *canon, xs []T, put func(T)) {
+	e.int(int64(len(xs)))
+	for _, x := range xs {
+		put(x)
 	}
 }
+
+// sortedList writes xs as the sorted list of their encodings by put: for what the file orders as the
+// exporter chooses.
+func sortedList[T any](e *canon, xs []T, put func(*canon, T)) {
+	items := make([][]byte, 0, len(xs))
+	for _, x := range xs {
+		var ie canon
+		put(&ie, x)
+		items = append(items, ie.b.Bytes())
+	}
+	e.sorted(items)
+}
+
+func (e *canon) f32(x float32) { e.int(int64(math.Float32bits(x))) }
 
 func (e *canon) graph(g *pb.GraphProto) {
 	inits := map[string]bool{}
@@ -75,40 +92,17 @@ func (e *canon) graph(g *pb.GraphProto) {
 			ins = append(ins, in)
 		}
 	}
-	for _, list := range [][]*pb.ValueInfoProto{ins, g.GetOutput()} {
-		e.int(int64(len(list)))
-		for _, v := range list {
-			e.valueInfo(v)
-		}
-	}
+	list(e, ins, e.valueInfo)
+	list(e, g.GetOutput(), e.valueInfo)
 	// Nodes and initializers are hashed as sorted lists of their encodings: their order in the file is the
 	// exporter's choice (any topological order computes the same).
-	var nodes [][]byte
-	for _, n := range g.GetNode() {
-		var ne canon
-		ne.node(n)
-		nodes = append(nodes, ne.b.Bytes())
-	}
-	e.sorted(nodes)
-	var tensors [][]byte
-	for _, t := range g.GetInitializer() {
-		var te canon
-		te.tensor(t)
-		tensors = append(tensors, te.b.Bytes())
-	}
-	e.sorted(tensors)
-	var sparse [][]byte
-	for _, t := range g.GetSparseInitializer() {
-		var se canon
+	sortedList(e, g.GetNode(), (*canon).node)
+	sortedList(e, g.GetInitializer(), (*canon).tensor)
+	sortedList(e, g.GetSparseInitializer(), func(se *canon, t *pb.SparseTensorProto) {
 		se.tensor(t.GetValues())
 		se.tensor(t.GetIndices())
-		se.int(int64(len(t.GetDims())))
-		for _, d := range t.GetDims() {
-			se.int(d)
-		}
-		sparse = append(sparse, se.b.Bytes())
-	}
-	e.sorted(sparse)
+		list(se, t.GetDims(), se.int)
+	})
 }
 
 func (e *canon) sorted(items [][]byte) {
@@ -141,10 +135,7 @@ func (e *canon) node(n *pb.NodeProto) {
 	e.strs(n.GetOutput())
 	attrs := slices.Clone(n.GetAttribute())
 	slices.SortFunc(attrs, func(a, b *pb.AttributeProto) int { return cmp.Compare(a.GetName(), b.GetName()) })
-	e.int(int64(len(attrs)))
-	for _, a := range attrs {
-		e.attr(a)
-	}
+	list(e, attrs, e.attr)
 }
 
 func (e *canon) attr(a *pb.AttributeProto) {
@@ -153,7 +144,7 @@ func (e *canon) attr(a *pb.AttributeProto) {
 	e.str(a.GetRefAttrName())
 	switch a.GetType() {
 	case pb.AttributeProto_FLOAT:
-		e.int(int64(math.Float32bits(a.GetF())))
+		e.f32(a.GetF())
 	case pb.AttributeProto_INT:
 		e.int(a.GetI())
 	case pb.AttributeProto_STRING:
@@ -163,30 +154,15 @@ func (e *canon) attr(a *pb.AttributeProto) {
 	case pb.AttributeProto_GRAPH:
 		e.graph(a.GetG())
 	case pb.AttributeProto_FLOATS:
-		e.int(int64(len(a.GetFloats())))
-		for _, f := range a.GetFloats() {
-			e.int(int64(math.Float32bits(f)))
-		}
+		list(e, a.GetFloats(), e.f32)
 	case pb.AttributeProto_INTS:
-		e.int(int64(len(a.GetInts())))
-		for _, i := range a.GetInts() {
-			e.int(i)
-		}
+		list(e, a.GetInts(), e.int)
 	case pb.AttributeProto_STRINGS:
-		e.int(int64(len(a.GetStrings())))
-		for _, s := range a.GetStrings() {
-			e.bytes(s)
-		}
+		list(e, a.GetStrings(), e.bytes)
 	case pb.AttributeProto_TENSORS:
-		e.int(int64(len(a.GetTensors())))
-		for _, t := range a.GetTensors() {
-			e.tensor(t)
-		}
+		list(e, a.GetTensors(), e.tensor)
 	case pb.AttributeProto_GRAPHS:
-		e.int(int64(len(a.GetGraphs())))
-		for _, g := range a.GetGraphs() {
-			e.graph(g)
-		}
+		list(e, a.GetGraphs(), e.graph)
 	default: // sparse tensors, type protos: rare enough to hash as serialized
 		e.message(a)
 	}
@@ -197,10 +173,7 @@ func (e *canon) attr(a *pb.AttributeProto) {
 func (e *canon) tensor(t *pb.TensorProto) {
 	e.str(t.GetName())
 	e.int(int64(t.GetDataType()))
-	e.int(int64(len(t.GetDims())))
-	for _, d := range t.GetDims() {
-		e.int(d)
-	}
+	list(e, t.GetDims(), e.int)
 	if t.GetDataLocation() == pb.TensorProto_EXTERNAL {
 		e.message(t) // the data is elsewhere: hash the reference
 		return
@@ -208,26 +181,17 @@ func (e *canon) tensor(t *pb.TensorProto) {
 	switch pb.TensorProto_DataType(t.GetDataType()) {
 	case pb.TensorProto_FLOAT:
 		if v, err := onnxgraph.Float32s(t); err == nil {
-			e.int(int64(len(v)))
-			for _, x := range v {
-				e.int(int64(math.Float32bits(x)))
-			}
+			list(e, v, e.f32)
 			return
 		}
 	case pb.TensorProto_INT64, pb.TensorProto_INT32:
 		if v, err := onnxgraph.Int64s(t); err == nil {
-			e.int(int64(len(v)))
-			for _, x := range v {
-				e.int(x)
-			}
+			list(e, v, e.int)
 			return
 		}
 	case pb.TensorProto_DOUBLE:
 		if v, err := onnxgraph.Float64s(t); err == nil {
-			e.int(int64(len(v)))
-			for _, x := range v {
-				e.int(int64(math.Float64bits(x)))
-			}
+			list(e, v, func(x float64) { e.int(int64(math.Float64bits(x))) })
 			return
 		}
 	}

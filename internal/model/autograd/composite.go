@@ -246,6 +246,33 @@ func (b *builder) transpose(nd *pb.NodeProto, v int, x, s string) (string, error
 	return b.op("Mul", []string{x, gs[v].name}), nil
 }
 
+// transposeSum sums x_k * (dz_k/dx_k)^T scale(k) over the copies nodes that linearCopies made for terms,
+// subtracting instead of adding the terms from k = negFrom on.
+func (b *builder) transposeSum(nodes []*pb.NodeProto, v int, terms []term, scale func(k int) string, negFrom int) (string, error) {
+	var rs []string
+	for k, nd := range nodes {
+		rk, err := b.transpose(nd, v, terms[k].x, scale(k))
+		if err != nil {
+			return "", err
+		}
+		if k >= negFrom {
+			rk = b.op("Neg", []string{rk})
+		}
+		rs = append(rs, rk)
+	}
+	return b.sumOf(rs), nil
+}
+
+// signedScale scales the first two terms (the positive contributions) by sPos and the others by sNeg.
+func signedScale(sPos, sNeg string) func(k int) string {
+	return func(k int) string {
+		if k >= 2 {
+			return sNeg
+		}
+		return sPos
+	}
+}
+
 // sumOf adds tensors.
 func (b *builder) sumOf(ts []string) string {
 	switch len(ts) {
@@ -279,6 +306,14 @@ func (b *builder) applyLinear(n *pb.NodeProto, R string, v int, r LinearRule) (s
 	x := in[v]
 	init := func(tag string, f func(float64) float64) (string, error) {
 		return b.derivedInit(in[wi], wt, alpha, tag, f)
+	}
+	// posNeg is the weights' positive and negative parts, W+ and W-.
+	posNeg := func() (wp, wn string, err error) {
+		if wp, err = init("pos", func(w float64) float64 { return math.Max(w, 0) }); err != nil {
+			return "", "", err
+		}
+		wn, err = init("neg", func(w float64) float64 { return math.Min(w, 0) })
+		return wp, wn, err
 	}
 	var cleanup []*pb.NodeProto
 	defer func() {
@@ -316,25 +351,10 @@ func (b *builder) applyLinear(n *pb.NodeProto, R string, v int, r LinearRule) (s
 			zero := b.scalar(el, 0)
 			sPos := b.op("Where", []string{up, b.op("Div", []string{R, b.stab(zPos)}), zero})
 			sNeg := b.op("Where", []string{up, zero, b.op("Div", []string{R, b.stab(zNeg)})})
-			var rs []string
-			for k, nd := range nodes {
-				s := sPos
-				if k >= 2 {
-					s = sNeg
-				}
-				rk, err := b.transpose(nd, v, terms[k].x, s)
-				if err != nil {
-					return "", false, err
-				}
-				rs = append(rs, rk)
-			}
-			return b.sumOf(rs), true, nil
+			rx, err := b.transposeSum(nodes, v, terms, signedScale(sPos, sNeg), len(nodes))
+			return rx, err == nil, err
 		}
-		wp, err := init("pos", func(w float64) float64 { return math.Max(w, 0) })
-		if err != nil {
-			return "", false, err
-		}
-		wn, err := init("neg", func(w float64) float64 { return math.Min(w, 0) })
+		wp, wn, err := posNeg()
 		if err != nil {
 			return "", false, err
 		}
@@ -347,19 +367,8 @@ func (b *builder) applyLinear(n *pb.NodeProto, R string, v int, r LinearRule) (s
 		zNeg := b.op("Sub", []string{b.op("Add", zs[2:]), b.scalar(el, b.p.spec.Epsilon)})
 		sPos := b.op("Div", []string{b.op("Mul", []string{R, b.scalar(el, r.Alpha)}), zPos})
 		sNeg := b.op("Div", []string{b.op("Mul", []string{R, b.scalar(el, -r.Beta)}), zNeg})
-		var rs []string
-		for k, nd := range nodes {
-			s := sPos
-			if k >= 2 {
-				s = sNeg
-			}
-			rk, err := b.transpose(nd, v, terms[k].x, s)
-			if err != nil {
-				return "", false, err
-			}
-			rs = append(rs, rk)
-		}
-		return b.sumOf(rs), true, nil
+		rx, err := b.transposeSum(nodes, v, terms, signedScale(sPos, sNeg), len(nodes))
+		return rx, err == nil, err
 	case LinearBox:
 		el := b.elem(x)
 		lo := b.op("Min", []string{x, b.scalar(el, 0)})
@@ -370,11 +379,7 @@ func (b *builder) applyLinear(n *pb.NodeProto, R string, v int, r LinearRule) (s
 		if err != nil {
 			return "", false, err
 		}
-		wp, err := init("pos", func(w float64) float64 { return math.Max(w, 0) })
-		if err != nil {
-			return "", false, err
-		}
-		wn, err := init("neg", func(w float64) float64 { return math.Min(w, 0) })
+		wp, wn, err := posNeg()
 		if err != nil {
 			return "", false, err
 		}
@@ -384,18 +389,8 @@ func (b *builder) applyLinear(n *pb.NodeProto, R string, v int, r LinearRule) (s
 		z := b.op("Sub", []string{b.op("Sub", []string{zs[0], zs[1]}), zs[2]})
 		b.like(z, y)
 		s := b.op("Div", []string{R, b.plusEps(z, y)})
-		var rs []string
-		for k, nd := range nodes {
-			rk, err := b.transpose(nd, v, terms[k].x, s)
-			if err != nil {
-				return "", false, err
-			}
-			if k > 0 {
-				rk = b.op("Neg", []string{rk})
-			}
-			rs = append(rs, rk)
-		}
-		return b.sumOf(rs), true, nil
+		rx, err := b.transposeSum(nodes, v, terms, func(int) string { return s }, 1)
+		return rx, err == nil, err
 	case LinearFlat, LinearWSquare:
 		// Relevance is spread by the weights alone: the operand is replaced by ones, so that x * (dz/dx)^T s
 		// becomes W'^T s with W' the ones (flat) or the squared weights (wsquare).
