@@ -71,3 +71,72 @@ func BenchmarkTrainStepVsNumpy(b *testing.B) {
 	b.ReportMetric(base, "numpy_vectors/s")
 	b.ReportMetric(rate/base, "x_numpy")
 }
+
+// torchStep is the same TopK SAE step in PyTorch eager, as a researcher writes it: autograd for the backward,
+// torch.optim.Adam, the decoder gradient projected off its rows and the rows renormalised. Like the numpy
+// baseline it has no auxiliary loss for dead features. It prints vectors per second over 20 timed steps.
+const torchStep = `
+import os, time, torch
+torch.set_num_threads(len(os.sched_getaffinity(0)))  # as many threads as the Go trainer may use
+torch.manual_seed(0)
+C, F, k, B = 64, 512, 16, 4096
+x = torch.randn(B, C)
+w = torch.randn(F, C); w /= w.norm(dim=1, keepdim=True)
+We = torch.nn.Parameter(w.T.clone()); Wd = torch.nn.Parameter(w); be = torch.nn.Parameter(torch.zeros(F))
+bd = torch.nn.Parameter(x.mean(0))
+opt = torch.optim.Adam([We, be, Wd, bd], lr=1e-3)
+def step():
+    pre = torch.relu((x - bd) @ We + be)
+    v, i = pre.topk(k, dim=1)
+    z = torch.zeros_like(pre).scatter(1, i, v)
+    loss = ((z @ Wd + bd - x) ** 2).mean()
+    opt.zero_grad(); loss.backward()
+    with torch.no_grad():
+        Wd.grad.sub_((Wd.grad * Wd).sum(1, keepdim=True) * Wd)
+    opt.step()
+    with torch.no_grad():
+        Wd.div_(Wd.norm(dim=1, keepdim=True))
+for _ in range(3): step()
+t0 = time.perf_counter()
+for _ in range(20): step()
+print(20 * B / (time.perf_counter() - t0))
+`
+
+// BenchmarkTrainStepVsTorch reports this package's TopK step throughput and its ratio to PyTorch eager doing
+// the same step on the same CPU in the same run (x_torch > 1: faster). Debian's python3-torch provides
+// PyTorch; without it the benchmark is skipped, saying so.
+func BenchmarkTrainStepVsTorch(b *testing.B) {
+	var py string
+	for _, p := range []string{"/usr/bin/python3", "python3"} {
+		if exec.Command(p, "-c", "import torch").Run() == nil {
+			py = p
+			break
+		}
+	}
+	if py == "" {
+		b.Skip("PyTorch is not installed (Debian: apt install python3-torch): no PyTorch baseline")
+	}
+	out, err := exec.Command(py, "-c", torchStep).CombinedOutput()
+	if err != nil {
+		b.Fatalf("PyTorch baseline: %v\n%s", err, out)
+	}
+	base, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	if err != nil {
+		b.Fatalf("PyTorch baseline output %q: %v", out, err)
+	}
+	const c, f, k, batch = 64, 512, 16, 4096
+	x, _ := planted(1, batch, c, 256, 8, 0.1)
+	s, _ := New(c, f, k, TopK, 1)
+	tr := NewTrainer(s, DefaultOptions())
+	tr.Init(x, batch)
+	tr.TrainStep(x, batch)
+	b.ResetTimer()
+	start := time.Now()
+	for b.Loop() {
+		tr.TrainStep(x, batch)
+	}
+	rate := float64(b.N*batch) / time.Since(start).Seconds()
+	b.ReportMetric(rate, "vectors/s")
+	b.ReportMetric(base, "torch_vectors/s")
+	b.ReportMetric(rate/base, "x_torch")
+}
