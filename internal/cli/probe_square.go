@@ -200,6 +200,7 @@ func finishSquares(ctx context.Context, opts *ProbeTrainOptions, net *model.Netw
 		Model:   probe.ModelID{Path: net.Path, SHA256: net.SHA256, Graph: net.GraphSHA256},
 		Concept: c.Name, Classes: c.Classes, Top1: c.Top1, Input: opts.Input, Holdout: opts.Holdout, Seed: opts.Seed,
 		L2: s.fit.L2, L2Grid: s.fit.Grid, Skipped: sum.Skipped, Labels: counts, Probes: probes,
+		Warnings: probe.SquareGapWarnings(probes, opts.MaxGap),
 	}
 	if err := writeOutput("probe train", f.IO.Out, opts.Output, opts.Force, func(w io.Writer) error { return probe.WriteSquare(w, sf) }); err != nil {
 		return err
@@ -231,6 +232,9 @@ func printSquareProbes(w io.Writer, sf *probe.SquareFile) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("probe train: write: %w", err)
+	}
+	for _, g := range sf.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", g)
 	}
 	return nil
 }

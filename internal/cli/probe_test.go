@@ -646,5 +646,9 @@ func TestProbeTrainBilinear(t *testing.T) {
 		if c.Score == nil || *c.Score < tc.min || (tc.min > 0 && (*c.Score < *c.Baseline+0.1 || c.Verdict != probe.Above)) {
 			t.Errorf("%s curve %+v", tc.concept, sf.Curve)
 		}
+		// A training score above the held-out one by more than --max-gap (0.1) is a warning.
+		if gap := *c.Train - *c.Score; (gap > 0.1) != strings.Contains(stdout, "more than --max-gap") || (gap > 0.1) != (len(sf.Warnings) == 1) {
+			t.Errorf("%s: train %.4f, held out %.4f, warnings %q", tc.concept, *c.Train, *c.Score, sf.Warnings)
+		}
 	}
 }

@@ -635,8 +635,22 @@ type SquareFile struct {
 	L2Grid        []float64      `json:"l2_grid,omitempty"`
 	Skipped       int            `json:"skipped"`
 	Labels        [2][]int       `json:"labels"` // [train, held out][class], summed over squares
+	Warnings      []string       `json:"warnings,omitempty"`
 	Curve         []CurveRow     `json:"curve"`
 	Probes        []*SquareProbe `json:"probes"`
+}
+
+// SquareGapWarnings are the lines warning of probes whose training score exceeds the held-out one by more
+// than maxGap.
+func SquareGapWarnings(probes []*SquareProbe, maxGap float64) []string {
+	var out []string
+	for _, p := range probes {
+		if gap := p.Train1 - p.Score; gap > maxGap {
+			out = append(out, fmt.Sprintf("%s: training %s %.4f, held-out %.4f: a gap of %.4f, more than --max-gap %g (it fits its training positions far better than others: trust the held-out score)",
+				p.Module, p.Metric, p.Train1, p.Score, gap, maxGap))
+		}
+	}
+	return out
 }
 
 // CurveRow is one module's held-out score next to its baseline.
