@@ -2,6 +2,7 @@ package autograd
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -301,21 +302,7 @@ func TestLRPConvMean(t *testing.T) {
 	ones := array{dims: []int64{1, cout}, data: []float64{1, 1, 1}}
 	for _, mode := range []Mode{ModeLRPEpsilon, ModeLRPZPlus} {
 		const eps = 1e-3
-		bm, res, err := Build(m, Spec{Seeds: []string{"y"}, Wrt: []string{"x"}, Mode: mode, Epsilon: eps})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := newSession(bm, []string{"x", res.SeedInputs["y"]}, []string{res.Grads["x"]}, pb.TensorProto_FLOAT, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o, err := s.run([]array{x, ones})
-		if derr := s.Destroy(); derr != nil {
-			t.Error(derr)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := inputRelevance(t, m, Spec{Seeds: []string{"y"}, Wrt: []string{"x"}, Mode: mode, Epsilon: eps}, pb.TensorProto_FLOAT, x, ones)
 		c := conv.apply(x.data)
 		y := mean.apply(c)
 		var want []float64
@@ -324,14 +311,42 @@ func TestLRPConvMean(t *testing.T) {
 		} else {
 			want = conv.zplusRule(x.data, mean.zplusRule(c, y, eps), eps)
 		}
-		scale := 0.0
-		for _, v := range want {
-			scale = math.Max(scale, math.Abs(v))
-		}
-		for i := range want {
-			if math.Abs(o[0].data[i]-want[i]) > 1e-5*(1+scale) {
-				t.Errorf("%s: R_x[%d] = %.12g, want %.12g", mode, i, o[0].data[i], want[i])
-			}
+		checkRelevance(t, fmt.Sprint(mode), got, want, 1e-5)
+	}
+}
+
+// inputRelevance builds m's backward graph for spec (seed y, relevance of input x) and runs it on x with the
+// seed for y: R_x.
+func inputRelevance(t *testing.T, m *pb.ModelProto, spec Spec, elem pb.TensorProto_DataType, x, seed array) []float64 {
+	t.Helper()
+	bm, res, err := Build(m, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newSession(bm, []string{"x", res.SeedInputs["y"]}, []string{res.Grads["x"]}, elem, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := s.run([]array{x, seed})
+	if derr := s.Destroy(); derr != nil {
+		t.Error(derr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o[0].data
+}
+
+// checkRelevance reports each got[i] farther from want[i] than tol times 1 + the largest |want|.
+func checkRelevance(t *testing.T, what string, got, want []float64, tol float64) {
+	t.Helper()
+	scale := 0.0
+	for _, v := range want {
+		scale = math.Max(scale, math.Abs(v))
+	}
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > tol*(1+scale) {
+			t.Errorf("%s: R_x[%d] = %.12g, want %.12g", what, i, got[i], want[i])
 		}
 	}
 }
