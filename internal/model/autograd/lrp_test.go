@@ -163,21 +163,7 @@ func TestLRPHandGraph(t *testing.T) {
 		mode Mode
 		eps  float64
 	}{{ModeLRPEpsilon, 1e-9}, {ModeLRPEpsilon, 0.3}, {ModeLRPZPlus, 1e-9}, {ModeLRPZPlus, 0.3}} {
-		bm, res, err := Build(m, Spec{Seeds: []string{"y"}, Wrt: []string{"x", "h"}, Mode: tc.mode, Epsilon: tc.eps})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := newSession(bm, []string{"x", res.SeedInputs["y"]}, []string{res.Grads["x"], res.Grads["h"]}, pb.TensorProto_DOUBLE, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o, err := s.run([]array{x, seed})
-		if derr := s.Destroy(); derr != nil {
-			t.Error(derr)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		o := relevances(t, m, Spec{Seeds: []string{"y"}, Wrt: []string{"x", "h"}, Mode: tc.mode, Epsilon: tc.eps}, pb.TensorProto_DOUBLE, x, seed)
 		for p := range batch {
 			xp := x.data[p*nx : (p+1)*nx]
 			m1 := l1.apply(xp)
@@ -315,15 +301,25 @@ func TestLRPConvMean(t *testing.T) {
 	}
 }
 
-// inputRelevance builds m's backward graph for spec (seed y, relevance of input x) and runs it on x with the
-// seed for y: R_x.
+// inputRelevance is R_x of m (seed y) under spec, run on x with the seed for y.
 func inputRelevance(t *testing.T, m *pb.ModelProto, spec Spec, elem pb.TensorProto_DataType, x, seed array) []float64 {
+	t.Helper()
+	return relevances(t, m, spec, elem, x, seed)[0].data
+}
+
+// relevances builds m's backward graph for spec (seed y, input x) and runs it on x with the seed for y: the
+// relevance of each of spec.Wrt, in order.
+func relevances(t *testing.T, m *pb.ModelProto, spec Spec, elem pb.TensorProto_DataType, x, seed array) []array {
 	t.Helper()
 	bm, res, err := Build(m, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := newSession(bm, []string{"x", res.SeedInputs["y"]}, []string{res.Grads["x"]}, elem, 1)
+	var outs []string
+	for _, w := range spec.Wrt {
+		outs = append(outs, res.Grads[w])
+	}
+	s, err := newSession(bm, []string{"x", res.SeedInputs["y"]}, outs, elem, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +330,7 @@ func inputRelevance(t *testing.T, m *pb.ModelProto, spec Spec, elem pb.TensorPro
 	if err != nil {
 		t.Fatal(err)
 	}
-	return o[0].data
+	return o
 }
 
 // checkRelevance reports each got[i] farther from want[i] than tol times 1 + the largest |want|.
