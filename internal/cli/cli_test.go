@@ -8,8 +8,24 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lczerolens/lczerolens/internal/npy"
 	"github.com/lczerolens/lczerolens/internal/testutil"
 )
+
+// readNPYFile reads a whole NPY file; a missing or malformed file fails the test.
+func readNPYFile(t *testing.T, path string) (shape []int, data []float32) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	shape, data, err = npy.Read(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return shape, data
+}
 
 // parseFlags runs the command newCmd builds with args, its run step replaced, and returns the options the
 // flags filled in. With wantErr it instead checks that the command fails with an error mentioning wantErr,
