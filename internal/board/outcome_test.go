@@ -6,23 +6,9 @@ import (
 	"testing"
 
 	"github.com/notnil/chess"
-)
 
-// notnilGame replays UCI moves from fen in the oracle.
-func notnilGame(t *testing.T, fen string, moves []string) *chess.Game {
-	t.Helper()
-	opt, err := chess.FEN(fen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := chess.NewGame(opt, chess.UseNotation(chess.UCINotation{}))
-	for _, m := range moves {
-		if err := g.MoveStr(m); err != nil {
-			t.Fatalf("notnil rejects %s after %v: %v", m, moves, err)
-		}
-	}
-	return g
-}
+	"github.com/lczerolens/lczerolens/internal/testutil"
+)
 
 // notnilOutcome is the oracle's view of a game: notnil's automatic checkmate, stalemate and
 // insufficient-material methods, its claimable threefold repetition (counted here over positions whose
@@ -99,7 +85,7 @@ func TestOutcomeConstructed(t *testing.T) {
 			if term != c.want || res != c.result {
 				t.Errorf("Outcome = %v %s, want %v %s", term, res, c.want, c.result)
 			}
-			ng := notnilGame(t, c.fen, strings.Fields(c.moves))
+			ng := testutil.NotnilGame(t, c.fen, strings.Fields(c.moves))
 			oTerm, oRes := notnilOutcome(ng, notnilKeys(ng))
 			if term != oTerm || res != oRes {
 				t.Errorf("Outcome = %v %s, notnil %v %s", term, res, oTerm, oRes)
@@ -131,7 +117,7 @@ func TestOutcomeRandomGames(t *testing.T) {
 			t.Fatal(err)
 		}
 		var moves []string
-		ng := notnilGame(t, fen, nil)
+		ng := testutil.NotnilGame(t, fen, nil)
 		keys := notnilKeys(ng)
 		for ply := 0; ; ply++ {
 			term, res := g.Outcome()

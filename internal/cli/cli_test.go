@@ -6,8 +6,50 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+
+	"github.com/lczerolens/lczerolens/internal/npy"
 	"github.com/lczerolens/lczerolens/internal/testutil"
 )
+
+// readNPYFile reads a whole NPY file; a missing or malformed file fails the test.
+func readNPYFile(t *testing.T, path string) (shape []int, data []float32) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	shape, data, err = npy.Read(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return shape, data
+}
+
+// parseFlags runs the command newCmd builds with args, its run step replaced, and returns the options the
+// flags filled in. With wantErr it instead checks that the command fails with an error mentioning wantErr,
+// and returns nil.
+func parseFlags[O any](t *testing.T, newCmd func(*Factory, ...func(*O) error) *cobra.Command, args []string, wantErr string) *O {
+	t.Helper()
+	io, _, _, _ := TestIO()
+	var got *O
+	cmd := newCmd(NewFactory(io, "test"), func(o *O) error { got = o; return nil })
+	cmd.SetArgs(args)
+	cmd.SetOut(io.Out)
+	cmd.SetErr(io.ErrOut)
+	err := cmd.Execute()
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("error %v, want one mentioning %q", err, wantErr)
+		}
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
 
 // runCLI runs the CLI in-process with env as the only configuration variables (see setEnv).
 func runCLI(t testing.TB, env map[string]string, args ...string) (code int, stdout, stderr string) {

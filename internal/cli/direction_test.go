@@ -35,14 +35,8 @@ func TestDirectionSteeringReproducesPatching(t *testing.T) {
 	if code, _, stderr := runCLI(t, env, "direction", a, b, "--model", model, "--module", module, "-o", out); code != 2 {
 		t.Fatalf("direction over an existing file without --force: exit %d, want 2: %s", code, stderr)
 	}
-	f, err := os.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	shape, _, err := npy.Read(f)
-	f.Close()
-	if err != nil || len(shape) != 3 || shape[0] != 64 || shape[1] != 8 {
-		t.Fatalf("direction shape %v (%v), want [64,8,8]", shape, err)
+	if shape, _ := readNPYFile(t, out); len(shape) != 3 || shape[0] != 64 || shape[1] != 8 {
+		t.Fatalf("direction shape %v, want [64,8,8]", shape)
 	}
 	patch := analyseResult(t, "effects", "--model", model, "--fen", clean, "--corrupt-fen", corrupt, "--lens", "patching", "--pattern", "^"+module+"$")
 	steer := analyseResult(t, "delta_value", "--model", model, "--fen", clean, "--lens", "steering", "--module", module, "--direction", out)

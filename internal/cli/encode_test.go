@@ -3,12 +3,10 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/lczerolens/lczerolens/internal/npy"
 	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
@@ -98,14 +96,9 @@ func TestEncodeMatchesLc0(t *testing.T) {
 		if code, _, stderr := runCLI(t, nil, append(args, "--format", "npy", "-o", file)...); code != 0 {
 			t.Fatalf("npy: %s", stderr)
 		}
-		fh, err := os.Open(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		shape, data, err := npy.Read(fh)
-		fh.Close()
-		if err != nil || len(shape) != 4 || shape[0] != 1 || shape[1] != 112 {
-			t.Fatalf("npy shape %v: %v", shape, err)
+		shape, data := readNPYFile(t, file)
+		if len(shape) != 4 || shape[0] != 1 || shape[1] != 112 {
+			t.Fatalf("npy shape %v", shape)
 		}
 		for k := range want {
 			if data[k] != want[k] {

@@ -27,21 +27,9 @@ func TestNewCmdPlayFlags(t *testing.T) {
 		{"positional", []string{"x.pgn"}, "", 0, 0, "unknown command"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			io, _, _, _ := TestIO()
-			var got *PlayOptions
-			cmd := NewCmdPlay(NewFactory(io, "test"), func(o *PlayOptions) error { got = o; return nil })
-			cmd.SetArgs(tt.args)
-			cmd.SetOut(io.Out)
-			cmd.SetErr(io.ErrOut)
-			err := cmd.Execute()
+			got := parseFlags(t, NewCmdPlay, tt.args, tt.wantErr)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want %q", err, tt.wantErr)
-				}
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got.Sampler.Kind != tt.kind || got.Sampler.Temperature != tt.temp || got.Sampler.Gamma != tt.gamma || got.MaxPlies != 400 {
 				t.Errorf("got %+v", *got)

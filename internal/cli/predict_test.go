@@ -30,21 +30,9 @@ func TestNewCmdPredictFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			io, _, _, _ := TestIO()
-			var got *PredictOptions
-			cmd := NewCmdPredict(NewFactory(io, "test"), func(o *PredictOptions) error { got = o; return nil })
-			cmd.SetArgs(tt.args)
-			cmd.SetOut(io.Out)
-			cmd.SetErr(io.ErrOut)
-			err := cmd.Execute()
+			got := parseFlags(t, NewCmdPredict, tt.args, tt.wantErr)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want %q", err, tt.wantErr)
-				}
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got.Top != tt.want.Top || got.JSON != tt.want.JSON || got.Pos.FEN != tt.want.Pos.FEN ||
 				got.Pos.Startpos != tt.want.Pos.Startpos || got.Pos.Moves != tt.want.Pos.Moves {

@@ -505,15 +505,17 @@ func fitAll(ctx context.Context, fitters []*probe.Fitter, log io.Writer) ([]prob
 	return probes, errors.Join(errs...)
 }
 
+// scoreCell is a score in the probe tables: 4 decimals, "-" where it is undefined (NaN).
+func scoreCell(x float64) string {
+	if math.IsNaN(x) {
+		return "-"
+	}
+	return fmt.Sprintf("%.4f", x)
+}
+
 // printProbes writes the label counts and the per-module table: each held-out score next to its baseline,
 // and notes on the probes that do no better than the baseline.
 func printProbes(w io.Writer, pf *probe.File) error {
-	num := func(x float64) string {
-		if math.IsNaN(x) {
-			return "-"
-		}
-		return fmt.Sprintf("%.4f", x)
-	}
 	l := pf.Labels
 	split := func(s probe.SplitLabels) string {
 		if pf.Binary() {
@@ -539,10 +541,10 @@ func printProbes(w io.Writer, pf *probe.File) error {
 			verdict = "-"
 		}
 		if pf.Binary() {
-			fmt.Fprintf(tw, "%s\t%.3g\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Module, p.L2, p.Train, p.Test, num(p.Score), num(p.Baseline),
-				num(p.BalancedAccuracy), num(p.AUC), num(p.TrainScore), verdict)
+			fmt.Fprintf(tw, "%s\t%.3g\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Module, p.L2, p.Train, p.Test, scoreCell(p.Score), scoreCell(p.Baseline),
+				scoreCell(p.BalancedAccuracy), scoreCell(p.AUC), scoreCell(p.TrainScore), verdict)
 		} else {
-			fmt.Fprintf(tw, "%s\t%.3g\t%d\t%d\t%s\t%s\t%s\t%s\n", p.Module, p.L2, p.Train, p.Test, num(p.Score), num(p.Baseline), num(p.TrainScore), verdict)
+			fmt.Fprintf(tw, "%s\t%.3g\t%d\t%d\t%s\t%s\t%s\t%s\n", p.Module, p.L2, p.Train, p.Test, scoreCell(p.Score), scoreCell(p.Baseline), scoreCell(p.TrainScore), verdict)
 		}
 	}
 	if err := tw.Flush(); err != nil {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"runtime"
 	"strings"
 	"sync"
@@ -210,12 +209,6 @@ func finishSquares(ctx context.Context, opts *ProbeTrainOptions, net *model.Netw
 }
 
 func printSquareProbes(w io.Writer, sf *probe.SquareFile) error {
-	num := func(x float64) string {
-		if math.IsNaN(x) {
-			return "-"
-		}
-		return fmt.Sprintf("%.4f", x)
-	}
 	fmt.Fprintf(w, "labels (squares by class): train %v; held out %v\n", sf.Labels[0], sf.Labels[1])
 	base := "BASELINE: each square's most frequent training label"
 	if sf.Top1 {
@@ -228,7 +221,7 @@ func printSquareProbes(w io.Writer, sf *probe.SquareFile) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MODULE\tL2\tTRAIN\tHELD OUT\tMETRIC\tHELD-OUT SCORE\tBASELINE\tAUC\tTRAIN SCORE\tVS BASELINE")
 	for _, p := range sf.Probes {
-		fmt.Fprintf(tw, "%s\t%.3g\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Module, p.L2, p.Train, p.Test, p.Metric, num(p.Score), num(p.Baseline), num(p.AUC), num(p.Train1), p.Verdict)
+		fmt.Fprintf(tw, "%s\t%.3g\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Module, p.L2, p.Train, p.Test, p.Metric, scoreCell(p.Score), scoreCell(p.Baseline), scoreCell(p.AUC), scoreCell(p.Train1), p.Verdict)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("probe train: write: %w", err)

@@ -39,21 +39,9 @@ func TestNewCmdProbeFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			io, _, _, _ := TestIO()
-			var got *ProbeTrainOptions
-			cmd := NewCmdProbe(NewFactory(io, "test"), func(o *ProbeTrainOptions) error { got = o; return nil })
-			cmd.SetArgs(tt.args)
-			cmd.SetOut(io.Out)
-			cmd.SetErr(io.ErrOut)
-			err := cmd.Execute()
+			got := parseFlags(t, NewCmdProbe, tt.args, tt.wantErr)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want one mentioning %q", err, tt.wantErr)
-				}
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got == nil || !tt.check(got) {
 				t.Fatalf("options %+v", got)

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/lczerolens/lczerolens/internal/atomicfile"
 	"github.com/lczerolens/lczerolens/internal/board"
@@ -42,10 +43,15 @@ type SAEReadOptions struct {
 func saeInputFlags(cmd *cobra.Command, opts *SAEReadOptions) {
 	fl := cmd.Flags()
 	fl.IntVar(&opts.MaxPositions, "max-positions", 0, "stop after this many positions (0 = the whole input)")
-	fl.StringVar(&opts.InputType, "input-type", "", "input type: pgn, fen or jsonl (default: from the extension; required for stdin)")
-	fl.StringVar(&opts.InputFormat, "input-format", "", inputFormatHelp)
+	saeReadFlags(fl, &opts.InputType, &opts.InputFormat, &opts.Plies)
+}
+
+// saeReadFlags registers how INPUT is read and encoded, alike for sae train and the commands that run an SAE.
+func saeReadFlags(fl *pflag.FlagSet, inputType, inputFormat, plies *string) {
+	fl.StringVar(inputType, "input-type", "", "input type: pgn, fen or jsonl (default: from the extension; required for stdin)")
+	fl.StringVar(inputFormat, "input-format", "", inputFormatHelp)
 	fl.String("policy-transpose", "planes", policyTransposeHelp)
-	fl.StringVar(&opts.Plies, "plies", "all", "positions of each game: all, first:N, last, every:N")
+	fl.StringVar(plies, "plies", "all", "positions of each game: all, first:N, last, every:N")
 	fl.Int("batch-size", 256, "positions per model run")
 	fl.String("history-fill", "fen-only", "history planes for games starting from a FEN: fen-only, always, no, current")
 }

@@ -106,29 +106,15 @@ func TestParseErrors(t *testing.T) {
 
 // placement writes a FEN piece-placement field from a square -> piece-letter map.
 func placement(pieces map[board.Square]byte) string {
-	var b strings.Builder
-	for r := 7; r >= 0; r-- {
-		empty := 0
-		for f := 0; f < 8; f++ {
-			c, ok := pieces[board.NewSquare(f, r)]
-			if !ok {
-				empty++
-				continue
+	grid := []byte(strings.Repeat(".", 64))
+	for r := range 8 {
+		for f := range 8 {
+			if c, ok := pieces[board.NewSquare(f, r)]; ok {
+				grid[r*8+f] = c
 			}
-			if empty > 0 {
-				b.WriteByte(byte('0' + empty))
-				empty = 0
-			}
-			b.WriteByte(c)
-		}
-		if empty > 0 {
-			b.WriteByte(byte('0' + empty))
-		}
-		if r > 0 {
-			b.WriteByte('/')
 		}
 	}
-	return b.String()
+	return testutil.PlacementFEN(grid)
 }
 
 // TestAttackedAgainstInCheck compares Attacked with the board's own check detection: moving the defender's

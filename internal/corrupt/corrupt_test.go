@@ -10,6 +10,7 @@ import (
 
 	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/play"
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 // grid is a FEN's placement as 64 characters, a1 first, '.' for empty: parsed here, independently of the
@@ -68,29 +69,7 @@ func editOf(a, b []byte) string {
 }
 
 func gridFEN(g []byte, rest string) string {
-	var b strings.Builder
-	for r := 7; r >= 0; r-- {
-		n := 0
-		for f := 0; f < 8; f++ {
-			c := g[r*8+f]
-			if c == '.' {
-				n++
-				continue
-			}
-			if n > 0 {
-				b.WriteByte(byte('0' + n))
-				n = 0
-			}
-			b.WriteByte(c)
-		}
-		if n > 0 {
-			b.WriteByte(byte('0' + n))
-		}
-		if r > 0 {
-			b.WriteByte('/')
-		}
-	}
-	return b.String() + " " + rest
+	return testutil.PlacementFEN(g) + " " + rest
 }
 
 func notnilLegal(fen, uci string) bool {

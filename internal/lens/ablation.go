@@ -49,11 +49,7 @@ func checkFEN(v any) error {
 
 // AblationModules are the modules the ablation lens with values v ablates, in graph order.
 func AblationModules(n *model.Network, v Values) ([]model.Module, error) {
-	pattern := v.GetString("pattern")
-	if pattern == "" {
-		pattern = DefaultActivationPattern
-	}
-	return n.Select(pattern)
+	return patternModules(n, v)
 }
 
 type ablationPlan struct {

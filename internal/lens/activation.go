@@ -10,6 +10,15 @@ import (
 // (attention bodies), the places interpretability work usually reads.
 const DefaultActivationPattern = `^block\d+/conv2/relu$|^block\d+/conv2/mish$|^encoder\d+/ln2$`
 
+// patternModules selects the modules option "pattern" matches: every block output when it is empty.
+func patternModules(n *model.Network, v Values) ([]model.Module, error) {
+	pattern := v.GetString("pattern")
+	if pattern == "" {
+		pattern = DefaultActivationPattern
+	}
+	return n.Select(pattern)
+}
+
 // Activation captures module outputs (and optionally inputs) selected by a pattern.
 var Activation = &Lens{
 	Name: "activation",
@@ -22,11 +31,7 @@ var Activation = &Lens{
 }
 
 func prepareActivation(n *model.Network, v Values) (*Prep, error) {
-	pattern := v.GetString("pattern")
-	if pattern == "" {
-		pattern = DefaultActivationPattern
-	}
-	mods, err := n.Select(pattern)
+	mods, err := patternModules(n, v)
 	if err != nil {
 		return nil, err
 	}

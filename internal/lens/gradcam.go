@@ -23,11 +23,7 @@ var GradCAM = &Lens{
 
 // gradcamModules selects the modules and refuses those without a square axis.
 func gradcamModules(n *model.Network, v Values) ([]model.Module, error) {
-	pattern := v.GetString("pattern")
-	if pattern == "" {
-		pattern = DefaultActivationPattern
-	}
-	mods, err := n.Select(pattern)
+	mods, err := patternModules(n, v)
 	if err != nil {
 		return nil, err
 	}

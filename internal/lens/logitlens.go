@@ -27,11 +27,7 @@ var LogitLens = &Lens{
 // logitLensModules are the layers to decode, in body order; the last is the tensor the heads read, which
 // each layer's activation replaces, so every layer must have its shape.
 func logitLensModules(n *model.Network, v Values) ([]model.Module, error) {
-	pattern := v.GetString("pattern")
-	if pattern == "" {
-		pattern = DefaultActivationPattern
-	}
-	mods, err := n.Select(pattern)
+	mods, err := patternModules(n, v)
 	if err != nil {
 		return nil, err
 	}

@@ -43,11 +43,7 @@ func preparePatching(n *model.Network, v Values) (*Prep, error) {
 	if err != nil {
 		return nil, err
 	}
-	pattern := v.GetString("pattern")
-	if pattern == "" {
-		pattern = DefaultActivationPattern
-	}
-	mods, err := n.Select(pattern)
+	mods, err := patternModules(n, v)
 	if err != nil {
 		return nil, err
 	}

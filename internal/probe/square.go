@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -374,17 +375,12 @@ func (p *SquareProbe) PredictAnchored(x []float32, anchor int, top1 bool) [64]in
 	}
 	var out [64]int
 	s := p.BilinearScores(x, anchor)
-	best := 0
-	for sq, v := range s {
-		if v > s[best] {
-			best = sq
-		}
-	}
-	out[best] = 1
+	out[argmax(s[:])] = 1
 	return out
 }
 
-func argmax(v []float64) int {
+// argmax is the index of the first largest value (0 for none).
+func argmax[T cmp.Ordered](v []T) int {
 	best := 0
 	for i, x := range v {
 		if x > v[best] {
@@ -439,22 +435,12 @@ func (f *SquareFitter) majority() ([64]int, int) {
 	var maj [64]int
 	bestSq, best := 0, -1
 	for sq := range 64 {
-		maj[sq] = argmaxCount(f.counts[0][sq])
+		maj[sq] = argmax(f.counts[0][sq])
 		if c := f.counts[0][sq][min(1, f.classes-1)]; c > best {
 			best, bestSq = c, sq
 		}
 	}
 	return maj, bestSq
-}
-
-func argmaxCount(v []int) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 // baselineScore is the score on r of the training majority: each square's most frequent label, or the

@@ -11,7 +11,8 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/notnil/chess"
+
+	"github.com/lczerolens/lczerolens/internal/testutil"
 )
 
 func readFixture(t *testing.T, name string) string {
@@ -36,16 +37,7 @@ func puzzleRows(t *testing.T, text string) [][]string {
 // notnilAfter plays moves (UCI) from fen with notnil/chess and returns placement and side to move.
 func notnilAfter(t *testing.T, fen string, moves []string) string {
 	t.Helper()
-	opt, err := chess.FEN(fen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := chess.NewGame(opt, chess.UseNotation(chess.UCINotation{}))
-	for _, m := range moves {
-		if err := g.MoveStr(m); err != nil {
-			t.Fatalf("notnil: %s after %v: %v", m, moves, err)
-		}
-	}
+	g := testutil.NotnilGame(t, fen, moves)
 	return strings.Join(strings.Fields(g.Position().String())[:2], " ")
 }
 

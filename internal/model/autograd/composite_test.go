@@ -1,6 +1,7 @@
 package autograd
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -169,32 +170,9 @@ func TestLRPCompositeRules(t *testing.T) {
 		for _, r := range rules {
 			var c Composite
 			l.set(&c, r)
-			bm, res, err := Build(m, Spec{Seeds: []string{"y"}, Wrt: []string{"x"}, Mode: ModeLRPEpsilon, Epsilon: eps, Composite: c})
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := newSession(bm, []string{"x", res.SeedInputs["y"]}, []string{res.Grads["x"]}, l.elem, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			o, err := s.run([]array{x, seed})
-			if derr := s.Destroy(); derr != nil {
-				t.Error(derr)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := o[0].data
+			got := inputRelevance(t, m, Spec{Seeds: []string{"y"}, Wrt: []string{"x"}, Mode: ModeLRPEpsilon, Epsilon: eps, Composite: c}, l.elem, x, seed)
 			want := l.d.ruleRef(r, x.data, rOut, eps)
-			scale := 0.0
-			for _, v := range want {
-				scale = math.Max(scale, math.Abs(v))
-			}
-			for i := range want {
-				if math.Abs(got[i]-want[i]) > l.tol*(1+scale) {
-					t.Errorf("%s %s: R_x[%d] = %.9g, want %.9g", l.name, r, i, got[i], want[i])
-				}
-			}
+			checkRelevance(t, fmt.Sprintf("%s %s", l.name, r), got, want, l.tol)
 			// Conservation as documented: all of each R_j, except alpha-beta's alpha R_j (only positive
 			// contributions to j), -beta R_j (only negative ones) or (alpha - beta) R_j (both).
 			var conserved, absOut float64

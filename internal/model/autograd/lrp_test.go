@@ -2,6 +2,7 @@ package autograd
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -162,21 +163,7 @@ func TestLRPHandGraph(t *testing.T) {
 		mode Mode
 		eps  float64
 	}{{ModeLRPEpsilon, 1e-9}, {ModeLRPEpsilon, 0.3}, {ModeLRPZPlus, 1e-9}, {ModeLRPZPlus, 0.3}} {
-		bm, res, err := Build(m, Spec{Seeds: []string{"y"}, Wrt: []string{"x", "h"}, Mode: tc.mode, Epsilon: tc.eps})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := newSession(bm, []string{"x", res.SeedInputs["y"]}, []string{res.Grads["x"], res.Grads["h"]}, pb.TensorProto_DOUBLE, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o, err := s.run([]array{x, seed})
-		if derr := s.Destroy(); derr != nil {
-			t.Error(derr)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		o := relevances(t, m, Spec{Seeds: []string{"y"}, Wrt: []string{"x", "h"}, Mode: tc.mode, Epsilon: tc.eps}, pb.TensorProto_DOUBLE, x, seed)
 		for p := range batch {
 			xp := x.data[p*nx : (p+1)*nx]
 			m1 := l1.apply(xp)
@@ -301,21 +288,7 @@ func TestLRPConvMean(t *testing.T) {
 	ones := array{dims: []int64{1, cout}, data: []float64{1, 1, 1}}
 	for _, mode := range []Mode{ModeLRPEpsilon, ModeLRPZPlus} {
 		const eps = 1e-3
-		bm, res, err := Build(m, Spec{Seeds: []string{"y"}, Wrt: []string{"x"}, Mode: mode, Epsilon: eps})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := newSession(bm, []string{"x", res.SeedInputs["y"]}, []string{res.Grads["x"]}, pb.TensorProto_FLOAT, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o, err := s.run([]array{x, ones})
-		if derr := s.Destroy(); derr != nil {
-			t.Error(derr)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := inputRelevance(t, m, Spec{Seeds: []string{"y"}, Wrt: []string{"x"}, Mode: mode, Epsilon: eps}, pb.TensorProto_FLOAT, x, ones)
 		c := conv.apply(x.data)
 		y := mean.apply(c)
 		var want []float64
@@ -324,14 +297,52 @@ func TestLRPConvMean(t *testing.T) {
 		} else {
 			want = conv.zplusRule(x.data, mean.zplusRule(c, y, eps), eps)
 		}
-		scale := 0.0
-		for _, v := range want {
-			scale = math.Max(scale, math.Abs(v))
-		}
-		for i := range want {
-			if math.Abs(o[0].data[i]-want[i]) > 1e-5*(1+scale) {
-				t.Errorf("%s: R_x[%d] = %.12g, want %.12g", mode, i, o[0].data[i], want[i])
-			}
+		checkRelevance(t, fmt.Sprint(mode), got, want, 1e-5)
+	}
+}
+
+// inputRelevance is R_x of m (seed y) under spec, run on x with the seed for y.
+func inputRelevance(t *testing.T, m *pb.ModelProto, spec Spec, elem pb.TensorProto_DataType, x, seed array) []float64 {
+	t.Helper()
+	return relevances(t, m, spec, elem, x, seed)[0].data
+}
+
+// relevances builds m's backward graph for spec (seed y, input x) and runs it on x with the seed for y: the
+// relevance of each of spec.Wrt, in order.
+func relevances(t *testing.T, m *pb.ModelProto, spec Spec, elem pb.TensorProto_DataType, x, seed array) []array {
+	t.Helper()
+	bm, res, err := Build(m, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outs []string
+	for _, w := range spec.Wrt {
+		outs = append(outs, res.Grads[w])
+	}
+	s, err := newSession(bm, []string{"x", res.SeedInputs["y"]}, outs, elem, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := s.run([]array{x, seed})
+	if derr := s.Destroy(); derr != nil {
+		t.Error(derr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// checkRelevance reports each got[i] farther from want[i] than tol times 1 + the largest |want|.
+func checkRelevance(t *testing.T, what string, got, want []float64, tol float64) {
+	t.Helper()
+	scale := 0.0
+	for _, v := range want {
+		scale = math.Max(scale, math.Abs(v))
+	}
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > tol*(1+scale) {
+			t.Errorf("%s: R_x[%d] = %.12g, want %.12g", what, i, got[i], want[i])
 		}
 	}
 }
