@@ -103,7 +103,7 @@ func TestCandidates(t *testing.T) {
 			}
 			orig := grid(t, c.fen)
 			cands := Candidates(p, m)
-			byEdit := map[string]bool{}
+			byEdit := map[string]string{} // edit -> the candidate's piece placement
 			for _, cd := range cands {
 				fen := cd.Pos.FEN()
 				if got := editOf(orig, grid(t, fen)); got != cd.Edit {
@@ -118,17 +118,23 @@ func TestCandidates(t *testing.T) {
 				if !notnilLegal(fen, c.move) {
 					t.Errorf("%s: %s illegal for notnil in %s", cd.Edit, c.move, fen)
 				}
-				byEdit[cd.Edit] = true
+				byEdit[cd.Edit] = strings.Fields(fen)[0]
 			}
 			if len(byEdit) != len(cands) {
 				t.Errorf("duplicate edits")
 			}
 			rest := strings.Join(strings.Fields(c.fen)[1:], " ")
+			seen := 0 // candidates met again by the independent enumeration below
 			try := func(edit string, g []byte) {
-				if byEdit[edit] {
+				fen := gridFEN(g, rest)
+				if placed, ok := byEdit[edit]; ok {
+					// The enumeration must rebuild the candidate's board, or its "nothing dropped" half proves nothing.
+					if got := strings.Fields(fen)[0]; got != placed {
+						t.Errorf("edit %s: the test's own board %s, the candidate's %s", edit, got, placed)
+					}
+					seen++
 					return
 				}
-				fen := gridFEN(g, rest)
 				q, err := board.ParseFEN(fen)
 				if err != nil {
 					return // no legal position (an en-passant field that no longer fits is dropped by Placed instead)
@@ -185,6 +191,9 @@ func TestCandidates(t *testing.T) {
 					g[to], g[from] = g[from], '.'
 					try(sqName(from)+sqName(to), g)
 				}
+			}
+			if seen != len(cands) {
+				t.Errorf("the enumeration met %d of the %d candidates", seen, len(cands))
 			}
 			t.Logf("%d candidates", len(cands))
 		})
