@@ -46,14 +46,19 @@ print(20 * B / (time.perf_counter() - t0))
 // BenchmarkTrainStepVsNumpy reports this package's TopK step throughput and its ratio to the numpy dense
 // baseline (x_numpy > 1: faster), both measured in the same run on the same CPU.
 func BenchmarkTrainStepVsNumpy(b *testing.B) {
-	py := testutil.NumpyPython(b)
-	out, err := exec.Command(py, "-c", numpyStep).CombinedOutput()
+	benchTrainStepVs(b, testutil.NumpyPython(b), numpyStep, "numpy")
+}
+
+// benchTrainStepVs runs the baseline script (which prints vectors per second) with python py, then times this
+// package's TopK step on the same shape and reports both and their ratio, "x_<name>" (> 1: faster).
+func benchTrainStepVs(b *testing.B, py, script, name string) {
+	out, err := exec.Command(py, "-c", script).CombinedOutput()
 	if err != nil {
-		b.Fatalf("numpy baseline: %v\n%s", err, out)
+		b.Fatalf("%s baseline: %v\n%s", name, err, out)
 	}
 	base, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
 	if err != nil {
-		b.Fatalf("numpy baseline output %q: %v", out, err)
+		b.Fatalf("%s baseline output %q: %v", name, out, err)
 	}
 	const c, f, k, batch = 64, 512, 16, 4096
 	x, _ := planted(1, batch, c, 256, 8, 0.1)
@@ -68,8 +73,8 @@ func BenchmarkTrainStepVsNumpy(b *testing.B) {
 	}
 	rate := float64(b.N*batch) / time.Since(start).Seconds()
 	b.ReportMetric(rate, "vectors/s")
-	b.ReportMetric(base, "numpy_vectors/s")
-	b.ReportMetric(rate/base, "x_numpy")
+	b.ReportMetric(base, name+"_vectors/s")
+	b.ReportMetric(rate/base, "x_"+name)
 }
 
 // torchStep is the same TopK SAE step in PyTorch eager, as a researcher writes it: autograd for the backward,
@@ -116,27 +121,5 @@ func BenchmarkTrainStepVsTorch(b *testing.B) {
 	if py == "" {
 		b.Skip("PyTorch is not installed (Debian: apt install python3-torch): no PyTorch baseline")
 	}
-	out, err := exec.Command(py, "-c", torchStep).CombinedOutput()
-	if err != nil {
-		b.Fatalf("PyTorch baseline: %v\n%s", err, out)
-	}
-	base, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
-	if err != nil {
-		b.Fatalf("PyTorch baseline output %q: %v", out, err)
-	}
-	const c, f, k, batch = 64, 512, 16, 4096
-	x, _ := planted(1, batch, c, 256, 8, 0.1)
-	s, _ := New(c, f, k, TopK, 1)
-	tr := NewTrainer(s, DefaultOptions())
-	tr.Init(x, batch)
-	tr.TrainStep(x, batch)
-	b.ResetTimer()
-	start := time.Now()
-	for b.Loop() {
-		tr.TrainStep(x, batch)
-	}
-	rate := float64(b.N*batch) / time.Since(start).Seconds()
-	b.ReportMetric(rate, "vectors/s")
-	b.ReportMetric(base, "torch_vectors/s")
-	b.ReportMetric(rate/base, "x_torch")
+	benchTrainStepVs(b, py, torchStep, "torch")
 }
