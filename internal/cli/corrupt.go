@@ -77,9 +77,7 @@ patching as it is.`,
 	fl.Float64Var(&th.MinValueDrop, "min-value-drop", th.MinValueDrop, "the big net's W - L must drop by more")
 	fl.Float64Var(&th.MaxBigP, "max-big-p", th.MaxBigP, "the big net's probability of the move must fall below")
 	fl.Float64Var(&th.MaxJSD, "max-jsd", th.MaxJSD, "no corruption when the lowest sparring JSD is above")
-	fl.Int("batch-size", 256, "positions per model run")
-	fl.String("history-fill", "fen-only", "history planes for games starting from a FEN: fen-only, always, no, current")
-	fl.String("policy-transpose", "planes", policyTransposeHelp)
+	streamEncodingFlags(fl)
 	return cmd
 }
 

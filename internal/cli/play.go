@@ -96,9 +96,7 @@ over --black with its 95% interval) goes to stdout.`,
 	fl.Float64Var(&s.K1, "k1", s.K1, "utility: see --k0")
 	fl.Float64Var(&s.K2, "k2", s.K2, "utility: see --k0")
 	fl.Float64Var(&s.QThreshold, "q-threshold", s.QThreshold, "utility: |Q| above which the moves-left term acts")
-	fl.Int("batch-size", 256, "positions per model run")
-	fl.String("history-fill", "fen-only", "history planes for games starting from a FEN: fen-only, always, no, current")
-	fl.String("policy-transpose", "planes", policyTransposeHelp)
+	streamEncodingFlags(fl)
 	return cmd
 }
 

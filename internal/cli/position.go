@@ -37,6 +37,14 @@ func (p *positionFlags) register(cmd *cobra.Command) {
 // inputFormatHelp documents --input-format.
 const inputFormatHelp = "lc0 input format: 1|classical, 2|castling-plane, 3|canonical, 4|canonical-hectoplies, 5|canonical-v2 (default: the network's own for lc0 weight files, else classical; ONNX files do not record it)"
 
+// streamEncodingFlags registers the config-bound flags of every command that streams many positions
+// through a network: --batch-size, --history-fill and --policy-transpose.
+func streamEncodingFlags(fl *pflag.FlagSet) {
+	fl.Int("batch-size", 256, "positions per model run")
+	fl.String("history-fill", "fen-only", "history planes for games starting from a FEN: fen-only, always, no, current")
+	fl.String("policy-transpose", "planes", policyTransposeHelp)
+}
+
 // policyTransposeHelp documents --policy-transpose (config key policy_transpose).
 const policyTransposeHelp = "policy index of moves in canonical formats 3-5 when the board is transposed (pawnless, no castling rights): planes (moves transposed like the planes, as the networks were trained) or lc0-v0.32 (as lc0 v0.32 and later index them, to match such a build)"
 

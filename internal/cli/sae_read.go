@@ -50,10 +50,8 @@ func saeInputFlags(cmd *cobra.Command, opts *SAEReadOptions) {
 func saeReadFlags(fl *pflag.FlagSet, inputType, inputFormat, plies *string) {
 	fl.StringVar(inputType, "input-type", "", "input type: pgn, fen or jsonl (default: from the extension; required for stdin)")
 	fl.StringVar(inputFormat, "input-format", "", inputFormatHelp)
-	fl.String("policy-transpose", "planes", policyTransposeHelp)
+	streamEncodingFlags(fl)
 	fl.StringVar(plies, "plies", "all", "positions of each game: all, first:N, last, every:N")
-	fl.Int("batch-size", 256, "positions per model run")
-	fl.String("history-fill", "fen-only", "history planes for games starting from a FEN: fen-only, always, no, current")
 }
 
 func newCmdSAEFeatures(f *Factory) *cobra.Command {
