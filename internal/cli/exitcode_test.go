@@ -245,6 +245,8 @@ func TestExitCodeTable(t *testing.T) {
 		{cmd: "batch", args: []string{"batch", fx.pgn, "-o", out("keep"), "--lens", "saliency", "--keep", "input_gradient"}, code: 2, want: "valid keys: saliency, input_grad"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "integrated-gradients", "--steps", "0"}, code: 2, want: "--steps: 0: want 1 to 1024"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "integrated-gradients", "--baseline", "ones"}, code: 2, want: "want zeros, empty-board or fen:FEN"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "integrated-gradients", "--max-gap", "0"}, code: 2, want: "--max-gap: 0: want a fraction above 0"},
+		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "integrated-gradients", "--max-steps", "32"}, code: 2, want: "--max-steps 32 is below --steps 64"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "gradcam", "--pattern", "^value/reshape$"}, code: 2, want: "want [C,8,8], [64,C]"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "lrp", "--composite", "epsilon-gamma", "--rule", "zplus"}, code: 2, want: "needs --rule epsilon"},
 		{cmd: "analyse", args: []string{"analyse", "--startpos", "--lens", "lrp", "--composite", "epsilon-gamma", "--gamma", "-1"}, code: 2, want: "--gamma: -1: want a finite number >= 0"},

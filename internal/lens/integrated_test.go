@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"math"
 	"os/exec"
+	"sort"
 	"testing"
+	"time"
 
 	"github.com/lczerolens/lczerolens/internal/board"
+	"github.com/lczerolens/lczerolens/internal/demonet"
 	"github.com/lczerolens/lczerolens/internal/model"
 	"github.com/lczerolens/lczerolens/internal/testutil"
 )
@@ -71,8 +74,8 @@ func TestIGEqualsGradientQuadrature(t *testing.T) {
 		raw      map[string]string
 		nodes, w []float64
 	}{
-		{model.Demo(), map[string]string{"steps": "6"}, glX, glW},
-		{maia, map[string]string{"steps": "6", "target": "policy:best", "baseline": "empty-board"}, glX, glW},
+		{model.Demo(), map[string]string{"steps": "6", "quadrature": "gauss-legendre"}, glX, glW},
+		{maia, map[string]string{"steps": "6", "quadrature": "gauss-legendre", "target": "policy:best", "baseline": "empty-board"}, glX, glW},
 		{maia, map[string]string{"steps": "6", "quadrature": "trapezoid", "baseline": "fen:8/8/4k3/8/8/4K3/8/8 w - - 0 1"},
 			[]float64{0, 1.0 / 6, 2.0 / 6, 3.0 / 6, 4.0 / 6, 5.0 / 6, 1}, []float64{1.0 / 12, 1.0 / 6, 1.0 / 6, 1.0 / 6, 1.0 / 6, 1.0 / 6, 1.0 / 12}},
 	}
@@ -160,7 +163,7 @@ func bestLegal(pos *board.Position, logits []float32) int {
 // (f(x) - f(x0) can be 1e-4): of the 35 reference positions, maia-1100 zeros 1 (max |gap| 0.090),
 // empty-board 7 (max 0.026), the attention net 13 (max 8.5e-4). The bound checked is therefore
 // max(1% of |f(x) - f(x0)|, tol), tol the net's measured maximum with some margin; a wrong weight or node
-// breaks it by orders of magnitude.
+// breaks it by orders of magnitude. The adaptive rule, the default, is held to 1% by TestIGAdaptiveCompleteness.
 func TestIGCompleteness(t *testing.T) {
 	r := runtimeFor(t)
 	for _, c := range []struct {
@@ -183,7 +186,7 @@ func TestIGCompleteness(t *testing.T) {
 				b.Positions = append(b.Positions, all.Positions[i])
 				b.Planes = append(b.Planes, all.Planes[i*per:(i+1)*per]...)
 			}
-			res := runLens(t, r, n, b, IntegratedGradients, map[string]string{"steps": "64", "baseline": c.baseline})
+			res := runLens(t, r, n, b, IntegratedGradients, map[string]string{"steps": "64", "quadrature": "gauss-legendre", "baseline": c.baseline})
 			x0 := make([]float32, b.Len()*per)
 			bl, _ := parseBaseline(c.baseline)
 			for i := 0; i < b.Len(); i++ {
@@ -229,3 +232,241 @@ func TestIGCompleteness(t *testing.T) {
 
 // igStride subsamples the reference positions of TestIGCompleteness to keep it short.
 var igStride = 3
+
+// TestIGAdaptiveDemoClosedForm checks the adaptive rule against the demo net's closed form. Along the path
+// from zeros the demo net's gradient keeps its direction: f(a) = F(a m), F the W - L of softmax(K m, C, -K m)
+// and m the material balance, so ig_j = x_j g_j(x) / s(m) * (F(m) - F(0)) / m, with g(x) = s(m) (+-v_j).
+// Two trapezoid intervals miss it by far more than the asked gap; the adaptive rule must get there.
+func TestIGAdaptiveDemoClosedForm(t *testing.T) {
+	r := runtimeFor(t)
+	n := model.Demo()
+	b := &Batch{}
+	for _, fen := range []string{
+		"4k3/8/8/8/8/8/8/Q3K3 w - - 0 1",                        // up a queen
+		"r3k3/8/8/8/8/8/8/4K3 w - - 0 1",                        // down a rook
+		"4k3/8/8/8/8/8/PPPP4/RNB1K3 b - - 0 1",                  // black to move, down 15
+		"rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBN1 w - - 0 1", // down a rook at the start
+	} {
+		g, err := board.ParseGame(fen, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		planes := make([]float32, board.NumPlanes*64)
+		g.Encode(board.FillFENOnly, planes)
+		b.Planes = append(b.Planes, planes...)
+		b.Positions = append(b.Positions, g.Current())
+	}
+	const per = board.NumPlanes * 64
+	_, _, zero := demoF(make([]float32, per))
+	fixed := runLens(t, r, n, b, IntegratedGradients, map[string]string{"steps": "2", "quadrature": "trapezoid"})
+	const maxGap = 1e-5
+	got := runLens(t, r, n, b, IntegratedGradients, map[string]string{"steps": "2", "quadrature": "adaptive", "max-gap": fmt.Sprint(maxGap)})
+	for i := 0; i < b.Len(); i++ {
+		x := b.Planes[i*per : (i+1)*per]
+		m, s, fx := demoF(x)
+		df := fx - zero
+		grad := demonet.ForceValueGrad(x)
+		var worst, scale float64
+		for j := range x {
+			want := float64(x[j]) * grad[j] / s * df / m
+			worst = math.Max(worst, math.Abs(want-float64(got["ig"].Data[i*per+j])))
+			scale = math.Max(scale, math.Abs(want))
+		}
+		gap, fixedGap := float64(got["ig_gap"].Data[i]), float64(fixed["ig_gap"].Data[i])
+		t.Logf("position %d: m %g, f(x)-f(0) %.4f, 2 trapezoid intervals gap %.2g, adaptive gap %.2g after %g intervals, max |ig - closed form| %.2g",
+			i, m, df, fixedGap, gap, got["ig_steps"].Data[i], worst)
+		if math.Abs(fixedGap) < 100*maxGap*math.Abs(df) {
+			t.Fatalf("position %d: 2 trapezoid intervals already reach the gap (%g); the test proves nothing", i, fixedGap)
+		}
+		if math.Abs(gap) > maxGap*math.Abs(df)+1e-6 {
+			t.Errorf("position %d: adaptive |ig_gap| %g above %g of |f(x) - f(0)| %g", i, gap, maxGap, df)
+		}
+		if worst > 1e-3*scale {
+			t.Errorf("position %d: ig differs from the closed form by %.3g (max |ig| %.3g)", i, worst, scale)
+		}
+		if d := float64(got["target_delta"].Data[i]); math.Abs(d-df) > 1e-5 {
+			t.Errorf("position %d: target_delta %g, closed form %g", i, d, df)
+		}
+	}
+}
+
+// demoF returns the demo net's material balance m, s(m) = dF/dm and F(m) = W - L for planes x.
+func demoF(x []float32) (m, s, f float64) {
+	w, _, l := demonet.Value(x)
+	return demonet.Material(x), demonet.K * (w + l - (w-l)*(w-l)), w - l
+}
+
+// TestIGRefineHalvesTheWorstIntervals drives refine on a path with a known integrand: f(a) = |a - 0.3|,
+// f' = sign(a - 0.3), whose only trapezoid error is the interval around the kink. Each round must halve
+// the intervals that miss most, never beyond max-steps, and the loop must end within the asked gap.
+func TestIGRefineHalvesTheWorstIntervals(t *testing.T) {
+	f := func(a float64) float64 { return math.Abs(a - 0.3) }
+	df := func(a float64) float64 { return math.Copysign(1, a-0.3) }
+	p := &igPath{}
+	add := func(pts []pathPoint) {
+		for _, pt := range pts {
+			p.nodes = append(p.nodes, igNode{a: pt.a, val: f(pt.a), d: df(pt.a)})
+		}
+		sort.Slice(p.nodes, func(i, j int) bool { return p.nodes[i].a < p.nodes[j].a })
+	}
+	var start []pathPoint
+	for k := 0; k <= 4; k++ {
+		start = append(start, pathPoint{p, float64(k) / 4})
+	}
+	add(start)
+	// Intervals [0,.25] [.25,.5] [.5,.75] [.75,1]: only [.25,.5] holds the kink and misses f's change;
+	// the trapezoid is exact on the others (up to float64 rounding), which stay.
+	next := p.refine(1e-3, 1000)
+	if len(next) != 1 || next[0].a != 0.375 {
+		t.Fatalf("first round halves %v, want only the kink's interval (0.375)", next)
+	}
+	rounds := 0
+	for pts := next; len(pts) > 0; pts = p.refine(1e-3, 1000) {
+		add(pts)
+		rounds++
+	}
+	n := len(p.nodes) - 1
+	var sum float64
+	for k := range n {
+		sum += (p.nodes[k+1].a - p.nodes[k].a) / 2 * (p.nodes[k].d + p.nodes[k+1].d)
+	}
+	delta := f(1) - f(0)
+	if gap := sum - delta; math.Abs(gap) > 1e-3*math.Abs(delta) || n > 1000 {
+		t.Fatalf("after %d rounds and %d intervals: gap %g for f(1)-f(0) = %g", rounds, n, gap, delta)
+	}
+	t.Logf("|a - 0.3|: %d rounds, %d intervals", rounds, n)
+	// The cap holds: with max-steps 6 the path stops at 6 intervals however large the gap.
+	p = &igPath{}
+	for k := 0; k <= 4; k++ {
+		p.nodes = append(p.nodes, igNode{a: float64(k) / 4, val: f(float64(k) / 4), d: df(float64(k) / 4)})
+	}
+	for pts := p.refine(1e-12, 6); len(pts) > 0; pts = p.refine(1e-12, 6) {
+		add(pts)
+	}
+	if len(p.nodes)-1 != 6 {
+		t.Fatalf("max-steps 6: %d intervals", len(p.nodes)-1)
+	}
+}
+
+// TestIGAdaptiveCompleteness is TestIGCompleteness for the adaptive rule: on the same reference positions
+// every position must end with |ig_gap| <= max-gap |f(x) - f(x0)|, the gap recomputed from sum(ig) and
+// separate forward runs, or at --max-steps. Its ig must also agree with 512 Gauss-Legendre nodes
+// feature by feature, so a gap closed by wrong weights cannot pass.
+func TestIGAdaptiveCompleteness(t *testing.T) {
+	r := runtimeFor(t)
+	const per = board.NumPlanes * 64
+	const maxGap, maxSteps = 0.01, 4096
+	for _, c := range []struct {
+		net, ref, baseline string
+	}{
+		{"maia-1100", "reference/lc0/maia-1100.refdump.jsonl", "zeros"},
+		{"maia-1100", "reference/lc0/maia-1100.refdump.jsonl", "empty-board"},
+		{"synthetic/ab_pemap_classical", "reference/lc0/synthetic/ab_pemap_classical.refdump.jsonl.gz", "zeros"},
+	} {
+		t.Run(c.net+"/"+c.baseline, func(t *testing.T) {
+			n, err := model.Load(testutil.Shared(t, "models/"+c.net+".onnx"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			all := refBatch(t, testutil.Shared(t, c.ref))
+			b := &Batch{}
+			for i := 0; i < all.Len(); i += igAdaptiveStride {
+				b.Positions = append(b.Positions, all.Positions[i])
+				b.Planes = append(b.Planes, all.Planes[i*per:(i+1)*per]...)
+			}
+			res := runLens(t, r, n, b, IntegratedGradients, map[string]string{"baseline": c.baseline, // adaptive, from 64 intervals
+				"max-gap": fmt.Sprint(maxGap), "max-steps": fmt.Sprint(maxSteps)})
+			ref := runLens(t, r, n, b, IntegratedGradients, map[string]string{"steps": "512", "quadrature": "gauss-legendre", "baseline": c.baseline})
+			x0 := make([]float32, b.Len()*per)
+			bl, _ := parseBaseline(c.baseline)
+			for i := 0; i < b.Len(); i++ {
+				bl.fill(x0[i*per:(i+1)*per], b.Planes[i*per:(i+1)*per], b)
+			}
+			hx, err := n.Forward(r, b.Planes, b.Len())
+			if err != nil {
+				t.Fatal(err)
+			}
+			h0, err := n.Forward(r, x0, b.Len())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var steps []float64
+			for i := 0; i < b.Len(); i++ {
+				delta := float64(hx.ForceValue(i)) - float64(h0.ForceValue(i))
+				var sum, num, den float64
+				for j, v := range res["ig"].Row(i) {
+					sum += float64(v)
+					d := float64(v) - float64(ref["ig"].Row(i)[j])
+					num, den = num+d*d, den+float64(ref["ig"].Row(i)[j])*float64(ref["ig"].Row(i)[j])
+				}
+				gap, used := sum-delta, float64(res["ig_steps"].Data[i])
+				steps = append(steps, used)
+				t.Logf("position %d: f(x)-f(x0) %+.4f, gap %.2f%% after %4g intervals (512 Gauss-Legendre nodes: %.2f%%), |ig - GL512| / |GL512| %.4f",
+					i, delta, 100*math.Abs(gap/delta), used, 100*math.Abs(float64(ref["ig_gap"].Data[i])/delta), math.Sqrt(num/den))
+				if math.Abs(gap) > maxGap*math.Abs(delta)+1e-5 && used < maxSteps {
+					t.Errorf("position %d: |ig_gap| %.3g above %g of |f(x) - f(x0)| %.3g after only %g intervals", i, gap, maxGap, delta, used)
+				}
+				if math.Sqrt(num/den) > 0.05 {
+					t.Errorf("position %d: ig differs from 512 Gauss-Legendre nodes by %.3g of its norm", i, math.Sqrt(num/den))
+				}
+			}
+			sort.Float64s(steps)
+			t.Logf("intervals used: median %g, max %g", steps[len(steps)/2], steps[len(steps)-1])
+		})
+	}
+}
+
+// igAdaptiveStride subsamples the reference positions of TestIGAdaptiveCompleteness.
+var igAdaptiveStride = 5
+
+// BenchmarkIGRulesMaia times integrated gradients on 12 maia-1100 reference positions (zeros baseline) with
+// 64 Gauss-Legendre nodes and with the adaptive rule, against the bare forward pass of the same positions
+// in the same run; the metrics are the ratios.
+func BenchmarkIGRulesMaia(b *testing.B) {
+	r := runtimeFor(b)
+	n, err := model.Load(testutil.Shared(b, "models/maia-1100.onnx"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	const per = board.NumPlanes * 64
+	all := refBatch(b, testutil.Shared(b, "reference/lc0/maia-1100.refdump.jsonl"))
+	batch := &Batch{}
+	for i := 0; i < all.Len(); i += 3 {
+		batch.Positions = append(batch.Positions, all.Positions[i])
+		batch.Planes = append(batch.Planes, all.Planes[i*per:(i+1)*per]...)
+	}
+	engine := func(raw map[string]string) *Engine {
+		v, err := IntegratedGradients.Resolve(raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		e, err := NewEngine(r, n, []Spec{{IntegratedGradients, v}}, EngineOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return e
+	}
+	gl, adaptive := engine(map[string]string{"quadrature": "gauss-legendre"}), engine(nil)
+	var tForward, tGL, tAdaptive time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		if _, err := n.Forward(r, batch.Planes, batch.Len()); err != nil {
+			b.Fatal(err)
+		}
+		tForward += time.Since(start)
+		start = time.Now()
+		if _, _, err := gl.Run(batch); err != nil {
+			b.Fatal(err)
+		}
+		tGL += time.Since(start)
+		start = time.Now()
+		if _, _, err := adaptive.Run(batch); err != nil {
+			b.Fatal(err)
+		}
+		tAdaptive += time.Since(start)
+	}
+	b.ReportMetric(float64(tGL)/float64(tForward), "gl64/forward")
+	b.ReportMetric(float64(tAdaptive)/float64(tForward), "adaptive/forward")
+	b.ReportMetric(float64(tAdaptive)/float64(tGL), "adaptive/gl64")
+}
