@@ -62,7 +62,8 @@ records numbered across them. Bad records are logged to errors.jsonl and skipped
 also give a corrupted position, corrupt_fen and/or corrupt_moves (from corrupt_fen, else from the
 record's own start), which lens patching compares the position with.
 
-Results are committed after every batch: a run that is killed can be finished with --resume.
+Results are committed after every batch, also inside a game: a run that is killed can be finished
+with --resume. SIGINT/SIGTERM stops within one network run.
 
 With --shard i/n the run analyses only the records (games or lines) r with r % n == i, so n runs on n
 machines split the input without coordination; each reads the whole input (to number its records and to
@@ -203,8 +204,13 @@ func runBatch(opts *BatchOptions) (err error) {
 		return storeError(resumeError(err))
 	}
 	skipPos, skipBad, skipRecords := w.Done()
+	skipItems := w.DoneItems()
 	if opts.Resume && !opts.Quiet {
-		fmt.Fprintf(f.IO.ErrOut, "batch: resuming at position %d (input record %d)\n", skipPos, skipRecords)
+		at := fmt.Sprintf("input record %d", skipRecords)
+		if skipItems > 0 {
+			at += fmt.Sprintf(", after its first %d positions", skipItems)
+		}
+		fmt.Fprintf(f.IO.ErrOut, "batch: resuming at position %d (%s)\n", skipPos, at)
 	}
 
 	ctx := opts.Interrupt
@@ -223,7 +229,7 @@ func runBatch(opts *BatchOptions) (err error) {
 	sink := &batchSink{w: w, dir: opts.Output, opts: storeOpts, input: input, shard: shard, hash: hash}
 	start := time.Now()
 	sum, err := pipeline.Run(ctx,
-		pipeline.Input{Parts: inputs.parts, Name: inputs.name(), Type: typ, Select: source.Options{Plies: plies, Shard: shard}, SkipRecords: skipRecords},
+		pipeline.Input{Parts: inputs.parts, Name: inputs.name(), Type: typ, Select: source.Options{Plies: plies, Shard: shard}, SkipRecords: skipRecords, SkipItems: skipItems},
 		eng, sink,
 		pipeline.Options{BatchSize: cfg.BatchSize, Format: enc.Format, Fill: enc.Fill, Policy: enc.Policy, Corrupt: eng.NeedsCorrupt(), Strict: opts.Strict,
 			Progress: func(s pipeline.Summary) {
@@ -353,20 +359,16 @@ func (s *batchSink) Close(sum pipeline.Summary, err error) error {
 	return s.w.Close()
 }
 
-// commitBatch writes one analysed batch and commits it. The commit mark is set after the positions of
-// complete records only, so a resume never repeats or loses part of a game.
+// commitBatch writes one analysed batch and commits all of it: the cut is the batch's complete records plus
+// the items of the game still open (inside a game longer than a batch), so a resume skips exactly what is
+// written and a slow lens loses no analysed position.
 func commitBatch(w *store.Writer, b *pipeline.Batch) error {
 	for _, r := range b.Bad {
 		if err := w.AddError(store.ErrorRecord{Source: r.Source, Record: r.Record, Game: r.Game, Line: r.Line, Reason: r.Reason}); err != nil {
 			return err
 		}
 	}
-	marked := false
 	for i, it := range b.Items {
-		if !marked && it.Record >= b.Records {
-			w.SetRecords(b.Records)
-			marked = true
-		}
 		meta := positionMeta(it.Source, it.Game, it.Ply, it.Pos, it.Next)
 		meta.Record = it.Record
 		if p := it.Puzzle; p != nil {
@@ -376,8 +378,6 @@ func commitBatch(w *store.Writer, b *pipeline.Batch) error {
 			return err
 		}
 	}
-	if !marked {
-		w.SetRecords(b.Records)
-	}
+	w.SetCut(b.Records, b.OpenItems)
 	return w.Commit()
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -366,4 +367,55 @@ func TestBatchDiskFullTmpfs(t *testing.T) {
 		t.Fatalf("resume: %v\n%s", err, out)
 	}
 	sameFiles(t, clean, resumed)
+}
+
+// operaGame is Morphy's Opera game: 33 plies, 34 positions, longer than the batches of the test below.
+const operaGame = "1. e4 e5 2. Nf3 d6 3. d4 Bg4 4. dxe5 Bxf3 5. Qxf3 dxe5 6. Bc4 Nf6 7. Qb3 Qe7 8. Nc3 c6 9. Bg5 b5 " +
+	"10. Nxb5 cxb5 11. Bxb5+ Nbd7 12. O-O-O Rd8 13. Rxd7 Rxd7 14. Rd1 Qe6 15. Bxd7+ Nxd7 16. Qb8+ Nxb8 17. Rd8# 1-0"
+
+// TestBatchStopInsideAGame: a run that stops inside a game keeps the game's positions it committed (a slow
+// lens, hundreds of rows a position, would otherwise lose up to a whole game of work) and a resume starts
+// after them: files byte-identical to an uninterrupted run.
+func TestBatchStopInsideAGame(t *testing.T) {
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
+	dir := t.TempDir()
+	pgn := filepath.Join(dir, "opera.pgn")
+	if err := os.WriteFile(pgn, []byte("[Event \"a\"]\n\n"+operaGame+"\n\n[Event \"b\"]\n\n"+operaGame+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := func(out string, extra ...string) []string {
+		return append([]string{"batch", pgn, "-o", out, "--lens", "activation", "--batch-size", "4", "--quiet"}, extra...)
+	}
+	clean := filepath.Join(dir, "clean")
+	if code, _, stderr := runCLI(t, env, args(clean)...); code != 0 {
+		t.Fatalf("clean run: exit %d: %s", code, stderr)
+	}
+	// The disk fills during the third batch: two batches of the first game (8 positions) are committed.
+	full := filepath.Join(dir, "full")
+	wrapOutput = func(path string, w io.Writer) io.Writer {
+		if filepath.Base(path) != "positions.jsonl" {
+			return w
+		}
+		return &fullDisk{w: w, path: path, rows: 10}
+	}
+	code, _, stderr := runCLI(t, env, args(full)...)
+	wrapOutput = nil
+	if code != ExitFailure || !strings.Contains(stderr, "no space left on device") {
+		t.Fatalf("exit %d, stderr %q: want 1 and the full disk", code, stderr)
+	}
+	if m := readManifest(t, full); m.Count != 8 || m.Complete {
+		t.Fatalf("after a stop in game 1 the manifest holds %d positions (complete %v), want 8", m.Count, m.Complete)
+	}
+	var p struct {
+		Records   int `json:"records"`
+		OpenItems int `json:"open_items"`
+	}
+	if raw, err := os.ReadFile(filepath.Join(full, "progress.json")); err != nil || json.Unmarshal(raw, &p) != nil || p.Records != 0 || p.OpenItems != 8 {
+		t.Fatalf("progress.json says %d records and %d items of the next (%v), want 0 and 8", p.Records, p.OpenItems, err)
+	}
+	code, _, stderr = runCLI(t, env, args(full, "--resume")...)
+	if code != 0 {
+		t.Fatalf("resume: exit %d: %s", code, stderr)
+	}
+	sameFiles(t, clean, full)
 }

@@ -1,6 +1,7 @@
 package lens
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -66,15 +67,32 @@ type Outputs struct {
 type Runner struct {
 	Net *model.Network
 	rt  *model.SessionCache
+	// ctx, when done, refuses further runs: a lens that runs the network many times per batch (the
+	// adaptive path of integrated gradients, occlusion) then stops within one run of an interrupt.
+	ctx context.Context
+}
+
+// stopped is the context's cause once it is done.
+func (r *Runner) stopped() error {
+	if r.ctx != nil && r.ctx.Err() != nil {
+		return context.Cause(r.ctx)
+	}
+	return nil
 }
 
 // Forward runs the heads on n positions' planes.
 func (r *Runner) Forward(planes []float32, n int) (*model.HeadOutputs, error) {
+	if err := r.stopped(); err != nil {
+		return nil, err
+	}
 	return r.Net.Forward(r.rt, planes, n)
 }
 
 // Run runs a plan (a rewritten graph of the network) with the given inputs.
 func (r *Runner) Run(p *model.Plan, inputs map[string]model.Tensor, outputs []string) (map[string]model.Tensor, error) {
+	if err := r.stopped(); err != nil {
+		return nil, err
+	}
 	return r.rt.Run(p, inputs, outputs)
 }
 
@@ -324,6 +342,17 @@ func (e *Engine) Check(pos *board.Position) error {
 	return nil
 }
 
+// MaxBatch is the smallest Prep.MaxBatch of the engine's lenses (0: none asks for a limit).
+func (e *Engine) MaxBatch() int {
+	m := 0
+	for _, p := range e.preps {
+		if p.MaxBatch > 0 && (m == 0 || p.MaxBatch < m) {
+			m = p.MaxBatch
+		}
+	}
+	return m
+}
+
 // Meta returns the lenses' metadata keyed by lens name (nil when no lens has any).
 func (e *Engine) Meta() map[string]any {
 	var out map[string]any
@@ -367,6 +396,14 @@ func appendUnique(dst []string, xs ...string) []string {
 // Run analyses one batch: one model pass (two for the policy:best target, whose seed needs the forward
 // policy first), then every lens's results, keys prefixed by lens name where two lenses share a key.
 func (e *Engine) Run(b *Batch) (*Outputs, []BatchResult, error) {
+	return e.RunContext(context.Background(), b)
+}
+
+// RunContext is Run that stops with ctx's cause, before the next run of the network, once ctx is done.
+func (e *Engine) RunContext(ctx context.Context, b *Batch) (*Outputs, []BatchResult, error) {
+	if ctx.Err() != nil {
+		return nil, nil, context.Cause(ctx)
+	}
 	bn := b.Len()
 	if bn == 0 {
 		return nil, nil, errors.New("lens: empty batch")
@@ -402,7 +439,7 @@ func (e *Engine) Run(b *Batch) (*Outputs, []BatchResult, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	out := &Outputs{Heads: heads, Tensors: map[string]model.Tensor{}, Grads: map[string]model.Tensor{}, Relevance: map[string]model.Tensor{}, Runner: &Runner{Net: e.net, rt: e.rt}}
+	out := &Outputs{Heads: heads, Tensors: map[string]model.Tensor{}, Grads: map[string]model.Tensor{}, Relevance: map[string]model.Tensor{}, Runner: &Runner{Net: e.net, rt: e.rt, ctx: ctx}}
 	for _, h := range e.hooks {
 		out.Tensors[h] = raw[h]
 	}

@@ -174,19 +174,24 @@ func prepareIG(n *model.Network, v Values) (*Prep, error) {
 	ig := &integrator{n: n, t: t, bl: bl, plan: plan, io: io, planes: v.GetString("planes"), normalize: v.GetString("normalize")}
 	meta := map[string]any{"baseline": v.GetString("baseline"), "quadrature": rule}
 	produce := ig.produce
+	var maxBatch int
 	if rule == "adaptive" {
 		ig.steps, ig.maxSteps, ig.maxGap = steps, v.GetInt("max-steps"), v.GetFloat("max-gap")
 		meta["steps"], meta["max_steps"], meta["max_gap"] = steps, ig.maxSteps, ig.maxGap
 		produce = ig.produceAdaptive
+		// maia-1100 uses ~700 rows a position on average: 8 positions is a few seconds a batch.
+		maxBatch = 8
 	} else {
 		ig.nodes, ig.weights = Quadrature(rule, steps)
 		meta["nodes"] = len(ig.nodes)
+		maxBatch = max(1, igRows/(len(ig.nodes)+2)) // one path run a batch
 	}
 	return &Prep{
-		Keys:    []string{"ig", "heatmap", "ig_gap", "target_delta", "ig_steps"},
-		Produce: produce,
-		Check:   t.Defined,
-		Meta:    meta,
+		Keys:     []string{"ig", "heatmap", "ig_gap", "target_delta", "ig_steps"},
+		Produce:  produce,
+		Check:    t.Defined,
+		Meta:     meta,
+		MaxBatch: maxBatch,
 	}, nil
 }
 

@@ -1,7 +1,9 @@
 package lens
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os/exec"
@@ -469,4 +471,51 @@ func BenchmarkIGRulesMaia(b *testing.B) {
 	b.ReportMetric(float64(tGL)/float64(tForward), "gl64/forward")
 	b.ReportMetric(float64(tAdaptive)/float64(tForward), "adaptive/forward")
 	b.ReportMetric(float64(tAdaptive)/float64(tGL), "adaptive/gl64")
+}
+
+// countdownCtx is a context whose Err turns to errStopped from its n-th call on: an interrupt that lands
+// inside a batch, after a known number of network runs.
+type countdownCtx struct {
+	context.Context
+	n int
+}
+
+var errStopped = errors.New("interrupted (test)")
+
+func (c *countdownCtx) Err() error {
+	if c.n--; c.n < 0 {
+		return errStopped
+	}
+	return nil
+}
+
+// TestIGAdaptiveStopsWithinABatch: the adaptive rule runs the network once per round; an interrupt after
+// the third run must end the batch with the interrupt's cause instead of running the remaining rounds.
+func TestIGAdaptiveStopsWithinABatch(t *testing.T) {
+	r := runtimeFor(t)
+	g, err := board.ParseGame("4k3/8/8/8/8/8/8/Q3K3 w - - 0 1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Batch{Positions: []*board.Position{g.Current()}, Planes: make([]float32, board.NumPlanes*64)}
+	g.Encode(board.FillFENOnly, b.Planes)
+	v, err := IntegratedGradients.Resolve(map[string]string{"steps": "2", "max-gap": "1e-6"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEngine(r, model.Demo(), []Spec{{IntegratedGradients, v}}, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, res, err := e.RunContext(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := res[len(res)-1].Data[0]; n < 16 {
+		t.Fatalf("the position took %g intervals from 2: too few rounds for the test to mean anything", n)
+	}
+	// Err is asked at the batch's start and before each of the lens's own runs: 3 lets two rounds run.
+	if _, _, err := e.RunContext(&countdownCtx{Context: context.Background(), n: 3}, b); !errors.Is(err, errStopped) {
+		t.Fatalf("an interrupt within the batch gave %v, want its cause", err)
+	}
 }

@@ -78,6 +78,10 @@ type Prep struct {
 	// Check, when set, reports why the lens cannot analyse a position (a target undefined there); see
 	// Engine.Check. Gradient and Relevance targets are checked by the engine itself.
 	Check func(pos *board.Position) error
+	// MaxBatch, when above 0, is the most positions a stream should put in one batch: a lens that runs
+	// hundreds of rows per position keeps each batch to seconds, so progress shows and an interrupt loses
+	// little.
+	MaxBatch int
 }
 
 // GradientNeed is a request for d target / d tensor for each tensor of Wrt (the model input included).

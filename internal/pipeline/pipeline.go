@@ -17,6 +17,18 @@ type Engine interface {
 	Run(b *lens.Batch) (*lens.Outputs, []lens.BatchResult, error)
 }
 
+// ContextEngine is an Engine that can stop within a batch (*lens.Engine: before its next network run) once
+// the run's context is done, so that an interrupt does not wait for a long batch to end.
+type ContextEngine interface {
+	RunContext(ctx context.Context, b *lens.Batch) (*lens.Outputs, []lens.BatchResult, error)
+}
+
+// BatchLimiter is an Engine whose lenses ask for small batches (*lens.Engine: lenses that run hundreds of
+// rows per position); the pipeline's batch size is then at most MaxBatch (0: no limit).
+type BatchLimiter interface {
+	MaxBatch() int
+}
+
 // PositionChecker is an Engine that can tell, before a run, a position it cannot analyse (*lens.Engine: a
 // target undefined there, such as an illegal policy move). The pipeline sets such a position aside as a bad
 // record and runs the batch without it, instead of failing the whole run on one position.
@@ -49,6 +61,9 @@ type Input struct {
 	// SkipRecords is how many records a resumed run already has: their positions and bad records are read
 	// (to number the rest) but not reported.
 	SkipRecords int
+	// SkipItems is how many items (positions yielded by the source) of record SkipRecords the resumed run
+	// already has (a Batch's OpenItems as committed): they are skipped like the records before.
+	SkipItems int
 }
 
 // Part is one input file of several.
@@ -124,6 +139,10 @@ type Batch struct {
 	// Records is how many input records are complete once this batch is consumed: a sink that commits
 	// only at record boundaries never splits a game between a commit and a resume.
 	Records int
+	// OpenItems is how many items of record Records (open: a game longer than the batches so far) are
+	// consumed once this batch is, counting those a resume skipped and those set aside or declined; a sink
+	// that commits them passes it back as Input.SkipItems, so a resume repeats no position of the game.
+	OpenItems int
 	// Bytes is how many input bytes were read when the batch was cut.
 	Bytes int64
 }
@@ -158,8 +177,15 @@ func Run(ctx context.Context, in Input, eng Engine, sink Sink, opts Options) (su
 	if opts.BatchSize < 1 {
 		return sum, fmt.Errorf("pipeline: batch size %d: want at least 1", opts.BatchSize)
 	}
+	if l, ok := eng.(BatchLimiter); ok && l.MaxBatch() > 0 {
+		opts.BatchSize = min(opts.BatchSize, l.MaxBatch())
+	}
 	run, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
+	runBatch := eng.Run
+	if c, ok := eng.(ContextEngine); ok {
+		runBatch = func(b *lens.Batch) (*lens.Outputs, []lens.BatchResult, error) { return c.RunContext(run, b) }
+	}
 
 	var wg sync.WaitGroup
 	read := make(chan *Batch, 1)
@@ -169,7 +195,7 @@ func Run(ctx context.Context, in Input, eng Engine, sink Sink, opts Options) (su
 	go func() {
 		defer wg.Done()
 		defer close(read)
-		r := &reader{ctx: run, in: in, opts: opts, out: read, cr: &countingReader{}}
+		r := &reader{ctx: run, in: in, opts: opts, out: read, cr: &countingReader{}, openRecord: -1}
 		r.check, _ = eng.(PositionChecker)
 		readErr = r.read()
 		skipped = r.skipped
@@ -185,7 +211,7 @@ func Run(ctx context.Context, in Input, eng Engine, sink Sink, opts Options) (su
 		for b := range recv(run, read) {
 			if b.Input.Len() > 0 {
 				runs++
-				out, res, err := eng.Run(&b.Input)
+				out, res, err := runBatch(&b.Input)
 				if err != nil {
 					stop(err)
 					return
@@ -277,6 +303,9 @@ type reader struct {
 	accepted int
 	skipped  int
 	planes   []float32
+	// openRecord is the record of the last item read, openItems how many of its items were read (-1, 0:
+	// none yet).
+	openRecord, openItems int
 }
 
 func (r *reader) newBatch() *Batch {
@@ -289,6 +318,9 @@ func (r *reader) newBatch() *Batch {
 // flush hands the current batch on, complete records saying how many records it completes.
 func (r *reader) flush(complete int) error {
 	r.cur.Records, r.cur.Bytes = complete, r.cr.n
+	if r.openRecord == complete {
+		r.cur.OpenItems = r.openItems
+	}
 	select {
 	case r.out <- r.cur:
 	case <-r.ctx.Done():
@@ -314,6 +346,13 @@ func (r *reader) item(it *source.Item) error {
 		return context.Cause(r.ctx) // stop reading at once
 	}
 	if it.Record < r.in.SkipRecords {
+		return nil
+	}
+	if it.Record != r.openRecord {
+		r.openRecord, r.openItems = it.Record, 0
+	}
+	r.openItems++
+	if it.Record == r.in.SkipRecords && r.openItems <= r.in.SkipItems {
 		return nil
 	}
 	var label any

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lczerolens/lczerolens/internal/board"
 	"github.com/lczerolens/lczerolens/internal/lens"
@@ -320,4 +321,125 @@ func TestCancelStalledInput(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || sum.Positions != 8 || sink.closes != 1 {
 		t.Fatalf("Run: %v, summary %+v, %d closes", err, sum, sink.closes)
 	}
+}
+
+// slowEngine is a ContextEngine whose second batch never ends by itself (a lens with thousands of rows per
+// position): only the run's context frees it. It also asks for batches of at most maxBatch positions.
+type slowEngine struct {
+	eng      *lens.Engine
+	runs     int
+	maxBatch int
+	sizes    []int
+}
+
+func (s *slowEngine) Run(b *lens.Batch) (*lens.Outputs, []lens.BatchResult, error) {
+	panic("the pipeline must call RunContext on a ContextEngine")
+}
+
+func (s *slowEngine) RunContext(ctx context.Context, b *lens.Batch) (*lens.Outputs, []lens.BatchResult, error) {
+	s.runs++
+	s.sizes = append(s.sizes, b.Len())
+	if s.runs == 2 {
+		<-ctx.Done()
+		return nil, nil, context.Cause(ctx)
+	}
+	return s.eng.RunContext(ctx, b)
+}
+
+func (s *slowEngine) MaxBatch() int { return s.maxBatch }
+
+// TestCancelStopsWithinABatch: an interrupt during a batch that would run on stops the run at once (the
+// engine is handed the run's context), the committed batch is kept, and a lens's MaxBatch caps the batch
+// size below Options.BatchSize.
+func TestCancelStopsWithinABatch(t *testing.T) {
+	errSignal := errors.New("interrupted (test)")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	eng := &slowEngine{eng: demoEngine(t), maxBatch: 3}
+	sink := &testSink{failAt: -1, onConsume: func(seq int) {
+		if seq == 0 {
+			cancel(errSignal)
+		}
+	}}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(ctx, jsonlInput(20), eng, sink, Options{BatchSize: 16})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errSignal) {
+			t.Fatalf("Run error %v, want the cancellation's cause", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run still waits for a batch 20 s after the interrupt")
+	}
+	if len(sink.consumed) != 1 || sink.consumed[0].Len() != 3 {
+		t.Errorf("consumed %d batches (first of %d positions), want 1 of 3", len(sink.consumed), sink.consumed[0].Len())
+	}
+	for _, n := range eng.sizes {
+		if n > 3 {
+			t.Errorf("a batch of %d positions, above the engine's MaxBatch 3", n)
+		}
+	}
+}
+
+// opera is Morphy's Opera game twice: two records of 34 positions each, longer than the batches below.
+var opera = func() string {
+	g := "1. e4 e5 2. Nf3 d6 3. d4 Bg4 4. dxe5 Bxf3 5. Qxf3 dxe5 6. Bc4 Nf6 7. Qb3 Qe7 8. Nc3 c6 9. Bg5 b5 " +
+		"10. Nxb5 cxb5 11. Bxb5+ Nbd7 12. O-O-O Rd8 13. Rxd7 Rxd7 14. Rd1 Qe6 15. Bxd7+ Nxd7 16. Qb8+ Nxb8 17. Rd8# 1-0"
+	return "[Event \"a\"]\n\n" + g + "\n\n[Event \"b\"]\n\n" + g + "\n"
+}()
+
+// TestResumeInsideARecord cuts a run after every batch in turn and resumes it from that batch's Records and
+// OpenItems: what the cut run consumed followed by what the resumed run consumes must be the whole run,
+// position for position, with positions declined by Accept in between (they count as items too).
+func TestResumeInsideARecord(t *testing.T) {
+	eng := demoEngine(t)
+	accept := func(it *source.Item) (any, bool, error) { return nil, it.Ply%5 != 3, nil }
+	run := func(skipRecords, skipItems int) []*Batch {
+		sink := &testSink{failAt: -1}
+		in := Input{R: strings.NewReader(opera), Name: "opera.pgn", Type: source.PGN, SkipRecords: skipRecords, SkipItems: skipItems}
+		if _, err := Run(context.Background(), in, eng, sink, Options{BatchSize: 3, Accept: accept}); err != nil {
+			t.Fatal(err)
+		}
+		return sink.consumed
+	}
+	key := func(bs []*Batch) []string {
+		var out []string
+		for _, b := range bs {
+			for _, it := range b.Items {
+				out = append(out, fmt.Sprintf("%d/%d", it.Record, it.Ply))
+			}
+		}
+		return out
+	}
+	full := run(0, 0)
+	want := key(full)
+	if len(want) != 2*(34-7) {
+		t.Fatalf("the whole run has %d positions, want %d", len(want), 2*(34-7))
+	}
+	open := 0
+	for k, b := range full {
+		if b.OpenItems > 0 {
+			open++
+		}
+		got := append(key(full[:k+1]), key(run(b.Records, b.OpenItems))...)
+		if !slices.Equal(got, want) {
+			t.Fatalf("cut after batch %d (records %d, open items %d): %d positions, first difference at %d",
+				k, b.Records, b.OpenItems, len(got), firstDiff(got, want))
+		}
+	}
+	if open < len(full)/2 {
+		t.Fatalf("only %d of %d cuts fell inside a game: the test proves little", open, len(full))
+	}
+}
+
+func firstDiff(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }

@@ -36,6 +36,8 @@ const (
 // Because progress is recorded at record boundaries (SetRecords), a Commit
 // in the middle of a record's positions is harmless: on resume the caller
 // skips Done's records and re-adds that record's positions exactly once.
+// SetCut records a cut inside a record instead (DoneItems of the open record
+// are kept), so that a slow lens loses no analysed position of a long game.
 type Writer struct {
 	dir       string
 	format    Format
@@ -50,7 +52,7 @@ type Writer struct {
 	keysFixed bool
 
 	count, nerrors, nonfinite int // everything added so far
-	records                   int
+	records, openItems        int
 	mark                      mark // state at the last SetRecords
 	marked                    bool // mark was set by SetRecords or a resume
 	done                      mark // state committed when opened
@@ -64,6 +66,7 @@ type Writer struct {
 // JSON Lines files. The NPY lengths follow from positions.
 type mark struct {
 	positions, errors, records, nonfinite int
+	openItems                             int // input items of record records (still open) consumed
 	positionsLen, errorsLen, resultsLen   int64
 }
 
@@ -209,6 +212,7 @@ type progress struct {
 	Positions int              `json:"positions"`
 	Errors    int              `json:"errors"`
 	Records   int              `json:"records"`
+	OpenItems int              `json:"open_items,omitempty"`
 	Nonfinite int              `json:"nonfinite"`
 	Keys      []keyInfo        `json:"keys"`
 	Files     map[string]int64 `json:"files"`
@@ -231,7 +235,7 @@ func (w *Writer) resume(entries []os.DirEntry) (_ *Writer, err error) {
 	if err := w.compatible(&p); err != nil {
 		return nil, err
 	}
-	if p.Positions < 0 || p.Errors < 0 || p.Records < 0 || p.Nonfinite < 0 {
+	if p.Positions < 0 || p.Errors < 0 || p.Records < 0 || p.Nonfinite < 0 || p.OpenItems < 0 {
 		return nil, fmt.Errorf("store: resume %s: negative count in %s", w.dir, ProgressFile)
 	}
 	defer func() {
@@ -266,7 +270,7 @@ func (w *Writer) resume(entries []os.DirEntry) (_ *Writer, err error) {
 		}
 		return n, nil
 	}
-	m := mark{positions: p.Positions, errors: p.Errors, records: p.Records, nonfinite: p.Nonfinite}
+	m := mark{positions: p.Positions, errors: p.Errors, records: p.Records, nonfinite: p.Nonfinite, openItems: p.OpenItems}
 	if m.positionsLen, err = length(PositionsFile); err != nil {
 		return nil, err
 	}
@@ -301,7 +305,7 @@ func (w *Writer) resume(entries []os.DirEntry) (_ *Writer, err error) {
 			}
 		}
 	}
-	w.count, w.nerrors, w.nonfinite, w.records = m.positions, m.errors, m.nonfinite, m.records
+	w.count, w.nerrors, w.nonfinite, w.records, w.openItems = m.positions, m.errors, m.nonfinite, m.records, m.openItems
 	w.mark, w.done, w.marked = m, m, true
 	w.wrapStreams()
 	// Rewrites a manifest that a crash may have left one commit behind.
@@ -396,6 +400,12 @@ func (w *Writer) SetExtra(name string, value any) error {
 // resuming caller skips that many input records.
 func (w *Writer) Done() (positions int, errors int, records int) {
 	return w.done.positions, w.done.errors, w.done.records
+}
+
+// DoneItems is how many input items of record Done's records (the one still open at the last commit,
+// after a SetCut) were consumed: a resuming caller skips them too.
+func (w *Writer) DoneItems() int {
+	return w.done.openItems
 }
 
 func (w *Writer) usable() error {
@@ -552,13 +562,22 @@ func (w *Writer) SetRecords(n int) {
 	if w.marked && n == w.records {
 		return
 	}
-	w.records = n
+	w.records, w.openItems = n, 0
+	w.mark = w.current()
+	w.marked = true
+}
+
+// SetCut declares that the first n input records are fully consumed and, of record n, the first items
+// input items (the positions its source yielded, analysed, set aside or declined): everything added so far
+// belongs to them. The next Commit records this point; a resume skips n records, then items items.
+func (w *Writer) SetCut(n, items int) {
+	w.records, w.openItems = n, items
 	w.mark = w.current()
 	w.marked = true
 }
 
 func (w *Writer) current() mark {
-	m := mark{positions: w.count, errors: w.nerrors, records: w.records, nonfinite: w.nonfinite}
+	m := mark{positions: w.count, errors: w.nerrors, records: w.records, nonfinite: w.nonfinite, openItems: w.openItems}
 	if w.positions != nil {
 		m.positionsLen = w.positions.n
 	}
@@ -599,7 +618,7 @@ func (w *Writer) commit(m mark, complete bool) error {
 	p := progress{
 		Version: progressVersion, Storage: w.format, ModelSHA: w.m.Model.SHA256,
 		LensName: w.m.Lens.Name, LensOpts: w.lensOpts,
-		Positions: m.positions, Errors: m.errors, Records: m.records, Nonfinite: m.nonfinite,
+		Positions: m.positions, Errors: m.errors, Records: m.records, OpenItems: m.openItems, Nonfinite: m.nonfinite,
 		Keys:  w.keys,
 		Files: map[string]int64{PositionsFile: m.positionsLen, ErrorsFile: m.errorsLen},
 	}
