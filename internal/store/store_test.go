@@ -514,3 +514,55 @@ func TestSetRecordsRepeatedKeepsMark(t *testing.T) {
 		t.Fatalf("after resume Done() = %d positions, %d errors, %d records; want 0, 0, 0", p, e, r)
 	}
 }
+
+// TestSetCutInsideARecord: a cut inside a record keeps the positions added before it across a crash and
+// tells the resume how many items of the open record to skip; finishing from there gives the same files as
+// a run that never stopped. A later SetRecords clears the open count.
+func TestSetCutInsideARecord(t *testing.T) {
+	for _, format := range []Format{FormatNPY, FormatJSON} {
+		t.Run(string(format), func(t *testing.T) {
+			dir := t.TempDir()
+			w, err := Open(dir, testOptions(format))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := feed(w, 0, 5, 1000); err != nil {
+				t.Fatal(err)
+			}
+			p := positionsBefore(5) // record 5 has 3 positions: add 2, cut, crash
+			for j := range 2 {
+				if err := w.Add(meta(5, j), results(p+j)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w.SetCut(5, 2)
+			if err := w.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			simulateCrash(t, w)
+			opts := testOptions(format)
+			opts.Resume = true
+			w2, err := Open(dir, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pos, e, r := w2.Done(); pos != p+2 || e != errorsBefore(5) || r != 5 || w2.DoneItems() != 2 {
+				t.Fatalf("after resume Done() = %d, %d, %d and DoneItems %d; want %d, %d, 5 and 2", pos, e, r, w2.DoneItems(), p+2, errorsBefore(5))
+			}
+			if err := w2.Add(meta(5, 2), results(p+2)); err != nil {
+				t.Fatal(err)
+			}
+			w2.SetRecords(6)
+			if w2.current().openItems != 0 {
+				t.Fatal("SetRecords kept the open record's item count")
+			}
+			if err := feed(w2, 6, 20, 1000); err != nil {
+				t.Fatal(err)
+			}
+			if err := w2.Close(); err != nil {
+				t.Fatal(err)
+			}
+			checkOutput(t, dir, format, 20, true)
+		})
+	}
+}
