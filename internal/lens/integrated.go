@@ -212,11 +212,8 @@ type integrator struct {
 func (ig *integrator) produce(b *Batch, out *Outputs) ([]BatchResult, error) {
 	const per = board.NumPlanes * 64
 	bn := b.Len()
-	res := make([]float32, bn*per)
-	heat := make([]float32, bn*64)
-	gap := make([]float32, bn)
-	delta := make([]float32, bn)
-	used := make([]float32, bn)
+	o := newIGOut(bn)
+	res, heat, gap, delta, used := o.ig, o.heat, o.gap, o.delta, o.steps
 	// Rows of one position: its nodes, then the baseline (a=0) and the input (a=1) for f's values.
 	rowsPer := len(ig.nodes) + 2
 	chunk := max(1, igRows/rowsPer)
@@ -293,16 +290,26 @@ func (ig *integrator) produce(b *Batch, out *Outputs) ([]BatchResult, error) {
 			Heatmap(heat[i*64:(i+1)*64], dst, x, b.Positions[i].SideToMove() == board.Black, b.Transform(i), "grad", ig.planes, ig.normalize)
 		}
 	}
-	return igResults(res, heat, gap, delta, used), nil
+	return o.results(), nil
 }
 
-func igResults(ig, heat, gap, delta, steps []float32) []BatchResult {
+// igOut is a batch's results, filled in position by position.
+type igOut struct {
+	ig, heat, gap, delta, steps []float32
+}
+
+func newIGOut(bn int) *igOut {
+	return &igOut{ig: make([]float32, bn*board.NumPlanes*64), heat: make([]float32, bn*64),
+		gap: make([]float32, bn), delta: make([]float32, bn), steps: make([]float32, bn)}
+}
+
+func (o *igOut) results() []BatchResult {
 	return []BatchResult{
-		{Key: "ig", Shape: []int{board.NumPlanes, 8, 8}, Data: ig},
-		{Key: "heatmap", Shape: []int{8, 8}, Data: heat},
-		{Key: "ig_gap", Shape: []int{}, Data: gap},
-		{Key: "target_delta", Shape: []int{}, Data: delta},
-		{Key: "ig_steps", Shape: []int{}, Data: steps},
+		{Key: "ig", Shape: []int{board.NumPlanes, 8, 8}, Data: o.ig},
+		{Key: "heatmap", Shape: []int{8, 8}, Data: o.heat},
+		{Key: "ig_gap", Shape: []int{}, Data: o.gap},
+		{Key: "target_delta", Shape: []int{}, Data: o.delta},
+		{Key: "ig_steps", Shape: []int{}, Data: o.steps},
 	}
 }
 

@@ -46,11 +46,7 @@ const igHeldBytes = 512 << 20
 func (ig *integrator) produceAdaptive(b *Batch, out *Outputs) ([]BatchResult, error) {
 	const per = board.NumPlanes * 64
 	bn := b.Len()
-	res := make([]float32, bn*per)
-	heat := make([]float32, bn*64)
-	gap := make([]float32, bn)
-	delta := make([]float32, bn)
-	used := make([]float32, bn)
+	o := newIGOut(bn)
 	group := max(1, igHeldBytes/((ig.maxSteps+1)*per*4))
 	for lo := 0; lo < bn; lo += group {
 		hi := min(bn, lo+group)
@@ -77,7 +73,7 @@ func (ig *integrator) produceAdaptive(b *Batch, out *Outputs) ([]BatchResult, er
 		}
 		for _, p := range paths {
 			i, n := p.i, len(p.nodes)
-			dst := res[i*per : (i+1)*per]
+			dst := o.ig[i*per : (i+1)*per]
 			// Trapezoid weights on uneven nodes: half of each node's two neighbouring intervals.
 			w := make([]float64, n)
 			for k := range n {
@@ -97,11 +93,11 @@ func (ig *integrator) produceAdaptive(b *Batch, out *Outputs) ([]BatchResult, er
 				sum += dx * acc
 			}
 			df := p.nodes[n-1].val - p.nodes[0].val
-			delta[i], gap[i], used[i] = float32(df), float32(sum-df), float32(n-1)
-			Heatmap(heat[i*64:(i+1)*64], dst, p.x, b.Positions[i].SideToMove() == board.Black, b.Transform(i), "grad", ig.planes, ig.normalize)
+			o.delta[i], o.gap[i], o.steps[i] = float32(df), float32(sum-df), float32(n-1)
+			Heatmap(o.heat[i*64:(i+1)*64], dst, p.x, b.Positions[i].SideToMove() == board.Black, b.Transform(i), "grad", ig.planes, ig.normalize)
 		}
 	}
-	return igResults(res, heat, gap, delta, used), nil
+	return o.results(), nil
 }
 
 // evaluate runs the target and its input gradient at the points and adds them to their paths as nodes.

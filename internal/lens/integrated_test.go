@@ -181,27 +181,8 @@ func TestIGCompleteness(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			const per = board.NumPlanes * 64
-			all := refBatch(t, testutil.Shared(t, c.ref))
-			b := &Batch{}
-			for i := 0; i < all.Len(); i += igStride {
-				b.Positions = append(b.Positions, all.Positions[i])
-				b.Planes = append(b.Planes, all.Planes[i*per:(i+1)*per]...)
-			}
+			b, hx, h0 := igReference(t, r, n, c.ref, igStride, c.baseline)
 			res := runLens(t, r, n, b, IntegratedGradients, map[string]string{"steps": "64", "quadrature": "gauss-legendre", "baseline": c.baseline})
-			x0 := make([]float32, b.Len()*per)
-			bl, _ := parseBaseline(c.baseline)
-			for i := 0; i < b.Len(); i++ {
-				bl.fill(x0[i*per:(i+1)*per], b.Planes[i*per:(i+1)*per], b)
-			}
-			hx, err := n.Forward(r, b.Planes, b.Len())
-			if err != nil {
-				t.Fatal(err)
-			}
-			h0, err := n.Forward(r, x0, b.Len())
-			if err != nil {
-				t.Fatal(err)
-			}
 			var worstAbs, sumRel float64
 			within := 0
 			for i := 0; i < b.Len(); i++ {
@@ -232,6 +213,34 @@ func TestIGCompleteness(t *testing.T) {
 	}
 }
 
+// igReference returns every stride-th position of a reference dump (path under ../shared) and the
+// network's outputs at them and at their baselines, from forward runs separate from the lens.
+func igReference(t *testing.T, r *model.SessionCache, n *model.Network, path string, stride int, baseline string) (b *Batch, hx, h0 *model.HeadOutputs) {
+	t.Helper()
+	const per = board.NumPlanes * 64
+	all := refBatch(t, testutil.Shared(t, path))
+	b = &Batch{}
+	for i := 0; i < all.Len(); i += stride {
+		b.Positions = append(b.Positions, all.Positions[i])
+		b.Planes = append(b.Planes, all.Planes[i*per:(i+1)*per]...)
+	}
+	x0 := make([]float32, b.Len()*per)
+	bl, err := parseBaseline(baseline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < b.Len(); i++ {
+		bl.fill(x0[i*per:(i+1)*per], b.Planes[i*per:(i+1)*per], b)
+	}
+	if hx, err = n.Forward(r, b.Planes, b.Len()); err != nil {
+		t.Fatal(err)
+	}
+	if h0, err = n.Forward(r, x0, b.Len()); err != nil {
+		t.Fatal(err)
+	}
+	return b, hx, h0
+}
+
 // igStride subsamples the reference positions of TestIGCompleteness to keep it short.
 var igStride = 3
 
@@ -242,22 +251,12 @@ var igStride = 3
 func TestIGAdaptiveDemoClosedForm(t *testing.T) {
 	r := runtimeFor(t)
 	n := model.Demo()
-	b := &Batch{}
-	for _, fen := range []string{
+	b := gamesBatch(t,
 		"4k3/8/8/8/8/8/8/Q3K3 w - - 0 1",                        // up a queen
 		"r3k3/8/8/8/8/8/8/4K3 w - - 0 1",                        // down a rook
 		"4k3/8/8/8/8/8/PPPP4/RNB1K3 b - - 0 1",                  // black to move, down 15
 		"rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBN1 w - - 0 1", // down a rook at the start
-	} {
-		g, err := board.ParseGame(fen, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		planes := make([]float32, board.NumPlanes*64)
-		g.Encode(board.FillFENOnly, planes)
-		b.Planes = append(b.Planes, planes...)
-		b.Positions = append(b.Positions, g.Current())
-	}
+	)
 	const per = board.NumPlanes * 64
 	_, _, zero := demoF(make([]float32, per))
 	fixed := runLens(t, r, n, b, IntegratedGradients, map[string]string{"steps": "2", "quadrature": "trapezoid"})
@@ -370,28 +369,10 @@ func TestIGAdaptiveCompleteness(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			all := refBatch(t, testutil.Shared(t, c.ref))
-			b := &Batch{}
-			for i := 0; i < all.Len(); i += igAdaptiveStride {
-				b.Positions = append(b.Positions, all.Positions[i])
-				b.Planes = append(b.Planes, all.Planes[i*per:(i+1)*per]...)
-			}
+			b, hx, h0 := igReference(t, r, n, c.ref, igAdaptiveStride, c.baseline)
 			res := runLens(t, r, n, b, IntegratedGradients, map[string]string{"baseline": c.baseline, // adaptive, from 64 intervals
 				"max-gap": fmt.Sprint(maxGap), "max-steps": fmt.Sprint(maxSteps)})
 			ref := runLens(t, r, n, b, IntegratedGradients, map[string]string{"steps": "512", "quadrature": "gauss-legendre", "baseline": c.baseline})
-			x0 := make([]float32, b.Len()*per)
-			bl, _ := parseBaseline(c.baseline)
-			for i := 0; i < b.Len(); i++ {
-				bl.fill(x0[i*per:(i+1)*per], b.Planes[i*per:(i+1)*per], b)
-			}
-			hx, err := n.Forward(r, b.Planes, b.Len())
-			if err != nil {
-				t.Fatal(err)
-			}
-			h0, err := n.Forward(r, x0, b.Len())
-			if err != nil {
-				t.Fatal(err)
-			}
 			var steps []float64
 			for i := 0; i < b.Len(); i++ {
 				delta := float64(hx.ForceValue(i)) - float64(h0.ForceValue(i))
@@ -493,12 +474,7 @@ func (c *countdownCtx) Err() error {
 // the third run must end the batch with the interrupt's cause instead of running the remaining rounds.
 func TestIGAdaptiveStopsWithinABatch(t *testing.T) {
 	r := runtimeFor(t)
-	g, err := board.ParseGame("4k3/8/8/8/8/8/8/Q3K3 w - - 0 1", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &Batch{Positions: []*board.Position{g.Current()}, Planes: make([]float32, board.NumPlanes*64)}
-	g.Encode(board.FillFENOnly, b.Planes)
+	b := gamesBatch(t, "4k3/8/8/8/8/8/8/Q3K3 w - - 0 1")
 	v, err := IntegratedGradients.Resolve(map[string]string{"steps": "2", "max-gap": "1e-6"})
 	if err != nil {
 		t.Fatal(err)

@@ -262,12 +262,35 @@ func conv3x3Relu(x, w, bias []float32, dims []int64) []float32 {
 // refBatch encodes the reference positions with our encoder (checked bit for bit against lc0 in board).
 func refBatch(t testing.TB, path string) *Batch {
 	t.Helper()
-	b := &Batch{}
+	var games []*board.Game
 	for _, rec := range testutil.ReadRefdump(t, path) {
 		g, err := board.ParseGame(rec.FENStart, strings.Join(rec.MovesFromFEN, " "))
 		if err != nil {
 			t.Fatal(err)
 		}
+		games = append(games, g)
+	}
+	return encodeGames(games)
+}
+
+// gamesBatch encodes positions given as FENs (fen-only history).
+func gamesBatch(t testing.TB, fens ...string) *Batch {
+	t.Helper()
+	var games []*board.Game
+	for _, fen := range fens {
+		g, err := board.ParseGame(fen, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		games = append(games, g)
+	}
+	return encodeGames(games)
+}
+
+// encodeGames encodes each game's current position, fen-only history, into one batch.
+func encodeGames(games []*board.Game) *Batch {
+	b := &Batch{}
+	for _, g := range games {
 		planes := make([]float32, board.NumPlanes*64)
 		g.Encode(board.FillFENOnly, planes)
 		b.Planes = append(b.Planes, planes...)
