@@ -495,3 +495,33 @@ func TestIGAdaptiveStopsWithinABatch(t *testing.T) {
 		t.Fatalf("an interrupt within the batch gave %v, want its cause", err)
 	}
 }
+
+// TestIGAdaptivePolicyTarget: the demo net's policy logits are linear in the planes, so along any path the
+// trapezoid is exact: the adaptive rule must stop at its first intervals, with target_delta the closed-form
+// change of the input's best move's logit (read at that move all along the path) and a gap of float noise.
+func TestIGAdaptivePolicyTarget(t *testing.T) {
+	r := runtimeFor(t)
+	b := gamesBatch(t, "4k3/8/8/3q4/8/8/8/Q3K3 w - - 0 1", "r3k3/8/8/8/8/2N5/8/4K3 b - - 0 1")
+	res := runLens(t, r, model.Demo(), b, IntegratedGradients, map[string]string{"steps": "4", "target": "policy:best"})
+	const per = board.NumPlanes * 64
+	zero := demonet.PolicyLogits(make([]float32, per))
+	for i := 0; i < b.Len(); i++ {
+		x := b.Planes[i*per : (i+1)*per]
+		logits := demonet.PolicyLogits(x)
+		f32 := make([]float32, len(logits))
+		for j, v := range logits {
+			f32[j] = float32(v)
+		}
+		best := bestLegal(b.Positions[i], f32)
+		want := logits[best] - zero[best]
+		if got := float64(res["target_delta"].Data[i]); math.Abs(got-want) > 1e-4 {
+			t.Errorf("position %d: target_delta %g, closed form %g (move %d)", i, got, want, best)
+		}
+		if s := res["ig_steps"].Data[i]; s != 4 {
+			t.Errorf("position %d: %g intervals on a linear path, want the 4 it starts from", i, s)
+		}
+		if g := res["ig_gap"].Data[i]; math.Abs(float64(g)) > 1e-4 {
+			t.Errorf("position %d: ig_gap %g on a linear path", i, g)
+		}
+	}
+}
