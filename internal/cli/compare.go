@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,7 @@ type CompareOptions struct {
 	Output      string
 	Top         int // largest disagreements kept in the summary
 	Force       bool
+	Resume      bool
 	Quiet       bool
 	// Interrupt, when set, replaces SIGINT/SIGTERM handling (tests).
 	Interrupt context.Context
@@ -53,9 +55,13 @@ p_top_a and p_top_b, jsd (Jensen-Shannon divergence of the two distributions ove
 in bits: 0 equal, 1 disjoint), a and b ({"value","wdl"}: each net's value from the side to move and
 W/D/L), legal (legal-move count). OUTDIR/summary.json and stdout hold the summary: agreement rate,
 mean JSD, the correlation of the values, and the --top positions of largest JSD (FEN and both top
-moves). Both networks must take the same input format.`,
+moves). Both networks must take the same input format.
+
+compare.jsonl is committed after every batch (compare.state.json says how far): --resume finishes an
+interrupted run, and the summary is computed from compare.jsonl at the end.`,
 		Example: `  lczerolens compare --model maia-1100.onnx --model maia-1900.onnx games.pgn -o cmp/
-  lczerolens compare --model a.pb.gz --model b.pb.gz lichess_db_puzzle.csv.zst -o cmp/ --top 50`,
+  lczerolens compare --model a.pb.gz --model b.pb.gz lichess_db_puzzle.csv.zst -o cmp/ --top 50
+  lczerolens compare --model a.pb.gz --model b.pb.gz lichess_db_puzzle.csv.zst -o cmp/ --resume  # after a stop`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Inputs = args
@@ -75,12 +81,28 @@ moves). Both networks must take the same input format.`,
 	fl.StringVar(&opts.Plies, "plies", "all", "positions of each game: all, first:N, last, every:N")
 	fl.StringVar(&opts.InputFormat, "input-format", "", inputFormatHelp)
 	fl.BoolVar(&opts.Force, "force", false, "overwrite the outputs of an earlier run in OUTDIR")
+	fl.BoolVar(&opts.Resume, "resume", false, "continue an interrupted run in OUTDIR")
 	fl.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress output")
 	_ = cmd.MarkFlagRequired("output")
+	mutuallyExclusive(cmd, "resume", "force")
 	return cmd
 }
 
-const compareFile = "compare.jsonl"
+const (
+	compareFile      = "compare.jsonl"
+	compareStateFile = "compare.state.json"
+)
+
+// compareState is OUTDIR/compare.state.json, rewritten after every commit: what a resume may keep.
+type compareState struct {
+	Inputs    []string `json:"inputs"`
+	Models    []string `json:"models"`
+	Plies     string   `json:"plies"`
+	Records   int      `json:"records"`    // input records complete in compare.jsonl
+	OpenItems int      `json:"open_items"` // positions of the next record consumed (a game cut by a commit)
+	Positions int      `json:"positions"`  // lines of compare.jsonl at that point
+	Bytes     int64    `json:"bytes"`      // its length at that point
+}
 
 func runCompare(opts *CompareOptions) error {
 	f := opts.Factory
@@ -104,10 +126,28 @@ func runCompare(opts *CompareOptions) error {
 		return storeError(err)
 	}
 	defer lock.Release()
-	for _, n := range []string{compareFile, summaryFile} {
-		p := filepath.Join(opts.Output, n)
-		if _, err := os.Lstat(p); err == nil && !opts.Force {
-			return usageErrorf("compare: %s exists: pass --force to overwrite", p)
+	state := compareState{Inputs: inputs.names, Models: opts.Models, Plies: plies.String()}
+	statePath := filepath.Join(opts.Output, compareStateFile)
+	if opts.Resume {
+		var old compareState
+		raw, err := os.ReadFile(statePath)
+		if err != nil {
+			return pathError(fmt.Errorf("compare: --resume: %w (no run to resume in %s)", err, opts.Output))
+		}
+		if err := json.Unmarshal(raw, &old); err != nil {
+			return fmt.Errorf("compare: --resume: read %s: %w", statePath, err)
+		}
+		if !slices.Equal(old.Inputs, state.Inputs) || !slices.Equal(old.Models, state.Models) || old.Plies != state.Plies {
+			return usageErrorf("compare: --resume: %s was made from %v with %v and --plies %s: give the same inputs, models and plies",
+				opts.Output, old.Inputs, old.Models, old.Plies)
+		}
+		state = old
+	} else {
+		for _, n := range []string{compareFile, summaryFile, compareStateFile} {
+			p := filepath.Join(opts.Output, n)
+			if _, err := os.Lstat(p); err == nil && !opts.Force {
+				return usageErrorf("compare: %s exists: pass --force to overwrite, or --resume to finish that run", p)
+			}
 		}
 	}
 	sa, err := f.SessionFor(opts.Models[0], opts.InputFormat)
@@ -129,30 +169,40 @@ func runCompare(opts *CompareOptions) error {
 	ctx, stop := commandContext(opts.Interrupt)
 	defer stop()
 	pair := &compare.Pair{A: pipeline.Forward{Net: sa.net, RT: sa.rt}, B: pipeline.Forward{Net: sb.net, RT: sb.rt}}
-	sum := &compare.Summary{Keep: opts.Top}
-	var positions int
 	path := filepath.Join(opts.Output, compareFile)
-	start := time.Now()
-	err = atomicfile.Write(path, true, func(w io.Writer) error {
-		bw := bufio.NewWriter(w)
-		sink := &compareSink{pair: pair, sum: sum, w: bw}
-		s, err := runForward(ctx, f, opts.Quiet, "compare", inputs.size,
-			pipeline.Input{Parts: inputs.parts, Name: inputs.name(), Type: inputs.typ, Select: source.Options{Plies: plies}},
-			pair, sink, sa.enc, nil)
-		positions = s.Positions
-		if err != nil {
-			if interrupted(ctx, err) {
-				return &interruptedError{cmd: "compare", positions: s.Positions, hint: "nothing written; rerun", cause: err}
-			}
-			return err
-		}
-		if s.Positions == 0 {
-			return usageErrorf("compare: no usable position in %s (%d bad records)", inputs.name(), s.Bad)
-		}
-		return bw.Flush()
-	})
+	out, err := openAt("compare", path, state.Bytes)
 	if err != nil {
 		return err
+	}
+	defer out.Close()
+	start := time.Now()
+	sink := &compareSink{pair: pair, w: bufio.NewWriter(out), commit: func(b *pipeline.Batch) error {
+		pos, err := out.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return err
+		}
+		state.Records, state.OpenItems, state.Bytes = b.Records, b.OpenItems, pos
+		state.Positions += b.Len()
+		raw, _ := json.Marshal(state)
+		return atomicfile.WriteFile(statePath, append(raw, '\n'), true)
+	}, file: out}
+	s, err := runForward(ctx, f, opts.Quiet, "compare", inputs.size,
+		pipeline.Input{Parts: inputs.parts, Name: inputs.name(), Type: inputs.typ, Select: source.Options{Plies: plies},
+			SkipRecords: state.Records, SkipItems: state.OpenItems},
+		pair, sink, sa.enc, nil)
+	if err != nil {
+		if interrupted(ctx, err) {
+			return &interruptedError{cmd: "compare", positions: state.Positions, hint: "rerun with --resume", cause: err}
+		}
+		return err
+	}
+	// The summary is the file's, so that a resumed run reports what one run would have.
+	sum := &compare.Summary{Keep: opts.Top}
+	if err := readCompare(path, sum.Add); err != nil {
+		return err
+	}
+	if sum.Positions == 0 {
+		return usageErrorf("compare: no usable position in %s (%d bad records)", inputs.name(), s.Bad)
 	}
 	sum.Finish()
 	doc := map[string]any{"model_a": sa.net.Path, "model_b": sb.net.Path, "inputs": inputs.names, "summary": sum}
@@ -165,7 +215,7 @@ func runCompare(opts *CompareOptions) error {
 	}
 	if !opts.Quiet {
 		el := time.Since(start).Seconds()
-		fmt.Fprintf(f.IO.ErrOut, "compare: %d positions, %.1f s (%.0f positions/s through both nets) -> %s\n", positions, el, float64(positions)/max(el, 1e-9), opts.Output)
+		fmt.Fprintf(f.IO.ErrOut, "compare: %d positions, %.1f s (%.0f positions/s through both nets) -> %s\n", sum.Positions, el, float64(s.Positions)/max(el, 1e-9), opts.Output)
 	}
 	if _, err := io.WriteString(f.IO.Out, compareText(sa.net.Path, sb.net.Path, sum)); err != nil {
 		return fmt.Errorf("compare: write: %w", err)
@@ -190,16 +240,17 @@ func compareText(a, b string, s *compare.Summary) string {
 	return sb.String()
 }
 
-// compareSink writes one record per position and feeds the summary.
+// compareSink writes one record per position and commits after every batch.
 type compareSink struct {
-	pair *compare.Pair
-	sum  *compare.Summary
-	w    *bufio.Writer
+	pair   *compare.Pair
+	w      *bufio.Writer
+	file   *os.File
+	commit func(b *pipeline.Batch) error // after the batch's lines are durable
 }
 
 func (s *compareSink) Consume(_ context.Context, b *pipeline.Batch) error {
 	if b.Len() == 0 {
-		return nil
+		return s.commit(b) // a batch of bad records only still moves the cut on
 	}
 	hb := s.pair.Other(&b.Input)
 	if hb == nil {
@@ -216,7 +267,6 @@ func (s *compareSink) Consume(_ context.Context, b *pipeline.Batch) error {
 		}
 		r := compare.Compare(moves, f64(pa.P), f64(pb.P), value(b.Outputs.Heads, i), value(hb, i))
 		r.Source, r.Record, r.Ply, r.FEN = it.Source, it.Record, it.Ply, it.Pos.FEN()
-		s.sum.Add(r)
 		raw, err := json.Marshal(r)
 		if err != nil {
 			return err
@@ -224,6 +274,34 @@ func (s *compareSink) Consume(_ context.Context, b *pipeline.Batch) error {
 		if _, err := s.w.Write(append(raw, '\n')); err != nil {
 			return err
 		}
+	}
+	if err := s.w.Flush(); err != nil {
+		return err
+	}
+	if err := s.file.Sync(); err != nil {
+		return err
+	}
+	return s.commit(b)
+}
+
+// readCompare calls add with every record of a compare.jsonl.
+func readCompare(path string, add func(compare.Record)) error {
+	fl, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("compare: %w", err)
+	}
+	defer fl.Close()
+	sc := bufio.NewScanner(fl)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		var r compare.Record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return fmt.Errorf("compare: %s line %d: %w", path, line, err)
+		}
+		add(r)
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("compare: read %s: %w", path, err)
 	}
 	return nil
 }

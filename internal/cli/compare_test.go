@@ -107,3 +107,52 @@ func TestCompareSelfAndPredict(t *testing.T) {
 		t.Errorf("the demo net and maia agree everywhere: the test would not see a swapped A and B")
 	}
 }
+
+// TestCompareResumeInsideAGame: a run cut after its tenth position (inside the first game; the state says
+// so and compare.jsonl holds a torn line after that commit) finishes with --resume into the lines and
+// summary of an uninterrupted run; without --resume the earlier run is not overwritten.
+func TestCompareResumeInsideAGame(t *testing.T) {
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
+	dir := t.TempDir()
+	pgn := filepath.Join(dir, "opera.pgn")
+	if err := os.WriteFile(pgn, []byte("[Event \"a\"]\n\n"+operaGame+"\n\n[Event \"b\"]\n\n"+operaGame+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"compare", "--model", "", "--model", "", pgn, "-q", "--batch-size", "4"}
+	full := filepath.Join(dir, "full")
+	if code, _, stderr := runCLI(t, env, append(base, "-o", full)...); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	want := readLines(t, filepath.Join(full, "compare.jsonl"))
+	if len(want) != 68 {
+		t.Fatalf("%d lines, want 68", len(want))
+	}
+	var state map[string]any
+	raw, err := os.ReadFile(filepath.Join(full, "compare.state.json"))
+	if err != nil || json.Unmarshal(raw, &state) != nil {
+		t.Fatalf("state: %v %s", err, raw)
+	}
+	cut := filepath.Join(dir, "cut")
+	if err := os.MkdirAll(cut, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	kept := strings.Join(want[:10], "\n") + "\n"
+	state["records"], state["open_items"], state["positions"], state["bytes"] = 0, 10, 10, len(kept)
+	raw, _ = json.Marshal(state)
+	os.WriteFile(filepath.Join(cut, "compare.state.json"), raw, 0o644)
+	os.WriteFile(filepath.Join(cut, "compare.jsonl"), []byte(kept+`{"source":"op`), 0o644)
+	if code, _, stderr := runCLI(t, env, append(base, "-o", cut)...); code != ExitUsage || !strings.Contains(stderr, "--resume") {
+		t.Errorf("rerun without --resume: exit %d %q, want 2 naming --resume", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, env, append(base, "-o", cut, "--resume")...); code != 0 {
+		t.Fatalf("--resume: exit %d: %s", code, stderr)
+	}
+	if got := readLines(t, filepath.Join(cut, "compare.jsonl")); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("resumed compare.jsonl has %d lines and differs from the uninterrupted run's %d", len(got), len(want))
+	}
+	a, _ := os.ReadFile(filepath.Join(full, "summary.json"))
+	b, _ := os.ReadFile(filepath.Join(cut, "summary.json"))
+	if string(a) != string(b) {
+		t.Errorf("summary after resume\n%s\nwant\n%s", b, a)
+	}
+}

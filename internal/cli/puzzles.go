@@ -181,12 +181,12 @@ func runPuzzleGrades(ctx context.Context, opts *PuzzlesOptions, inputs *inputFil
 	} else if err := checkPuzzleDir(dir, opts.Force, puzzlesFile, stateFile, summaryFile, errorsFile); err != nil {
 		return err
 	}
-	out, err := openAt(filepath.Join(dir, puzzlesFile), state.Bytes)
+	out, err := openAt("puzzles", filepath.Join(dir, puzzlesFile), state.Bytes)
 	if err != nil {
 		return err
 	}
 	defer out.Close()
-	errs, err := openAt(filepath.Join(dir, errorsFile), state.Errors)
+	errs, err := openAt("puzzles", filepath.Join(dir, errorsFile), state.Errors)
 	if err != nil {
 		return err
 	}
@@ -319,19 +319,19 @@ func checkPuzzleDir(dir string, force bool, names ...string) error {
 }
 
 // openAt opens path for appending after its first n bytes (a resume drops what was written after the last
-// commit); n 0 starts it empty.
-func openAt(path string, n int64) (*os.File, error) {
+// commit); n 0 starts it empty. cmd prefixes errors.
+func openAt(cmd, path string, n int64) (*os.File, error) {
 	fl, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("puzzles: %w", err)
+		return nil, fmt.Errorf("%s: %w", cmd, err)
 	}
 	if err := fl.Truncate(n); err != nil {
 		fl.Close()
-		return nil, fmt.Errorf("puzzles: %w", err)
+		return nil, fmt.Errorf("%s: %w", cmd, err)
 	}
 	if _, err := fl.Seek(n, io.SeekStart); err != nil {
 		fl.Close()
-		return nil, fmt.Errorf("puzzles: %w", err)
+		return nil, fmt.Errorf("%s: %w", cmd, err)
 	}
 	return fl, nil
 }
