@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -69,7 +70,7 @@ above --correct-p) and that are forcing (sparring p of the opponent's first repl
 --forcing-p); the kept rows go unchanged to OUTDIR/filtered.csv, a puzzle CSV usable as input
 everywhere.
 
-Grading commits after every batch: --resume finishes an interrupted run.`,
+Grading and --filter commit after every batch: --resume finishes an interrupted run.`,
 		Example: `  lczerolens puzzles lichess_db_puzzle.csv.zst --model maia-1100.onnx --model maia-1900.onnx -o lb/
   lczerolens puzzles puzzles.csv --model big.pb.gz --sparring small.onnx --filter -o sel/
   lczerolens batch sel/filtered.csv --lens activation -o acts/   # the selection is an input
@@ -506,73 +507,220 @@ func wdlAt(b *pipeline.Batch, i int) []float64 {
 	return []float64{float64(h.WDL[3*i]), float64(h.WDL[3*i+1]), float64(h.WDL[3*i+2])}
 }
 
+// filterState is OUTDIR/filter.state.json, rewritten after every commit of --filter: what a resume may keep.
+type filterState struct {
+	Inputs  []string             `json:"inputs"`
+	Models  []string             `json:"models"` // big, sparring
+	Select  puzzle.FilterOptions `json:"select"`
+	Pass    int                  `json:"pass"`    // 0: the sparring net, 1: the big net
+	Records int                  `json:"records"` // input records of the pass complete
+	Read    int                  `json:"read"`    // eligible puzzles the sparring net graded
+	Hard    int64                `json:"hard"`    // length of filter.hard: the records it keeps, one a line
+	Kept    int                  `json:"kept"`    // rows the big net keeps
+	Bytes   int64                `json:"bytes"`   // length of filtered.csv.part
+}
+
+const (
+	filterStateFile = "filter.state.json"
+	filterHardFile  = "filter.hard"
+)
+
+// commitFault, when set (tests), is asked at every commit of a resumable command and can fail it, as a
+// kill would stop the run: what was committed before must be all a resume needs.
+var commitFault func(cmd string, commit int) error
+
 // runPuzzleFilter runs the sparring net on the eligible puzzles, then the big net on those it finds hard and
-// forcing, and writes the puzzles the big net gets right to OUTDIR/filtered.csv, unchanged.
+// forcing, and writes the puzzles the big net gets right to OUTDIR/filtered.csv, unchanged. Both passes
+// commit after every batch (filter.state.json; the hard records in filter.hard, the kept rows in
+// filtered.csv.part, renamed to filtered.csv at the end), so --resume finishes a stopped run.
 func runPuzzleFilter(ctx context.Context, opts *PuzzlesOptions, inputs *inputFiles, big string) error {
 	f := opts.Factory
 	sel := opts.Select
-	path := filepath.Join(opts.Output, filterFile)
-	if err := checkOutputFile("puzzles", path, opts.Force); err != nil {
-		return err
-	}
-	eligible := func(it *source.Item) (any, bool, error) {
-		return nil, puzzle.Eligible(it.Puzzle.Themes, len(it.Puzzle.Solution())), nil
-	}
-	hard := map[int]bool{}
-	var read, kept int
-	pass := func(model string, accept func(*source.Item) (any, bool, error), each func(*pendingPuzzle) error) error {
-		if err := inputs.rewind(); err != nil {
+	dir := opts.Output
+	path := filepath.Join(dir, filterFile)
+	part := path + ".part"
+	statePath := filepath.Join(dir, filterStateFile)
+	state := filterState{Inputs: inputs.names, Models: []string{big, opts.Sparring}, Select: sel}
+	if opts.Resume {
+		var old filterState
+		raw, err := os.ReadFile(statePath)
+		if err != nil {
+			return pathError(fmt.Errorf("puzzles --filter: --resume: %w (no run to resume in %s)", err, dir))
+		}
+		if err := json.Unmarshal(raw, &old); err != nil {
+			return fmt.Errorf("puzzles --filter: --resume: read %s: %w", statePath, err)
+		}
+		if !slices.Equal(old.Inputs, state.Inputs) || !slices.Equal(old.Models, state.Models) || old.Select != state.Select {
+			return usageErrorf("puzzles --filter: --resume: %s was made from %v with %v and %+v: give the same inputs, networks and thresholds",
+				dir, old.Inputs, old.Models, old.Select)
+		}
+		state = old
+	} else {
+		if err := checkOutputFile("puzzles", path, opts.Force); err != nil {
 			return err
 		}
-		sess, err := f.SessionFor(model, opts.InputFormat)
+		if err := checkPuzzleDir(dir, opts.Force, filterStateFile, filterHardFile, filterFile+".part"); err != nil {
+			return err
+		}
+	}
+	// Both networks load before any file is written: a bad --model leaves nothing behind to resume.
+	sessions := map[string]*netSession{}
+	for _, m := range []string{opts.Sparring, big} {
+		sess, err := f.SessionFor(m, opts.InputFormat)
 		if err != nil {
 			return err
 		}
 		if sess.net.Heads.Policy == "" {
 			return usageErrorf("puzzles: %s has no policy head: puzzles grade moves", sess.net.Path)
 		}
-		sink := &gradeSink{each: each, bad: func(pipeline.BadRecord) error { return nil }, commit: func(int) error { return nil }}
-		_, err = runForward(ctx, f, opts.Quiet, "puzzles --filter "+filepath.Base(sess.net.Path), inputs.size,
-			pipeline.Input{Parts: inputs.parts, Name: inputs.name(), Type: source.Puzzles, Select: source.Options{Solution: true}},
-			pipeline.Forward{Net: sess.net, RT: sess.rt}, sink, sess.enc, accept)
-		if err != nil && interrupted(ctx, err) {
-			return &interruptedError{cmd: "puzzles --filter", hint: "nothing written; rerun", cause: err}
-		}
-		return err
+		sessions[m] = sess
 	}
-	err := pass(opts.Sparring, eligible, func(c *pendingPuzzle) error {
-		read++
-		if sel.SparringKeeps(c.steps) {
-			hard[c.record] = true
+	writeState := func() error {
+		raw, _ := json.Marshal(state)
+		return atomicfile.WriteFile(statePath, append(raw, '\n'), true)
+	}
+	if !opts.Resume { // first, so that a run stopped at any later point can be resumed
+		if err := writeState(); err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	hardOut, err := openAt("puzzles --filter", filepath.Join(dir, filterHardFile), state.Hard)
 	if err != nil {
 		return err
 	}
-	err = atomicfile.Write(path, opts.Force, func(w io.Writer) error {
-		cw := csv.NewWriter(w)
-		if err := cw.Write(source.PuzzleColumns); err != nil {
+	defer hardOut.Close()
+	hard := map[int]bool{}
+	sc := bufio.NewScanner(hardOut)
+	if _, err := hardOut.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	for sc.Scan() {
+		r, err := strconv.Atoi(sc.Text())
+		if err != nil {
+			return fmt.Errorf("puzzles --filter: --resume: %s: %w", filterHardFile, err)
+		}
+		hard[r] = true
+	}
+	if _, err := hardOut.Seek(state.Hard, io.SeekStart); err != nil {
+		return err
+	}
+	commits := 0
+	save := func(files ...*os.File) error {
+		for _, fl := range files {
+			if err := fl.Sync(); err != nil {
+				return err
+			}
+		}
+		if commitFault != nil {
+			commits++
+			if err := commitFault("puzzles --filter", commits); err != nil {
+				return err
+			}
+		}
+		return writeState()
+	}
+	eligible := func(it *source.Item) (any, bool, error) {
+		return nil, puzzle.Eligible(it.Puzzle.Themes, len(it.Puzzle.Solution())), nil
+	}
+	pass := func(model string, accept func(*source.Item) (any, bool, error), each func(*pendingPuzzle) error, commit func(records int) error) error {
+		if err := inputs.rewind(); err != nil {
 			return err
 		}
-		err := pass(big, func(it *source.Item) (any, bool, error) { return nil, hard[it.Record], nil }, func(c *pendingPuzzle) error {
-			if !sel.BigKeeps(c.steps) {
-				return nil
+		sess := sessions[model]
+		sink := &gradeSink{each: each, bad: func(pipeline.BadRecord) error { return nil }, commit: commit}
+		sum, err := runForward(ctx, f, opts.Quiet, "puzzles --filter "+filepath.Base(sess.net.Path), inputs.size,
+			pipeline.Input{Parts: inputs.parts, Name: inputs.name(), Type: source.Puzzles, Select: source.Options{Solution: true}, SkipRecords: state.Records},
+			pipeline.Forward{Net: sess.net, RT: sess.rt}, sink, sess.enc, accept)
+		if err != nil && interrupted(ctx, err) {
+			return &interruptedError{cmd: "puzzles --filter", positions: sum.Positions, hint: "rerun with --resume", cause: err}
+		}
+		return err
+	}
+	if state.Pass == 0 {
+		hw := bufio.NewWriter(hardOut)
+		err := pass(opts.Sparring, eligible, func(c *pendingPuzzle) error {
+			state.Read++
+			if sel.SparringKeeps(c.steps) {
+				hard[c.record] = true
+				_, err := fmt.Fprintln(hw, c.record)
+				return err
 			}
-			kept++
-			return cw.Write(c.p.Columns)
+			return nil
+		}, func(records int) error {
+			if err := hw.Flush(); err != nil {
+				return err
+			}
+			pos, err := hardOut.Seek(0, io.SeekCurrent)
+			if err != nil {
+				return err
+			}
+			state.Records, state.Hard = records, pos
+			return save(hardOut)
 		})
 		if err != nil {
 			return err
 		}
+		state.Pass, state.Records = 1, 0
+		if err := save(); err != nil {
+			return err
+		}
+	}
+	out, err := openAt("puzzles --filter", part, state.Bytes)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	bw := bufio.NewWriter(out)
+	cw := csv.NewWriter(bw)
+	if state.Bytes == 0 {
+		if err := cw.Write(source.PuzzleColumns); err != nil {
+			return err
+		}
+	}
+	err = pass(big, func(it *source.Item) (any, bool, error) { return nil, hard[it.Record], nil }, func(c *pendingPuzzle) error {
+		if !sel.BigKeeps(c.steps) {
+			return nil
+		}
+		state.Kept++
+		return cw.Write(c.p.Columns)
+	}, func(records int) error {
 		cw.Flush()
-		return cw.Error()
+		if err := cw.Error(); err != nil {
+			return err
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		pos, err := out.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return err
+		}
+		state.Records, state.Bytes = records, pos
+		return save(out)
 	})
 	if err != nil {
 		return err
 	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		return err
+	}
+	if err := os.Rename(part, path); err != nil {
+		return fmt.Errorf("puzzles --filter: %w", err)
+	}
+	for _, n := range []string{filterStateFile, filterHardFile} {
+		if err := os.Remove(filepath.Join(dir, n)); err != nil {
+			return fmt.Errorf("puzzles --filter: %w", err)
+		}
+	}
 	if !opts.Quiet {
-		fmt.Fprintf(f.IO.ErrOut, "puzzles --filter: %d eligible puzzles, %d hard and forcing for the sparring net, %d kept -> %s\n", read, len(hard), kept, path)
+		fmt.Fprintf(f.IO.ErrOut, "puzzles --filter: %d eligible puzzles, %d hard and forcing for the sparring net, %d kept -> %s\n", state.Read, len(hard), state.Kept, path)
 	}
 	return nil
 }

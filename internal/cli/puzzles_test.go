@@ -3,6 +3,8 @@ package cli
 import (
 	"encoding/csv"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -307,4 +309,63 @@ func TestPuzzlesFilter(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestPuzzlesFilterResume stops --filter at every commit in turn (both passes), as a kill would, and
+// finishes each with --resume: filtered.csv must equal an uninterrupted run's, and no state file is left.
+func TestPuzzlesFilterResume(t *testing.T) {
+	env := map[string]string{"LCZEROLENS_ORT_LIB": testutil.ORTLib(t)}
+	dir := t.TempDir()
+	in, _ := writePuzzleInput(t, dir)
+	// Thresholds under which the demo networks keep some puzzles and drop others in each pass.
+	base := []string{"puzzles", in, "--filter", "--model", "", "--sparring", "", "-q", "--batch-size", "2",
+		"--hard-p", "1.01", "--correct-p", "0", "--forcing-p", "0"}
+	clean := filepath.Join(dir, "clean")
+	if code, _, stderr := runCLI(t, env, append(base, "-o", clean)...); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	want, err := os.ReadFile(filepath.Join(clean, "filtered.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(want), "\n"); n < 3 {
+		t.Fatalf("the clean run keeps %d rows: the test proves little", n-1)
+	}
+	errStop := errors.New("stopped at a commit (test)")
+	defer func() { commitFault = nil }()
+	stops := 0
+	for k := 1; ; k++ {
+		out := filepath.Join(dir, fmt.Sprintf("cut%d", k))
+		commitFault = func(_ string, n int) error {
+			if n == k {
+				return errStop
+			}
+			return nil
+		}
+		code, _, stderr := runCLI(t, env, append(base, "-o", out)...)
+		commitFault = nil
+		if code == 0 {
+			break // k is past the last commit
+		}
+		if code != ExitFailure || !strings.Contains(stderr, errStop.Error()) {
+			t.Fatalf("stop at commit %d: exit %d %q", k, code, stderr)
+		}
+		stops++
+		if code, _, stderr := runCLI(t, env, append(base, "-o", out, "--resume")...); code != 0 {
+			t.Fatalf("resume after commit %d: exit %d: %s", k, code, stderr)
+		}
+		got, err := os.ReadFile(filepath.Join(out, "filtered.csv"))
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("resume after a stop at commit %d: filtered.csv\n%s\nwant\n%s (%v)", k, got, want, err)
+		}
+		for _, n := range []string{"filter.state.json", "filter.hard", "filtered.csv.part"} {
+			if _, err := os.Stat(filepath.Join(out, n)); err == nil {
+				t.Errorf("after the resume of commit %d, %s is left", k, n)
+			}
+		}
+	}
+	if stops < 4 {
+		t.Fatalf("only %d commits to stop at", stops)
+	}
+	t.Logf("%d stop points, each resumed to the clean run's filtered.csv", stops)
 }
