@@ -173,8 +173,19 @@ func runBatch(opts *BatchOptions) (err error) {
 	if err != nil {
 		return err
 	}
+	// Signals are caught from here on: building the engine may already stream a file (--mean-from).
+	ctx := opts.Interrupt
+	if ctx == nil {
+		var stop func()
+		ctx, stop = signalContext()
+		defer stop()
+	}
+	sess.ctx = ctx
 	eng, err := sess.engine(specs, opts.Lenses.savePlanes, opts.Lenses.keep...)
 	if err != nil {
+		if interrupted(ctx, err) {
+			return &interruptedError{cmd: "batch", hint: "while averaging --mean-from, before any position: rerun", cause: err}
+		}
 		return err
 	}
 	net, enc := sess.net, sess.enc
@@ -213,12 +224,6 @@ func runBatch(opts *BatchOptions) (err error) {
 		fmt.Fprintf(f.IO.ErrOut, "batch: resuming at position %d (%s)\n", skipPos, at)
 	}
 
-	ctx := opts.Interrupt
-	if ctx == nil {
-		var stop func()
-		ctx, stop = signalContext()
-		defer stop()
-	}
 	hash := sha256.New()
 	inputs.tee(hash)
 	var prog *pipeline.Progress

@@ -419,3 +419,44 @@ func TestBatchStopInsideAGame(t *testing.T) {
 	}
 	sameFiles(t, clean, full)
 }
+
+// TestBatchStopWhileAveraging: SIGTERM while ablation's --mean-from file is still being averaged (a FIFO
+// that stalls after three positions) ends the run at once with exit 143 and one line saying where it
+// stopped, instead of waiting for the file or dying without a word.
+func TestBatchStopWhileAveraging(t *testing.T) {
+	dir := t.TempDir()
+	in := writeJSONLInput(t, dir, 8)
+	fifo := filepath.Join(dir, "ref.jsonl")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no FIFO here: %v", err)
+	}
+	cmd := cliProcess(t, "batch", in, "--lens", "ablation", "--mean-from", fifo, "-o", filepath.Join(dir, "out"), "-q")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w, err := os.OpenFile(fifo, os.O_WRONLY, 0) // waits for the run to open it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Write(jsonlText(3)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the three are read; the run waits for more
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("the run still waits for its --mean-from file 20 s after SIGTERM")
+	}
+	last := strings.TrimSpace(stderr.String())
+	last = last[strings.LastIndex(last, "\n")+1:]
+	if code := cmd.ProcessState.ExitCode(); code != 143 || !strings.Contains(last, "interrupted") || !strings.Contains(last, "--mean-from") {
+		t.Fatalf("exit %d, last line %q: want 143 and a line naming --mean-from", code, last)
+	}
+}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -157,6 +158,8 @@ type netSession struct {
 	net *model.Network
 	rt  *model.SessionCache
 	enc encoding
+	// ctx, when set, stops the passes an engine runs before it exists (ablation's --mean-from averaging).
+	ctx context.Context
 }
 
 // Session loads the configured network, resolves its input encoding (--input-format against the network's

@@ -59,7 +59,11 @@ func (s *netSession) meanActivations(path string, mods []model.Module) (map[stri
 	defer f.Close()
 	plies, _ := source.ParsePlies("all")
 	sink := &pipeline.MeanSink{}
-	sum, err := pipeline.Run(context.Background(), pipeline.Input{R: f, Name: path, Type: typ, Select: source.Options{Plies: plies}}, eng, sink,
+	ctx := s.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	sum, err := pipeline.Run(ctx, pipeline.Input{R: f, Name: path, Type: typ, Select: source.Options{Plies: plies}}, eng, sink,
 		pipeline.Options{BatchSize: 256, Format: s.enc.Format, Fill: s.enc.Fill, Policy: s.enc.Policy})
 	if err != nil {
 		return nil, 0, fmt.Errorf("reference positions %s: %w", path, err)
