@@ -130,12 +130,8 @@ func runCompare(opts *CompareOptions) error {
 	statePath := filepath.Join(opts.Output, compareStateFile)
 	if opts.Resume {
 		var old compareState
-		raw, err := os.ReadFile(statePath)
-		if err != nil {
-			return pathError(fmt.Errorf("compare: --resume: %w (no run to resume in %s)", err, opts.Output))
-		}
-		if err := json.Unmarshal(raw, &old); err != nil {
-			return fmt.Errorf("compare: --resume: read %s: %w", statePath, err)
+		if err := readRunState("compare", statePath, &old); err != nil {
+			return err
 		}
 		if !slices.Equal(old.Inputs, state.Inputs) || !slices.Equal(old.Models, state.Models) || old.Plies != state.Plies {
 			return usageErrorf("compare: --resume: %s was made from %v with %v and --plies %s: give the same inputs, models and plies",
@@ -183,8 +179,7 @@ func runCompare(opts *CompareOptions) error {
 		}
 		state.Records, state.OpenItems, state.Bytes = b.Records, b.OpenItems, pos
 		state.Positions += b.Len()
-		raw, _ := json.Marshal(state)
-		return atomicfile.WriteFile(statePath, append(raw, '\n'), true)
+		return writeRunState(statePath, state)
 	}, file: out}
 	s, err := runForward(ctx, f, opts.Quiet, "compare", inputs.size,
 		pipeline.Input{Parts: inputs.parts, Name: inputs.name(), Type: inputs.typ, Select: source.Options{Plies: plies},

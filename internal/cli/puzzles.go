@@ -168,12 +168,8 @@ func runPuzzleGrades(ctx context.Context, opts *PuzzlesOptions, inputs *inputFil
 	state := puzzleState{Inputs: inputs.names, Models: models}
 	if opts.Resume {
 		var old puzzleState
-		raw, err := os.ReadFile(filepath.Join(dir, stateFile))
-		if err != nil {
-			return pathError(fmt.Errorf("puzzles: --resume: %w (no run to resume in %s)", err, dir))
-		}
-		if err := json.Unmarshal(raw, &old); err != nil {
-			return fmt.Errorf("puzzles: --resume: read %s: %w", stateFile, err)
+		if err := readRunState("puzzles", filepath.Join(dir, stateFile), &old); err != nil {
+			return err
 		}
 		if !slices.Equal(old.Inputs, state.Inputs) || !slices.Equal(old.Models, state.Models) {
 			return usageErrorf("puzzles: --resume: %s was made from %v with %v: give the same inputs and models", dir, old.Inputs, old.Models)
@@ -193,8 +189,7 @@ func runPuzzleGrades(ctx context.Context, opts *PuzzlesOptions, inputs *inputFil
 	}
 	defer errs.Close()
 	saveState := func() error {
-		raw, _ := json.Marshal(state)
-		return atomicfile.WriteFile(filepath.Join(dir, stateFile), append(raw, '\n'), true)
+		return writeRunState(filepath.Join(dir, stateFile), state)
 	}
 	for mi := state.Model; mi < len(models) && !state.Done; mi++ {
 		if mi > 0 || state.Records > 0 {
@@ -317,6 +312,28 @@ func checkPuzzleDir(dir string, force bool, names ...string) error {
 		}
 	}
 	return nil
+}
+
+// readRunState reads the state file of a resumable command (what its last commit kept) into v; a missing
+// file means there is no run to resume in that directory.
+func readRunState(cmd, path string, v any) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return pathError(fmt.Errorf("%s: --resume: %w (no run to resume in %s)", cmd, err, filepath.Dir(path)))
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("%s: --resume: read %s: %w", cmd, path, err)
+	}
+	return nil
+}
+
+// writeRunState replaces a resumable command's state file atomically: the commit point of its outputs.
+func writeRunState(path string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, append(raw, '\n'), true)
 }
 
 // openAt opens path for appending after its first n bytes (a resume drops what was written after the last
@@ -543,12 +560,8 @@ func runPuzzleFilter(ctx context.Context, opts *PuzzlesOptions, inputs *inputFil
 	state := filterState{Inputs: inputs.names, Models: []string{big, opts.Sparring}, Select: sel}
 	if opts.Resume {
 		var old filterState
-		raw, err := os.ReadFile(statePath)
-		if err != nil {
-			return pathError(fmt.Errorf("puzzles --filter: --resume: %w (no run to resume in %s)", err, dir))
-		}
-		if err := json.Unmarshal(raw, &old); err != nil {
-			return fmt.Errorf("puzzles --filter: --resume: read %s: %w", statePath, err)
+		if err := readRunState("puzzles --filter", statePath, &old); err != nil {
+			return err
 		}
 		if !slices.Equal(old.Inputs, state.Inputs) || !slices.Equal(old.Models, state.Models) || old.Select != state.Select {
 			return usageErrorf("puzzles --filter: --resume: %s was made from %v with %v and %+v: give the same inputs, networks and thresholds",
@@ -576,8 +589,7 @@ func runPuzzleFilter(ctx context.Context, opts *PuzzlesOptions, inputs *inputFil
 		sessions[m] = sess
 	}
 	writeState := func() error {
-		raw, _ := json.Marshal(state)
-		return atomicfile.WriteFile(statePath, append(raw, '\n'), true)
+		return writeRunState(statePath, state)
 	}
 	if !opts.Resume { // first, so that a run stopped at any later point can be resumed
 		if err := writeState(); err != nil {
