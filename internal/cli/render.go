@@ -453,26 +453,14 @@ func dirRow(dir, key string, i int) ([]float32, error) {
 	return jsonRow(jl, key, i)
 }
 
-// jsonRow reads row i of result key from a results.jsonl file.
+// jsonRow reads row i of result key from a results.jsonl file: a heatmap, [8,8].
 func jsonRow(jl, key string, i int) ([]float32, error) {
-	results, err := jsonLineResults(jl, i)
+	vals, shape, err := jsonValues(jl, key, i)
 	if err != nil {
 		return nil, err
 	}
-	r, ok := results[key]
-	if !ok {
-		var keys []string
-		for k := range results {
-			keys = append(keys, k)
-		}
-		return nil, inputError(fmt.Errorf("render: %s line %d has no result %q (it has %s)", jl, i+1, key, strings.Join(keys, ", ")))
-	}
-	var vals []float32
-	if err := flattenJSON(r.Data, &vals); err != nil {
-		return nil, inputError(fmt.Errorf("render: %s line %d, %q: %w", jl, i+1, key, err))
-	}
 	if len(vals) != 64 {
-		return nil, inputError(fmt.Errorf("render: result %q has shape %v, want [8,8] (a heatmap: saliency, heatmap)", key, r.Shape))
+		return nil, inputError(fmt.Errorf("render: result %q has shape %v, want [8,8] (a heatmap: saliency, heatmap)", key, shape))
 	}
 	return vals, nil
 }

@@ -150,7 +150,7 @@ func dirTensor(dir, key string, i int) ([]float32, []int, error) {
 		size *= d
 	}
 	if m.Storage == store.FormatJSON {
-		vals, err := jsonValues(filepath.Join(dir, k.File), key, i)
+		vals, _, err := jsonValues(filepath.Join(dir, k.File), key, i)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -229,21 +229,25 @@ func npyTensor(path string, i int) ([]float32, []int, error) {
 	return vals, shape[1:], err
 }
 
-// jsonValues reads row i of result key from a results.jsonl file, flattened.
-func jsonValues(jl, key string, i int) ([]float32, error) {
+// jsonValues reads row i of result key from a results.jsonl file, flattened, with the shape the line gives.
+func jsonValues(jl, key string, i int) ([]float32, []int, error) {
 	results, err := jsonLineResults(jl, i)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r, ok := results[key]
 	if !ok {
-		return nil, inputError(fmt.Errorf("render: %s line %d has no result %q", jl, i+1, key))
+		var keys []string
+		for k := range results {
+			keys = append(keys, k)
+		}
+		return nil, nil, inputError(fmt.Errorf("render: %s line %d has no result %q (it has %s)", jl, i+1, key, strings.Join(keys, ", ")))
 	}
 	var vals []float32
 	if err := flattenJSON(r.Data, &vals); err != nil {
-		return nil, inputError(fmt.Errorf("render: %s line %d, %q: %w", jl, i+1, key, err))
+		return nil, nil, inputError(fmt.Errorf("render: %s line %d, %q: %w", jl, i+1, key, err))
 	}
-	return vals, nil
+	return vals, r.Shape, nil
 }
 
 // jsonResult is one result of a results.jsonl line.
