@@ -234,10 +234,17 @@ func b2f(b bool) float64 {
 func GapWarnings(probes []Probe, maxGap float64) []string {
 	var out []string
 	for _, p := range probes {
-		if gap := p.TrainScore - p.Score; gap > maxGap {
-			out = append(out, fmt.Sprintf("%s: training %s %.4f, held-out %.4f: a gap of %.4f, more than --max-gap %g (it fits its training positions far better than others: trust the held-out score)",
-				p.Module, p.Metric, p.TrainScore, p.Score, gap, maxGap))
-		}
+		out = appendGapWarning(out, p.Module, p.Metric, p.TrainScore, p.Score, maxGap)
+	}
+	return out
+}
+
+// appendGapWarning appends the warning of one probe whose training score exceeds the held-out one by more
+// than maxGap.
+func appendGapWarning(out []string, module, metric string, train, score, maxGap float64) []string {
+	if gap := train - score; gap > maxGap {
+		out = append(out, fmt.Sprintf("%s: training %s %.4f, held-out %.4f: a gap of %.4f, more than --max-gap %g (it fits its training positions far better than others: trust the held-out score)",
+			module, metric, train, score, gap, maxGap))
 	}
 	return out
 }

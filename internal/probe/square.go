@@ -631,10 +631,7 @@ type SquareFile struct {
 func SquareGapWarnings(probes []*SquareProbe, maxGap float64) []string {
 	var out []string
 	for _, p := range probes {
-		if gap := p.Train1 - p.Score; gap > maxGap {
-			out = append(out, fmt.Sprintf("%s: training %s %.4f, held-out %.4f: a gap of %.4f, more than --max-gap %g (it fits its training positions far better than others: trust the held-out score)",
-				p.Module, p.Metric, p.Train1, p.Score, gap, maxGap))
-		}
+		out = appendGapWarning(out, p.Module, p.Metric, p.Train1, p.Score, maxGap)
 	}
 	return out
 }
