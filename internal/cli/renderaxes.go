@@ -1,11 +1,8 @@
 package cli
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -189,16 +186,9 @@ func openNPY(path string) (f *os.File, shape []int, off int64, err error) {
 
 // readRowAt reads row i of size little-endian float32 values of f (path), whose data start at off.
 func readRowAt(f *os.File, path string, off int64, i, size int) ([]float32, error) {
-	if _, err := f.Seek(off+int64(i)*int64(size)*4, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("render: %s: %w", path, err)
-	}
-	buf := make([]byte, 4*size)
-	if _, err := io.ReadFull(f, buf); err != nil {
-		return nil, pathError(fmt.Errorf("render: %s: row %d: %w", path, i, err))
-	}
-	out := make([]float32, size)
-	for k := range out {
-		out[k] = math.Float32frombits(binary.LittleEndian.Uint32(buf[4*k:]))
+	out, err := npy.ReadRowAt(f, off, i, size)
+	if err != nil {
+		return nil, pathError(fmt.Errorf("render: %s: %w", path, err))
 	}
 	return out, nil
 }

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 )
 
@@ -131,6 +132,28 @@ func encode(dst []byte, src []float32) {
 	}
 }
 
+// Decode fills dst with the little-endian float32 values of src (4 bytes each): the data of an array's rows.
+func Decode(dst []float32, src []byte) {
+	for i := range dst {
+		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
+	}
+}
+
+// ReadRowAt reads row i of an array whose rows hold size values each and whose data start at off
+// (ReadHeader's dataOffset), without reading the other rows.
+func ReadRowAt(r io.ReaderAt, off int64, i, size int) ([]float32, error) {
+	buf := make([]byte, 4*size)
+	if n, err := r.ReadAt(buf, off+int64(i)*int64(size)*4); n < len(buf) {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("npy: row %d: %w", i, err)
+	}
+	out := make([]float32, size)
+	Decode(out, buf)
+	return out, nil
+}
+
 // Read reads a whole NPY file holding a little-endian float32 C-order array.
 // Data after the array is an error, because in lczerolens's outputs it means
 // a file longer than its header says, i.e. an interrupted write.
@@ -148,9 +171,9 @@ func Read(r io.Reader) (shape []int, data []float32, err error) {
 	for len(data) < n {
 		k := min(n-len(data), len(buf)/4)
 		got, err := io.ReadFull(br, buf[:4*k])
-		for i := 0; i+4 <= got; i += 4 {
-			data = append(data, math.Float32frombits(binary.LittleEndian.Uint32(buf[i:])))
-		}
+		m := len(data)
+		data = slices.Grow(data, got/4)[:m+got/4]
+		Decode(data[m:], buf[:4*(got/4)])
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				return nil, nil, fmt.Errorf("npy: read data: shape %v needs %d values, file ends after %d: %w", shape, n, len(data), ErrFormat)

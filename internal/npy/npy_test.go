@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -322,5 +323,37 @@ func TestNumpyLoadsWrite(t *testing.T) {
 		if !slices.EqualFunc(flat, want, func(a, b float32) bool { return a == b || a != a && b != b }) {
 			t.Errorf("%v: numpy values differ", shape)
 		}
+	}
+}
+
+// TestReadRowAt reads single rows of a written array back without the others, and refuses a row past the
+// file's end.
+func TestReadRowAt(t *testing.T) {
+	data := make([]float32, 5*3)
+	for i := range data {
+		data[i] = float32(i)*0.5 - 3
+	}
+	var buf bytes.Buffer
+	if err := Write(&buf, []int{5, 3}, data); err != nil {
+		t.Fatal(err)
+	}
+	r := bytes.NewReader(buf.Bytes())
+	shape, off, err := ReadHeader(bytes.NewReader(buf.Bytes()))
+	if err != nil || len(shape) != 2 {
+		t.Fatal(shape, err)
+	}
+	for _, i := range []int{4, 0, 2} {
+		row, err := ReadRowAt(r, off, i, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range row {
+			if v != data[i*3+k] {
+				t.Fatalf("row %d: %v, want %v", i, row, data[i*3:i*3+3])
+			}
+		}
+	}
+	if _, err := ReadRowAt(r, off, 5, 3); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("row 5 of 5: %v, want an unexpected EOF", err)
 	}
 }

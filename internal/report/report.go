@@ -618,19 +618,13 @@ func npyRows(path string, rows []int) ([][]float32, error) {
 		return nil, fmt.Errorf("report: %s: shape %v, want [N,8,8]", path, shape)
 	}
 	out := make([][]float32, len(rows))
-	buf := make([]byte, 64*4)
 	for i, row := range rows {
 		if row >= shape[0] {
 			return nil, fmt.Errorf("report: %s: %d rows, want %d", path, shape[0], row+1)
 		}
-		if _, err := f.ReadAt(buf, off+int64(row)*256); err != nil {
+		if out[i], err = npy.ReadRowAt(f, off, row, 64); err != nil {
 			return nil, fmt.Errorf("report: %s: %w", path, err)
 		}
-		v := make([]float32, 64)
-		for j := range v {
-			v[j] = math.Float32frombits(uint32(buf[4*j]) | uint32(buf[4*j+1])<<8 | uint32(buf[4*j+2])<<16 | uint32(buf[4*j+3])<<24)
-		}
-		out[i] = v
 	}
 	return out, nil
 }

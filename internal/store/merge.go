@@ -4,12 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"container/heap"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -335,9 +333,7 @@ func (w *Writer) mergeKeys(parts []string, ms []*Manifest, lo, hi int) (err erro
 			if _, err := io.ReadFull(br, b); err != nil {
 				return fmt.Errorf("store: merge: read %s: %w", filepath.Join(parts[s.part], key.file), err)
 			}
-			for i := range v {
-				v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-			}
+			npy.Decode(v, b)
 			if err := key.app.Append(v); err != nil {
 				return w.fail(fmt.Errorf("store: %w", err))
 			}
