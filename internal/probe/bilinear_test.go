@@ -197,18 +197,7 @@ func TestBilinearGradient(t *testing.T) {
 		for ch := range c {
 			d.inv[ch] = 0.5 + rng.Float64()
 		}
-		var idx []int
-		for p := range n {
-			x := make([]float32, 64*c)
-			for i := range x {
-				x[i] = float32(rng.NormFloat64())
-			}
-			z := make([]float64, c+1)
-			for j := range z {
-				z[j] = rng.NormFloat64()
-			}
-			d.x, d.z, d.y, idx = append(d.x, x), append(d.z, z), append(d.y, rng.IntN(64)), append(idx, p)
-		}
+		idx := addRandomPositions(d, rng, n)
 		theta := bilinearInit(3, rank, c)
 		grad := make([]float64, len(theta))
 		d.objective(theta, grad, idx, 0.01, rank)
@@ -225,23 +214,31 @@ func TestBilinearGradient(t *testing.T) {
 	}
 }
 
+// addRandomPositions appends n positions of normal activations and query vectors and a uniform target
+// square to d, and returns their indices.
+func addRandomPositions(d *bilinearData, rng *rand.Rand, n int) []int {
+	var idx []int
+	for range n {
+		x := make([]float32, 64*d.c)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		z := make([]float64, d.c+1)
+		for j := range z {
+			z[j] = rng.NormFloat64()
+		}
+		idx = append(idx, len(d.x))
+		d.x, d.z, d.y = append(d.x, x), append(d.z, z), append(d.y, rng.IntN(64))
+	}
+	return idx
+}
+
 // BenchmarkBilinearObjective is one loss and gradient evaluation over 500 positions of 64 channels, rank 32.
 func BenchmarkBilinearObjective(b *testing.B) {
 	const c, rank, n = 64, 32, 500
 	rng := rand.New(rand.NewPCG(8, 8))
 	d := &bilinearData{c: c, cs: 64, ss: 1, inv: make([]float64, c)}
-	idx := make([]int, n)
-	for p := range n {
-		x := make([]float32, 64*c)
-		for i := range x {
-			x[i] = float32(rng.NormFloat64())
-		}
-		z := make([]float64, c+1)
-		for j := range z {
-			z[j] = rng.NormFloat64()
-		}
-		d.x, d.z, d.y, idx[p] = append(d.x, x), append(d.z, z), append(d.y, rng.IntN(64)), p
-	}
+	idx := addRandomPositions(d, rng, n)
 	for ch := range c {
 		d.inv[ch] = 1
 	}
