@@ -146,9 +146,12 @@ func (ig *integrator) evaluate(b *Batch, out *Outputs, pts []pathPoint) error {
 			pt.p.nodes = append(pt.p.nodes, igNode{a: pt.a, grad: grad, val: val, d: d})
 		}
 	}
+	sorted := map[*igPath]bool{}
 	for _, pt := range pts {
-		nodes := pt.p.nodes
-		sort.Slice(nodes, func(i, j int) bool { return nodes[i].a < nodes[j].a })
+		if p := pt.p; !sorted[p] {
+			sort.Slice(p.nodes, func(i, j int) bool { return p.nodes[i].a < p.nodes[j].a })
+			sorted[p] = true
+		}
 	}
 	return nil
 }
