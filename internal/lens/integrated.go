@@ -171,12 +171,12 @@ func prepareIG(n *model.Network, v Values) (*Prep, error) {
 	if err != nil {
 		return nil, err
 	}
-	ig := &integrator{n: n, t: t, bl: bl, plan: plan, io: io, planes: v.GetString("planes"), normalize: v.GetString("normalize")}
+	ig := &integrator{n: n, t: t, bl: bl, plan: plan, io: io, steps: steps, planes: v.GetString("planes"), normalize: v.GetString("normalize")}
 	meta := map[string]any{"baseline": v.GetString("baseline"), "quadrature": rule}
 	produce := ig.produce
 	var maxBatch int
 	if rule == "adaptive" {
-		ig.steps, ig.maxSteps, ig.maxGap = steps, v.GetInt("max-steps"), v.GetFloat("max-gap")
+		ig.maxSteps, ig.maxGap = v.GetInt("max-steps"), v.GetFloat("max-gap")
 		meta["steps"], meta["max_steps"], meta["max_gap"] = steps, ig.maxSteps, ig.maxGap
 		produce = ig.produceAdaptive
 		// maia-1100 uses ~700 rows a position on average: 8 positions is a few seconds a batch.
@@ -204,9 +204,11 @@ type integrator struct {
 	io                *model.GradientIO
 	nodes, weights    []float64
 	planes, normalize string
-	// The adaptive rule: steps intervals to start, at most maxSteps, done at |gap| <= maxGap |f(x) - f(x0)|.
-	steps, maxSteps int
-	maxGap          float64
+	// steps is --steps: the nodes (gauss-legendre) or intervals (trapezoid; adaptive: to start from).
+	steps int
+	// The adaptive rule: at most maxSteps intervals, done at |gap| <= maxGap |f(x) - f(x0)|.
+	maxSteps int
+	maxGap   float64
 }
 
 func (ig *integrator) produce(b *Batch, out *Outputs) ([]BatchResult, error) {
@@ -283,10 +285,7 @@ func (ig *integrator) produce(b *Batch, out *Outputs) ([]BatchResult, error) {
 			}
 			delta[i] = float32(fx - fb)
 			gap[i] = float32(sum - (fx - fb))
-			used[i] = float32(len(ig.nodes))
-			if ig.nodes[0] == 0 { // trapezoid: steps intervals between steps+1 nodes
-				used[i]--
-			}
+			used[i] = float32(ig.steps)
 			Heatmap(heat[i*64:(i+1)*64], dst, x, b.Positions[i].SideToMove() == board.Black, b.Transform(i), "grad", ig.planes, ig.normalize)
 		}
 	}
