@@ -6,10 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/lczerolens/lczerolens/internal/board"
+	"github.com/lczerolens/lczerolens/internal/lens"
 	"github.com/lczerolens/lczerolens/internal/npy"
 	"github.com/lczerolens/lczerolens/internal/store"
 )
@@ -103,27 +103,14 @@ func frameMap(pos *board.Position, transform int) [64]int {
 	return m
 }
 
-// parseIndexList parses "3", "0-7" or "1,4,9" into indices below n.
+// parseIndexList parses "3", "0-7" or "1,4,9" into indices below n, with the lenses' index-list syntax.
 func parseIndexList(flag, s string, n int) ([]int, error) {
-	var out []int
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err1 := strconv.Atoi(lo)
-		b := a
-		var err2 error
-		if isRange {
-			b, err2 = strconv.Atoi(hi)
-		}
-		if err1 != nil || err2 != nil || a < 0 || b < a {
-			return nil, usageErrorf("render: %s %q: want an index, a range such as 0-7, or a comma-separated list", flag, s)
-		}
-		if b >= n {
-			return nil, usageErrorf("render: %s %q: the axis has %d entries (0..%d)", flag, s, n, n-1)
-		}
-		for i := a; i <= b; i++ {
-			out = append(out, i)
-		}
+	out, err := lens.ParseIndexList(s, 0)
+	if err != nil || len(out) == 0 {
+		return nil, usageErrorf("render: %s %q: want an index, a range such as 0-7, or a comma-separated list", flag, s)
+	}
+	if slices.Max(out) >= n {
+		return nil, usageErrorf("render: %s %q: the axis has %d entries (0..%d)", flag, s, n, n-1)
 	}
 	return out, nil
 }

@@ -283,3 +283,19 @@ func TestShortKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestParseIndexList: render's index selectors name indices below the axis length; a bad list and an
+// index past the axis are usage errors, each with its own message.
+func TestParseIndexList(t *testing.T) {
+	got, err := parseIndexList("--channel", "0-2, 3", 4)
+	if err != nil || !slices.Equal(got, []int{0, 1, 2, 3}) {
+		t.Fatalf("0-2, 3: %v %v", got, err)
+	}
+	for s, want := range map[string]string{"9": "the axis has 4 entries (0..3)", "1,4": "the axis has 4", "x": "want an index",
+		"1-0": "want an index", "": "want an index", "-1": "want an index"} {
+		_, err := parseIndexList("--channel", s, 4)
+		if err == nil || !strings.Contains(err.Error(), want) || ExitCode(err) != ExitUsage {
+			t.Errorf("%q: %v (exit %d), want a usage error with %q", s, err, ExitCode(err), want)
+		}
+	}
+}
